@@ -1,0 +1,1 @@
+print("kube-haproxy-watcher: not yet")
