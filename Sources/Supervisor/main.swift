@@ -1,1 +1,99 @@
-print("kube-haproxy: not yet")
+// kube-haproxy: PID 1 of the load balancer's container. Owns HAProxy (validated seamless
+// reloads), the watcher, signals and zombie reaping; the same binary is the control client.
+import CSystem
+import Shared
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+// Before anything else, and before any thread exists: every thread inherits the mask.
+SignalLoop.blockHandledSignals()
+
+let usage = """
+    Usage:
+      kube-haproxy [run]              run the supervisor (PID 1 of the container)
+      kube-haproxy status             print the supervisor's status as JSON
+      kube-haproxy reload             start a new HAProxy generation with the current config
+      kube-haproxy apply CONFIG [NAME=PEMFILE ...]
+                                      apply a config file and certificates (key + certificate PEM)
+      kube-haproxy help               this text
+
+    The client commands exit 0 when the supervisor answers ok, 1 when it reports an error,
+    2 on bad usage, 3 when the control socket cannot be reached.
+
+    Environment (defaults in brackets):
+      KUBE_HAPROXY_RUN_DIR            run directory: control.sock, admin.sock, haproxy.cfg, ssl/ [/run/kube-haproxy]
+      KUBE_HAPROXY_HAPROXY            haproxy executable [haproxy on PATH]
+      KUBE_HAPROXY_WATCHER            watcher executable, or "none" [kube-haproxy-watcher beside this binary]
+      KUBE_HAPROXY_GRACE              time in-flight requests get to finish on SIGTERM [30s]
+      KUBE_HAPROXY_DRAIN_TIMEOUT      time an old generation may drain before it is stopped [10m]
+      KUBE_HAPROXY_START_TIMEOUT      time a new generation may take to start serving [60s]
+      KUBE_HAPROXY_MAX_REQUEST_BYTES  largest control request accepted [67108864]
+      KUBE_HAPROXY_DEBUG              1 to log debug lines
+    Durations: seconds, or a number with ms, s, m or h.
+
+    Signals: SIGTERM/SIGINT stop gracefully, SIGHUP reloads.
+
+    """
+
+func runClient(_ request: JSONValue) -> Int32 {
+    let paths = RunPaths(environment: Environment.current())
+    do {
+        var client = try ControlClient(path: paths.controlSocket)
+        let reply = try client.send(request)
+        print(reply.serialized)
+        return reply["ok"]?.boolValue == true ? 0 : 1
+    } catch {
+        FileIO.writeError("kube-haproxy: cannot reach the supervisor at \(paths.controlSocket): \(error)\n")
+        return 3
+    }
+}
+
+func runApplyClient(_ arguments: ArraySlice<String>) -> Int32 {
+    guard let configPath = arguments.first else {
+        FileIO.writeError("kube-haproxy apply: missing CONFIG\n\(usage)")
+        return 2
+    }
+    do {
+        guard let config = try FileIO.readFile(configPath) else {
+            FileIO.writeError("kube-haproxy apply: \(configPath): no such file\n")
+            return 2
+        }
+        var certificates: [String: String] = [:]
+        for argument in arguments.dropFirst() {
+            guard let equals = argument.firstIndex(of: "="),
+                  ControlRequest.isValidCertificateName(String(argument[..<equals])) else {
+                FileIO.writeError("kube-haproxy apply: \(argument): expected NAME=PEMFILE with a name of letters, digits, '.', '_', '-'\n")
+                return 2
+            }
+            let file = String(argument[argument.index(after: equals)...])
+            guard let pem = try FileIO.readFile(file) else {
+                FileIO.writeError("kube-haproxy apply: \(file): no such file\n")
+                return 2
+            }
+            certificates[String(argument[..<equals])] = String(decoding: pem, as: UTF8.self)
+        }
+        return runClient(ControlRequest.apply(config: String(decoding: config, as: UTF8.self), certificates: certificates).json)
+    } catch {
+        FileIO.writeError("kube-haproxy apply: \(error)\n")
+        return 2
+    }
+}
+
+let arguments = CommandLine.arguments.dropFirst()
+switch arguments.first {
+case nil, "run"?:
+    exit(Supervisor.run())
+case "status"?:
+    exit(runClient(ControlRequest.status.json))
+case "reload"?:
+    exit(runClient(ControlRequest.reload.json))
+case "apply"?:
+    exit(runApplyClient(arguments.dropFirst()))
+case "help"?, "--help"?, "-h"?:
+    print(usage, terminator: "")
+    exit(0)
+case let other?:
+    FileIO.writeError("kube-haproxy: unknown command \"\(other)\"\n\(usage)")
+    exit(2)
+}

@@ -1,0 +1,224 @@
+// The control socket's protocol: newline-delimited JSON, one request and one reply per line.
+//
+//   {"op":"apply","config":"<haproxy.cfg>","certificates":{"<name>":"<PEM>"}}
+//   {"op":"status"}
+//   {"op":"reload"}
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+public enum ControlRequest: Equatable, Sendable {
+    /// The desired state: the whole config and every certificate (name → key and certificate PEM).
+    case apply(config: String, certificates: [String: String])
+    case status
+    case reload
+
+    public struct ParseError: Error, CustomStringConvertible, Sendable {
+        public var description: String
+    }
+
+    public static func parse(_ line: [UInt8]) throws(ParseError) -> ControlRequest {
+        let value: JSONValue
+        do {
+            value = try JSONReader.parse(line, as: JSONValueBuilder.self)
+        } catch {
+            throw ParseError(description: "request is not valid JSON: \(error)")
+        }
+        guard case .object = value else { throw ParseError(description: "request must be a JSON object") }
+        guard let op = value["op"]?.stringValue else { throw ParseError(description: "request has no string \"op\"") }
+        switch op {
+        case "status": return .status
+        case "reload": return .reload
+        case "apply":
+            guard let config = value["config"]?.stringValue else {
+                throw ParseError(description: "apply needs \"config\", a string")
+            }
+            var certificates: [String: String] = [:]
+            switch value["certificates"] {
+            case nil, .null?: break
+            case .object(let members)?:
+                for (name, pem) in members {
+                    guard let text = pem.stringValue else {
+                        throw ParseError(description: "certificate \"\(name)\" must be a string of PEM text")
+                    }
+                    guard isValidCertificateName(name) else {
+                        throw ParseError(description: "certificate name \"\(name)\" is not a valid file name (letters, digits, '.', '_', '-'; not starting with '.')")
+                    }
+                    certificates[name] = text
+                }
+            default:
+                throw ParseError(description: "\"certificates\" must be an object of name to PEM text")
+            }
+            return .apply(config: config, certificates: certificates)
+        default:
+            throw ParseError(description: "unknown op \"\(op)\" (expected apply, status or reload)")
+        }
+    }
+
+    /// Certificate names become file names in the ssl directory: no path separators, no hidden files.
+    public static func isValidCertificateName(_ name: String) -> Bool {
+        guard !name.isEmpty, name.utf8.count <= 200, !name.hasPrefix(".") else { return false }
+        return name.utf8.allSatisfy { byte in
+            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                || byte == 0x2E || byte == 0x5F || byte == 0x2D
+        }
+    }
+
+    public var json: JSONValue {
+        switch self {
+        case .status: return .object([("op", .string("status"))])
+        case .reload: return .object([("op", .string("reload"))])
+        case .apply(let config, let certificates):
+            let members = certificates.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.string($0.value)) }
+            return .object([("op", .string("apply")), ("config", .string(config)), ("certificates", .object(members))])
+        }
+    }
+}
+
+/// Reads newline-terminated lines from a descriptor, refusing lines longer than a cap.
+public struct LineReader {
+    public enum Line {
+        case line([UInt8])
+        /// A line longer than the cap; its bytes were discarded up to its newline.
+        case oversized
+        case end
+    }
+
+    let fd: Int32
+    let maximumLength: Int
+    var buffer: [UInt8] = []
+    var start = 0
+    var discarding = false
+
+    public init(fd: Int32, maximumLength: Int) {
+        self.fd = fd
+        self.maximumLength = maximumLength
+    }
+
+    public mutating func next() throws(SystemError) -> Line {
+        var scanFrom = start
+        while true {
+            if let newline = buffer[scanFrom...].firstIndex(of: 0x0A) {
+                let line = Array(buffer[start..<newline])
+                start = newline + 1
+                if discarding {
+                    discarding = false
+                    return .oversized
+                }
+                return .line(line)
+            }
+            scanFrom = buffer.count
+            if buffer.count - start > maximumLength {
+                // Too long: drop what we have and skip to the next newline.
+                buffer.removeAll(keepingCapacity: true)
+                start = 0
+                scanFrom = 0
+                discarding = true
+            } else if start > 0 && start == buffer.count {
+                buffer.removeAll(keepingCapacity: true)
+                start = 0
+                scanFrom = 0
+            }
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let count = chunk.withUnsafeMutableBytes { raw in
+                retryingOnInterrupt { read(fd, raw.baseAddress, raw.count) }
+            }
+            if count < 0 { throw SystemError("read") }
+            if count == 0 {
+                if discarding { discarding = false; return .oversized }
+                return .end
+            }
+            if start > 0 && start > buffer.count / 2 {
+                buffer.removeFirst(start)
+                scanFrom -= start
+                start = 0
+            }
+            buffer.append(contentsOf: chunk[0..<count])
+        }
+    }
+}
+
+public enum UnixSocket {
+    /// Fills a sockaddr_un for a path, or throws when the path is too long for one.
+    public static func address(_ path: String) throws(SystemError) -> sockaddr_un {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        guard bytes.count < capacity else {
+            throw SystemError("socket path", errno: ENAMETOOLONG, detail: "\(path) (at most \(capacity - 1) bytes)")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        return address
+    }
+
+    public static func connect(_ path: String) throws(SystemError) -> Int32 {
+        var address = try self.address(path)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        if fd < 0 { throw SystemError("socket") }
+        let result = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { generic in
+                retryingOnInterrupt { Glibc.connect(fd, generic, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+        }
+        if result != 0 {
+            let failure = SystemError("connect", detail: path)
+            close(fd)
+            throw failure
+        }
+        return fd
+    }
+
+    /// Sends all bytes without raising SIGPIPE when the peer has gone.
+    public static func send(_ fd: Int32, _ text: String) throws(SystemError) {
+        var copy = text
+        let result: Result<Void, SystemError> = copy.withUTF8 { buffer in
+            guard let base = buffer.baseAddress else { return .success(()) }
+            var offset = 0
+            while offset < buffer.count {
+                let sent = retryingOnInterrupt {
+                    Glibc.send(fd, UnsafeRawPointer(base) + offset, buffer.count - offset, Int32(MSG_NOSIGNAL))
+                }
+                if sent < 0 { return .failure(SystemError("send")) }
+                offset += sent
+            }
+            return .success(())
+        }
+        try result.get()
+    }
+}
+
+/// A client of the control socket: the CLI's `status` and `reload`, and the watcher.
+public struct ControlClient: ~Copyable {
+    let fd: Int32
+    var reader: LineReader
+
+    public static let maximumReplyLength = 16 << 20
+
+    public init(path: String) throws(SystemError) {
+        fd = try UnixSocket.connect(path)
+        reader = LineReader(fd: fd, maximumLength: ControlClient.maximumReplyLength)
+    }
+
+    deinit { close(fd) }
+
+    /// Sends one request and waits for its reply.
+    public mutating func send(_ request: JSONValue) throws(SystemError) -> JSONValue {
+        try UnixSocket.send(fd, request.serialized + "\n")
+        switch try reader.next() {
+        case .line(let bytes):
+            do {
+                return try JSONReader.parse(bytes, as: JSONValueBuilder.self)
+            } catch {
+                throw SystemError("reply", errno: EPROTO, detail: "is not JSON (\(error))")
+            }
+        case .oversized:
+            throw SystemError("reply", errno: EMSGSIZE)
+        case .end:
+            throw SystemError("reply", errno: ECONNRESET, detail: "(the supervisor closed the connection)")
+        }
+    }
+}

@@ -1,0 +1,117 @@
+// The control socket: mode 0600, peers of another uid (except root) refused, newline-delimited
+// JSON with one reply per request. A bad request gets an error reply; the supervisor carries on.
+import CSystem
+import Shared
+import Synchronization
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+final class ControlServer: Sendable {
+    static let maximumConnections = 32
+
+    let path: String
+    let maximumRequestBytes: Int
+    let handle: @Sendable (ControlRequest) -> JSONValue
+    let connections = Atomic<Int>(0)
+
+    init(path: String, maximumRequestBytes: Int, handle: @escaping @Sendable (ControlRequest) -> JSONValue) {
+        self.path = path
+        self.maximumRequestBytes = maximumRequestBytes
+        self.handle = handle
+    }
+
+    /// Binds the socket and serves it on a thread of its own.
+    func start() throws(SystemError) {
+        var address = try UnixSocket.address(path)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        if fd < 0 { throw SystemError("socket") }
+        // Set the mode before bind so the socket file is never reachable with a wider one.
+        if fchmod(fd, 0o600) != 0 { let failure = SystemError("fchmod", detail: path); close(fd); throw failure }
+        unlink(path)
+        let bound = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        if bound != 0 { let failure = SystemError("bind", detail: path); close(fd); throw failure }
+        if listen(fd, 16) != 0 { let failure = SystemError("listen", detail: path); close(fd); throw failure }
+        try startThread { [self] in acceptLoop(fd) }
+    }
+
+    private func acceptLoop(_ listener: Int32) {
+        while true {
+            let fd = csystem_accept_cloexec(listener)
+            if fd < 0 {
+                if errno == EINTR || errno == ECONNABORTED { continue }
+                Log.error("control socket accept failed", ["error": SystemError("accept").description])
+                sleepSeconds(0.1)
+                continue
+            }
+            var pid: pid_t = 0
+            var uid: uid_t = 0
+            var gid: gid_t = 0
+            if csystem_peer_credentials(fd, &pid, &uid, &gid) != 0 {
+                Log.error("control socket peer credentials unavailable", ["error": SystemError("getsockopt SO_PEERCRED").description])
+                close(fd)
+                continue
+            }
+            if uid != geteuid() && uid != 0 {
+                Log.warning("control socket connection refused: peer runs as another user", ["peer_uid": String(uid), "peer_pid": String(pid)])
+                try? UnixSocket.send(fd, ControlServer.errorReply("permission denied: peer uid \(uid) is neither root nor the supervisor's uid").serialized + "\n")
+                close(fd)
+                continue
+            }
+            if connections.add(1, ordering: .relaxed).newValue > ControlServer.maximumConnections {
+                connections.subtract(1, ordering: .relaxed)
+                try? UnixSocket.send(fd, ControlServer.errorReply("too many control connections (at most \(ControlServer.maximumConnections))").serialized + "\n")
+                close(fd)
+                continue
+            }
+            do {
+                try startThread { [self] in
+                    serve(fd)
+                    close(fd)
+                    connections.subtract(1, ordering: .relaxed)
+                }
+            } catch {
+                Log.error("could not start a control connection thread", ["error": error.description])
+                connections.subtract(1, ordering: .relaxed)
+                close(fd)
+            }
+        }
+    }
+
+    private func serve(_ fd: Int32) {
+        var reader = LineReader(fd: fd, maximumLength: maximumRequestBytes)
+        while true {
+            let reply: JSONValue
+            do {
+                switch try reader.next() {
+                case .end:
+                    return
+                case .oversized:
+                    Log.warning("control request refused: longer than the size cap", ["cap_bytes": String(maximumRequestBytes)])
+                    reply = ControlServer.errorReply("request longer than \(maximumRequestBytes) bytes (KUBE_HAPROXY_MAX_REQUEST_BYTES)")
+                case .line(let bytes):
+                    if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0D || $0 == 0x09 }) { continue }
+                    do {
+                        reply = handle(try ControlRequest.parse(bytes))
+                    } catch {
+                        Log.warning("control request refused", ["error": error.description])
+                        reply = ControlServer.errorReply(error.description)
+                    }
+                }
+            } catch {
+                return
+            }
+            do {
+                try UnixSocket.send(fd, reply.serialized + "\n")
+            } catch {
+                return
+            }
+        }
+    }
+
+    static func errorReply(_ message: String) -> JSONValue {
+        .object([("ok", .bool(false)), ("error", .string(message))])
+    }
+}

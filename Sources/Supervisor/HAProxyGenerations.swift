@@ -1,0 +1,406 @@
+// HAProxy generations: start a new one with the listening sockets of the old (-x) and tell the
+// old to finish its connections (-sf), answer only once the new one serves, keep the last good
+// config when a new one is rejected, restart a crashed HAProxy, and bound how long old
+// generations may drain.
+import Dispatch
+import Shared
+import Synchronization
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+struct DesiredState: Equatable, Sendable {
+    var config: String
+    var certificates: [String: String]
+
+    /// HAProxy rejects a config whose last line has no newline; a template that ends in text
+    /// renders exactly that (Jinja2 drops one trailing newline), so the supervisor adds it.
+    init(config: String, certificates: [String: String]) {
+        self.config = config.hasSuffix("\n") || config.isEmpty ? config : config + "\n"
+        self.certificates = certificates
+    }
+
+    /// FNV-1a over the config and the certificates in name order: shown by `status`.
+    var hash: String {
+        var value: UInt64 = 0xcbf29ce484222325
+        func mix(_ text: String) {
+            for byte in text.utf8 { value = (value ^ UInt64(byte)) &* 0x100000001b3 }
+            value = (value ^ 0xff) &* 0x100000001b3
+        }
+        mix(config)
+        for name in certificates.keys.sorted() {
+            mix(name)
+            mix(certificates[name] ?? "")
+        }
+        let hex = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+}
+
+struct Generation: Sendable {
+    var number: Int
+    var pid: pid_t
+    var startedAt: Double
+}
+
+final class HAProxyGenerations: Sendable {
+    struct State {
+        var live: DesiredState?
+        var current: Generation?
+        var generationCounter = 0
+        /// Older generations finishing their connections: pid → generation and when it began draining.
+        var draining: [pid_t: (generation: Int, since: Double)] = [:]
+        var lastReloadTime: String?
+        var lastReloadSeconds: Double?
+        var lastError: String?
+        var reloads = 0
+        var consecutiveCrashes = 0
+        var restartPending = false
+        var shuttingDown = false
+    }
+
+    let settings: SupervisorSettings
+    let reaper: Reaper
+    let state = Mutex(State())
+    /// Every change of generation runs here, one at a time: applies, reloads, crash restarts.
+    let queue = DispatchQueue(label: "kube-haproxy.generations")
+
+    init(settings: SupervisorSettings, reaper: Reaper) {
+        self.settings = settings
+        self.reaper = reaper
+    }
+
+    var paths: RunPaths { settings.paths }
+
+    // MARK: Requests
+
+    /// Applies a desired state; returns the reply for the control socket.
+    func apply(_ desired: DesiredState) -> JSONValue {
+        queue.sync { performApply(desired) }
+    }
+
+    func reload() -> JSONValue {
+        queue.sync { performReload(reason: "requested") }
+    }
+
+    private func performApply(_ desired: DesiredState) -> JSONValue {
+        let (live, running, shuttingDown) = state.withLock { ($0.live, $0.current != nil, $0.shuttingDown) }
+        if shuttingDown { return failure("the supervisor is shutting down") }
+        if live == desired && running {
+            return .object([("ok", .bool(true)), ("changed", .bool(false)), ("reloaded", .bool(false)),
+                            ("generation", .integer(state.withLock { $0.current?.number ?? 0 }))])
+        }
+        let previousCertificates = live?.certificates ?? [:]
+        let changedNames = Set(desired.certificates.keys).union(previousCertificates.keys).filter {
+            desired.certificates[$0] != previousCertificates[$0]
+        }
+        do {
+            for name in changedNames.sorted() {
+                if let pem = desired.certificates[name] {
+                    try FileIO.writeAtomically(certificatePath(name), pem, mode: 0o600)
+                }
+            }
+            try FileIO.writeAtomically(paths.candidateConfig, desired.config, mode: 0o644)
+        } catch {
+            restoreCertificates(previousCertificates, names: changedNames)
+            return failure("could not write the configuration: \(error)")
+        }
+        switch startGeneration(configPath: paths.candidateConfig, reason: "apply") {
+        case .success(let generation):
+            if rename(paths.candidateConfig, paths.liveConfig) != 0 {
+                Log.warning("could not rename the new config into place", ["error": SystemError("rename").description])
+            }
+            state.withLock { $0.live = desired }
+            removeUnusedCertificates(keeping: Set(desired.certificates.keys))
+            return .object([("ok", .bool(true)), ("changed", .bool(true)), ("reloaded", .bool(true)),
+                            ("generation", .integer(generation.number))])
+        case .failure(let message):
+            unlink(paths.candidateConfig)
+            restoreCertificates(previousCertificates, names: changedNames)
+            return failure(message)
+        }
+    }
+
+    private func performReload(reason: String) -> JSONValue {
+        let (hasConfig, shuttingDown) = state.withLock { ($0.live != nil, $0.shuttingDown) }
+        if shuttingDown { return failure("the supervisor is shutting down") }
+        guard hasConfig else { return failure("no configuration has been applied yet") }
+        switch startGeneration(configPath: paths.liveConfig, reason: reason) {
+        case .success(let generation):
+            return .object([("ok", .bool(true)), ("changed", .bool(false)), ("reloaded", .bool(true)),
+                            ("generation", .integer(generation.number))])
+        case .failure(let message):
+            return failure(message)
+        }
+    }
+
+    private func failure(_ message: String) -> JSONValue {
+        state.withLock { $0.lastError = message }
+        return .object([("ok", .bool(false)), ("error", .string(message))])
+    }
+
+    // MARK: Certificates
+
+    private func certificatePath(_ name: String) -> String { "\(paths.sslDirectory)/\(name).pem" }
+
+    /// Puts back the certificates the live generation was started with.
+    private func restoreCertificates(_ previous: [String: String], names: Set<String>) {
+        for name in names {
+            if let pem = previous[name] {
+                try? FileIO.writeAtomically(certificatePath(name), pem, mode: 0o600)
+            } else {
+                unlink(certificatePath(name))
+            }
+        }
+    }
+
+    /// Certificate files that no live config uses go once the new generation serves.
+    private func removeUnusedCertificates(keeping names: Set<String>) {
+        guard let files = try? FileIO.listDirectory(paths.sslDirectory) else { return }
+        for file in files where file.hasSuffix(".pem") && !names.contains(String(file.dropLast(4))) {
+            unlink("\(paths.sslDirectory)/\(file)")
+        }
+    }
+
+    // MARK: Generations
+
+    enum StartResult {
+        case success(Generation)
+        case failure(String)
+    }
+
+    /// Starts a new HAProxy generation and waits until it serves. Runs on `queue` only.
+    private func startGeneration(configPath: String, reason: String) -> StartResult {
+        let began = monotonicSeconds()
+        let (previous, number) = state.withLock { state -> (Generation?, Int) in
+            state.restartPending = false
+            return (state.current, state.generationCounter + 1)
+        }
+        var arguments = ["-db", "-f", configPath, "-f", paths.supervisorConfig]
+        // -x needs a live old process behind the admin socket: after a crash there is none, and
+        // pointing -x at a dead socket is fatal to the new process.
+        if let previous, AdminSocket.servingPid(paths.adminSocket) == previous.pid {
+            arguments += ["-x", paths.adminSocket, "-sf", String(previous.pid)]
+        } else if let previous {
+            arguments += ["-sf", String(previous.pid)]
+        }
+        let output: (read: Int32, write: Int32)
+        do {
+            output = try ChildProcess.outputPipe()
+        } catch {
+            return .failure("could not start haproxy: \(error)")
+        }
+        let capture = OutputCapture()
+        let request = SpawnRequest(executable: settings.haproxyPath, arguments: arguments,
+                                   environment: settings.environment, outputFD: output.write)
+        let pid: pid_t
+        do {
+            let spawned: Result<pid_t, SystemError> = state.withLock { state in
+                if state.shuttingDown { return .failure(SystemError("spawn", errno: ECANCELED, detail: "(shutting down)")) }
+                do throws(SystemError) {
+                    return .success(try reaper.spawn(request, role: .haproxy(generation: number)))
+                } catch {
+                    return .failure(error)
+                }
+            }
+            pid = try spawned.get()
+        } catch {
+            close(output.read)
+            close(output.write)
+            return .failure("could not start haproxy: \(error)")
+        }
+        close(output.write)
+        capture.forward(from: output.read)
+
+        // Serving when its admin socket answers with its pid; failed when it exits first.
+        let deadline = began + settings.startTimeout
+        while true {
+            if let status = reaper.exitStatus(pid) {
+                reaper.forget(pid)
+                capture.waitForEnd(timeout: 1)
+                let message = "haproxy rejected the configuration (\(status)): \(capture.text())"
+                Log.error("new haproxy generation failed", ["generation": String(number), "reason": reason, "status": status.description])
+                return .failure(message)
+            }
+            if AdminSocket.servingPid(paths.adminSocket) == pid { break }
+            if monotonicSeconds() > deadline {
+                kill(pid, SIGKILL)
+                _ = reaper.waitForExit(pid, timeout: 5)
+                reaper.forget(pid)
+                return .failure("haproxy did not start serving within \(settings.startTimeout) s: \(capture.text())")
+            }
+            sleepSeconds(0.002)
+        }
+        let now = monotonicSeconds()
+        let generation = Generation(number: number, pid: pid, startedAt: now)
+        state.withLock { state in
+            state.generationCounter = number
+            if let previous = state.current {
+                state.draining[previous.pid] = (previous.number, now)
+            }
+            state.current = generation
+            state.lastReloadTime = timestampUTC()
+            state.lastReloadSeconds = now - began
+            state.lastError = nil
+            state.reloads += 1
+        }
+        Log.info("haproxy generation serving", ["generation": String(number), "pid": String(pid), "reason": reason,
+                                                "seconds": formatSeconds(now - began)])
+        if let previous {
+            scheduleDrainDeadline(pid: previous.pid, generation: previous.number)
+        }
+        return .success(generation)
+    }
+
+    /// Older generations still draining after the drain timeout are stopped.
+    private func scheduleDrainDeadline(pid: pid_t, generation: Int) {
+        queue.asyncAfter(deadline: .now() + settings.drainTimeout) { [self] in
+            let stillDraining = state.withLock { $0.draining[pid]?.generation == generation }
+            guard stillDraining, reaper.exitStatus(pid) == nil else { return }
+            Log.warning("stopping an old haproxy generation still draining after the drain timeout",
+                        ["generation": String(generation), "pid": String(pid), "timeout_seconds": formatSeconds(settings.drainTimeout)])
+            kill(pid, SIGKILL)
+        }
+    }
+
+    // MARK: Exits, reported by the signal loop
+
+    func handleExit(pid: pid_t, generation: Int, status: ExitStatus) {
+        enum Outcome { case drained, crashed(delay: Double, ranFor: Double), candidate, shuttingDown }
+        let outcome: Outcome = state.withLock { state in
+            if state.draining.removeValue(forKey: pid) != nil { return .drained }
+            guard let current = state.current, current.pid == pid else { return .candidate }
+            state.current = nil
+            if state.shuttingDown { return .shuttingDown }
+            let ranFor = monotonicSeconds() - current.startedAt
+            if ranFor > 60 { state.consecutiveCrashes = 0 }
+            state.consecutiveCrashes += 1
+            state.restartPending = true
+            let delay = HAProxyGenerations.restartDelay(afterCrashes: state.consecutiveCrashes)
+            return .crashed(delay: delay, ranFor: ranFor)
+        }
+        switch outcome {
+        case .drained:
+            reaper.forget(pid)
+            Log.info("old haproxy generation finished", ["generation": String(generation), "pid": String(pid), "status": status.description])
+        case .candidate:
+            break // the starting thread reads the status itself
+        case .shuttingDown:
+            reaper.forget(pid)
+            Log.info("haproxy stopped", ["generation": String(generation), "pid": String(pid), "status": status.description])
+        case .crashed(let delay, let ranFor):
+            reaper.forget(pid)
+            Log.error("haproxy exited unexpectedly; restarting it with the last good config",
+                      ["generation": String(generation), "pid": String(pid), "status": status.description,
+                       "ran_seconds": formatSeconds(ranFor), "restart_in_seconds": formatSeconds(delay)])
+            scheduleRestart(after: delay)
+        }
+    }
+
+    /// Restarts HAProxy with the last good config after a delay; a failed restart is tried
+    /// again with a doubled delay (capped at 30 s).
+    private func scheduleRestart(after delay: Double) {
+        queue.asyncAfter(deadline: .now() + delay) { [self] in
+            let needed = state.withLock { $0.current == nil && $0.restartPending && !$0.shuttingDown }
+            guard needed else { return }
+            guard case .failure(let message) = startGeneration(configPath: paths.liveConfig, reason: "crash restart") else { return }
+            let nextDelay: Double = state.withLock { state in
+                state.consecutiveCrashes += 1
+                state.restartPending = true
+                return HAProxyGenerations.restartDelay(afterCrashes: state.consecutiveCrashes)
+            }
+            Log.error("could not restart haproxy", ["error": message, "retry_in_seconds": formatSeconds(nextDelay)])
+            scheduleRestart(after: nextDelay)
+        }
+    }
+
+    /// 0.1 s after the first crash, doubling with each consecutive one, at most 30 s.
+    static func restartDelay(afterCrashes crashes: Int) -> Double {
+        min(30, 0.1 * Double(1 << min(max(crashes, 1) - 1, 9)))
+    }
+
+    // MARK: Shutdown and status
+
+    /// Stops starting generations; returns the pids of every HAProxy still running.
+    func beginShutdown() -> [pid_t] {
+        state.withLock { $0.shuttingDown = true }
+        return runningPids()
+    }
+
+    func runningPids() -> [pid_t] {
+        reaper.pids { if case .haproxy = $0 { return true } else { return false } }
+    }
+
+    func statusFields() -> [(String, JSONValue)] {
+        state.withLock { state in
+            [
+                ("haproxy_pid", state.current.map { .integer(Int($0.pid)) } ?? .null),
+                ("generation", .integer(state.current?.number ?? 0)),
+                ("draining_pids", .array(state.draining.keys.sorted().map { .integer(Int($0)) })),
+                ("reloads", .integer(state.reloads)),
+                ("last_reload", state.lastReloadTime.map { .string($0) } ?? .null),
+                ("last_reload_seconds", state.lastReloadSeconds.map { .double(($0 * 1e6).rounded() / 1e6) } ?? .null),
+                ("last_error", state.lastError.map { .string($0) } ?? .null),
+                ("config_hash", state.live.map { .string($0.hash) } ?? .null),
+            ]
+        }
+    }
+}
+
+func formatSeconds(_ seconds: Double) -> String {
+    let milliseconds = Int((seconds * 1000).rounded())
+    let fraction = String(milliseconds % 1000)
+    return "\(milliseconds / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)"
+}
+
+/// Copies a child's output to the supervisor's stderr as it comes, keeping the last part so a
+/// failed start can be explained with HAProxy's own words.
+final class OutputCapture: Sendable {
+    static let keptBytes = 16 * 1024
+    private let kept = Mutex<[UInt8]>([])
+    private let finished = DispatchSemaphore(value: 0)
+
+    func forward(from fd: Int32) {
+        do {
+            try startThread { [self] in
+                var chunk = [UInt8](repeating: 0, count: 8192)
+                while true {
+                    let count = chunk.withUnsafeMutableBytes { raw in retryingOnInterrupt { read(fd, raw.baseAddress, raw.count) } }
+                    if count <= 0 { break }
+                    chunk.withUnsafeBytes { raw in try? FileIO.writeAll(2, UnsafeRawBufferPointer(rebasing: raw[0..<count])) }
+                    kept.withLock { buffer in
+                        buffer.append(contentsOf: chunk[0..<count])
+                        if buffer.count > OutputCapture.keptBytes { buffer.removeFirst(buffer.count - OutputCapture.keptBytes) }
+                    }
+                }
+                close(fd)
+                finished.signal()
+            }
+        } catch {
+            Log.error("could not start the output thread", ["error": error.description])
+            close(fd)
+            finished.signal()
+        }
+    }
+
+    func waitForEnd(timeout: Double) {
+        _ = finished.wait(timeout: .now() + timeout)
+    }
+
+    /// The kept output on one line: HAProxy's ALERT lines when there are any, else all of it.
+    func text() -> String {
+        let lines = String(decoding: kept.withLock { $0 }, as: UTF8.self).split(separator: "\n")
+        let alerts = lines.filter { $0.contains("[ALERT]") }
+        let chosen = alerts.isEmpty ? lines : alerts
+        return chosen.map { $0.trimmingCharacters(in: " \t\r") }.joined(separator: " | ")
+    }
+}
+
+extension Substring {
+    func trimmingCharacters(in characters: String) -> String {
+        var slice = self[...]
+        while let first = slice.first, characters.contains(first) { slice = slice.dropFirst() }
+        while let last = slice.last, characters.contains(last) { slice = slice.dropLast() }
+        return String(slice)
+    }
+}

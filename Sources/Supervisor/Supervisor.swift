@@ -1,0 +1,60 @@
+// Wires the parts together: settings, run directory, control server, watcher, signal loop.
+import CSystem
+import Shared
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+enum Supervisor {
+    static func run() -> Int32 {
+        let settings: SupervisorSettings
+        do {
+            settings = try SupervisorSettings.fromEnvironment(executablePath: SupervisorSettings.executablePath())
+        } catch {
+            FileIO.writeError("kube-haproxy: \(error)\n")
+            return 2
+        }
+        if getpid() != 1 {
+            // Not PID 1: orphans of our children must still come to us to be reaped.
+            if csystem_set_child_subreaper() != 0 {
+                Log.warning("could not become child subreaper", ["error": SystemError("prctl PR_SET_CHILD_SUBREAPER").description])
+            }
+        }
+        let paths = settings.paths
+        do {
+            try FileIO.makeDirectory(paths.runDirectory, mode: 0o755)
+            try FileIO.makeDirectory(paths.sslDirectory, mode: 0o700)
+            chmod(paths.sslDirectory, 0o700)
+            try FileIO.writeAtomically(paths.supervisorConfig, AdminSocket.supervisorConfig(adminSocket: paths.adminSocket), mode: 0o644)
+        } catch {
+            FileIO.writeError("kube-haproxy: cannot prepare the run directory \(paths.runDirectory): \(error)\n")
+            return 1
+        }
+        let reaper = Reaper()
+        let generations = HAProxyGenerations(settings: settings, reaper: reaper)
+        let watcher = settings.watcherPath.map { WatcherProcess(executable: $0, settings: settings, reaper: reaper) }
+        let server = ControlServer(path: paths.controlSocket, maximumRequestBytes: settings.maximumRequestBytes) { request in
+            switch request {
+            case .apply(let config, let certificates):
+                return generations.apply(DesiredState(config: config, certificates: certificates))
+            case .reload:
+                return generations.reload()
+            case .status:
+                return .object([("ok", .bool(true)), ("pid", .integer(Int(getpid())))]
+                               + generations.statusFields() + (watcher?.statusFields() ?? []))
+            }
+        }
+        do {
+            try server.start()
+        } catch {
+            FileIO.writeError("kube-haproxy: cannot serve the control socket: \(error)\n")
+            return 1
+        }
+        Log.info("supervisor started", ["pid": String(getpid()), "run_dir": paths.runDirectory, "haproxy": settings.haproxyPath,
+                                        "watcher": settings.watcherPath ?? "none"])
+        watcher?.start()
+        let code = SignalLoop.run(generations: generations, watcher: watcher, reaper: reaper, grace: settings.grace)
+        unlink(paths.controlSocket)
+        return code
+    }
+}

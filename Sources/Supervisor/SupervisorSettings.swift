@@ -1,0 +1,51 @@
+// The supervisor's settings, all from the environment.
+import Shared
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+struct SupervisorSettings: Sendable {
+    var paths: RunPaths
+    var haproxyPath: String
+    /// How long in-flight requests may finish after SIGTERM before HAProxy is stopped hard.
+    var grace: Double
+    /// How long an old generation may keep draining its connections.
+    var drainTimeout: Double
+    /// How long a new generation may take to start serving.
+    var startTimeout: Double
+    /// The watcher's executable, or nil when disabled (`none`).
+    var watcherPath: String?
+    var maximumRequestBytes: Int
+    /// The environment HAProxy and the watcher inherit.
+    var environment: [(String, String)]
+
+    static let defaultMaximumRequestBytes = 64 << 20
+
+    static func fromEnvironment(executablePath: String) throws(SettingError) -> SupervisorSettings {
+        let pairs = Environment.processEnvironment()
+        let environment = Environment(Dictionary(pairs, uniquingKeysWith: { first, _ in first }))
+        let haproxyName = environment.string("KUBE_HAPROXY_HAPROXY", default: "haproxy")
+        guard let haproxyPath = ChildProcess.resolve(haproxyName, path: environment["PATH"]) else {
+            throw SettingError(name: "KUBE_HAPROXY_HAPROXY", value: haproxyName, expected: "an haproxy executable (on PATH or a path)")
+        }
+        let watcher = environment.string("KUBE_HAPROXY_WATCHER", default: FileIO.parentDirectory(of: executablePath) + "/kube-haproxy-watcher")
+        return SupervisorSettings(
+            paths: RunPaths(environment: environment),
+            haproxyPath: haproxyPath,
+            grace: try environment.duration("KUBE_HAPROXY_GRACE", default: 30),
+            drainTimeout: try environment.duration("KUBE_HAPROXY_DRAIN_TIMEOUT", default: 600),
+            startTimeout: try environment.duration("KUBE_HAPROXY_START_TIMEOUT", default: 60),
+            watcherPath: watcher == "none" ? nil : watcher,
+            maximumRequestBytes: try environment.integer("KUBE_HAPROXY_MAX_REQUEST_BYTES", default: defaultMaximumRequestBytes,
+                                                         range: 1024...(1 << 30)),
+            environment: pairs)
+    }
+
+    /// The path of the running executable, from /proc.
+    static func executablePath() -> String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard count > 0 else { return CommandLine.arguments.first ?? "kube-haproxy" }
+        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
