@@ -18,6 +18,8 @@ let package = Package(
         .executableTarget(name: "Watcher", dependencies: ["Shared", "Jinja"]),
         .testTarget(name: "SharedTests", dependencies: ["Shared"]),
         .testTarget(name: "JinjaTests", dependencies: ["Jinja", "Shared"], exclude: ["Fixtures"]),
-        .testTarget(name: "SupervisorTests", dependencies: ["Shared"]),
+        // Real parts for integration tests: binaries, backends, the supervisor, free ports.
+        .target(name: "IntegrationSupport", dependencies: ["Shared"], path: "Tests/IntegrationSupport", exclude: ["backend.py"]),
+        .testTarget(name: "SupervisorTests", dependencies: ["Shared", "IntegrationSupport"]),
     ]
 )

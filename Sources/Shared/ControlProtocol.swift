@@ -99,9 +99,10 @@ public struct LineReader {
         var scanFrom = start
         while true {
             if let newline = buffer[scanFrom...].firstIndex(of: 0x0A) {
-                let line = Array(buffer[start..<newline])
+                let tooLong = newline - start > maximumLength
+                let line = tooLong ? [] : Array(buffer[start..<newline])
                 start = newline + 1
-                if discarding {
+                if discarding || tooLong {
                     discarding = false
                     return .oversized
                 }

@@ -2,6 +2,7 @@
 // sigtimedwait. SIGCHLD reaps (all children, orphans included), SIGTERM/SIGINT stop gracefully,
 // SIGHUP reloads.
 import CSystem
+import Dispatch
 import Shared
 #if canImport(Glibc)
 @preconcurrency import Glibc
@@ -50,7 +51,8 @@ enum SignalLoop {
                     }
                 case SIGHUP:
                     Log.info("SIGHUP: reloading")
-                    generations.queue.async {
+                    // Off the loop: a reload waits for the new generation, and the loop must keep reaping.
+                    DispatchQueue.global().async {
                         let reply = generations.reload()
                         if reply["ok"]?.boolValue != true {
                             Log.error("reload failed", ["error": reply["error"]?.stringValue ?? "unknown"])

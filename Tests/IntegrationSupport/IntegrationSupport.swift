@@ -1,0 +1,270 @@
+// Real parts for integration tests: the built binaries, temporary directories, free loopback
+// ports, HTTP backends, the supervisor, and running commands. Everything stops by itself.
+import Foundation
+import Shared
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public enum TestPaths {
+    /// The directory holding the built products (beside the running test bundle).
+    public static var products: String {
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var directory = (executable as NSString).deletingLastPathComponent
+        // On Linux the test binary sits at <products>/<package>PackageTests.xctest.
+        if directory.hasSuffix(".xctest") { directory = (directory as NSString).deletingLastPathComponent }
+        return directory
+    }
+
+    public static var supervisor: String { products + "/kube-haproxy" }
+    public static var watcher: String { products + "/kube-haproxy-watcher" }
+
+    /// The directory of this file: fixtures shared by the integration tests.
+    public static var supportDirectory: String { (#filePath as NSString).deletingLastPathComponent }
+    public static var packageRoot: String {
+        ((supportDirectory as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent
+    }
+}
+
+public func makeTemporaryDirectory(_ prefix: String = "kube-haproxy-test") throws -> String {
+    var template = Array("/tmp/\(prefix).XXXXXX".utf8CString)
+    guard let result = mkdtemp(&template) else { throw SystemError("mkdtemp") }
+    return String(cString: result)
+}
+
+/// A TCP port nobody listens on right now, on the given loopback address.
+public func freePort(address: String = "127.0.0.1") throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw SystemError("socket") }
+    defer { close(fd) }
+    var socketAddress = sockaddr_in()
+    socketAddress.sin_family = sa_family_t(AF_INET)
+    socketAddress.sin_port = 0
+    inet_pton(AF_INET, address, &socketAddress.sin_addr)
+    let bound = withUnsafePointer(to: &socketAddress) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard bound == 0 else { throw SystemError("bind", detail: address) }
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &socketAddress) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
+    return Int(UInt16(bigEndian: socketAddress.sin_port))
+}
+
+/// True once something accepts TCP connections at address:port.
+public func isListening(_ address: String, _ port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    var socketAddress = sockaddr_in()
+    socketAddress.sin_family = sa_family_t(AF_INET)
+    socketAddress.sin_port = UInt16(port).bigEndian
+    inet_pton(AF_INET, address, &socketAddress.sin_addr)
+    return withUnsafePointer(to: &socketAddress) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    } == 0
+}
+
+/// Polls until the condition holds or the timeout passes; returns whether it held.
+@discardableResult
+public func waitUntil(timeout: Double, interval: Double = 0.02, _ condition: () throws -> Bool) rethrows -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if try condition() { return true }
+        Thread.sleep(forTimeInterval: interval)
+    }
+    return try condition()
+}
+
+/// The result of a finished command.
+public struct CommandResult {
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
+}
+
+/// Runs a command to completion (killed after the timeout) and returns its output.
+@discardableResult
+public func runCommand(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
+                       input: String? = nil, timeout: Double = 60) throws -> CommandResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : "/usr/bin/env")
+    process.arguments = executable.hasPrefix("/") ? arguments : [executable] + arguments
+    if let environment { process.environment = environment }
+    let outputFile = try makeTemporaryDirectory("kube-haproxy-command")
+    defer { try? FileManager.default.removeItem(atPath: outputFile) }
+    _ = FileManager.default.createFile(atPath: outputFile + "/out", contents: nil)
+    _ = FileManager.default.createFile(atPath: outputFile + "/err", contents: nil)
+    let stdout = try FileHandle(forWritingTo: URL(fileURLWithPath: outputFile + "/out"))
+    let stderr = try FileHandle(forWritingTo: URL(fileURLWithPath: outputFile + "/err"))
+    process.standardOutput = stdout
+    process.standardError = stderr
+    let stdin = Pipe()
+    process.standardInput = stdin
+    try process.run()
+    if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
+    try stdin.fileHandleForWriting.close()
+    let finished = waitUntil(timeout: timeout, interval: 0.01) { !process.isRunning }
+    if !finished {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+    try stdout.close()
+    try stderr.close()
+    let out = (try? String(contentsOfFile: outputFile + "/out", encoding: .utf8)) ?? ""
+    let err = (try? String(contentsOfFile: outputFile + "/err", encoding: .utf8)) ?? ""
+    return CommandResult(status: finished ? process.terminationStatus : -1, stdout: out, stderr: err + (finished ? "" : "\n(killed after \(timeout) s)"))
+}
+
+/// An HTTP GET with curl: the status code and body ("000" when no response came).
+public func httpGet(_ url: String, headers: [String] = [], extra: [String] = [], timeout: Double = 10) -> (code: String, body: String) {
+    var arguments = ["-s", "-S", "--max-time", String(timeout), "-o", "-", "-w", "\n%{http_code}"]
+    for header in headers { arguments += ["-H", header] }
+    arguments += extra + [url]
+    guard let result = try? runCommand("/usr/bin/curl", arguments, timeout: timeout + 5) else { return ("000", "") }
+    guard let newline = result.stdout.lastIndex(of: "\n") else { return ("000", result.stderr) }
+    return (String(result.stdout[result.stdout.index(after: newline)...]), String(result.stdout[..<newline]))
+}
+
+/// A long-running child process owned by a test, killed when the test ends.
+public final class BackgroundProcess: @unchecked Sendable {
+    public let process = Process()
+    public let logPath: String
+
+    public init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil, logPath: String) throws {
+        self.logPath = logPath
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        if let environment { process.environment = environment }
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        try log.close()
+    }
+
+    public var pid: pid_t { process.processIdentifier }
+    public var isRunning: Bool { process.isRunning }
+    public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    public func signal(_ number: Int32) { kill(pid, number) }
+
+    /// Waits for exit; nil when it is still running after the timeout.
+    public func waitForExit(timeout: Double) -> Int32? {
+        waitUntil(timeout: timeout) { !process.isRunning } ? process.terminationStatus : nil
+    }
+
+    public func stop() {
+        guard process.isRunning else { return }
+        kill(pid, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    deinit { stop() }
+}
+
+/// A real HTTP backend on a loopback address that answers with its name.
+public final class HTTPBackend {
+    public let address: String
+    public let port: Int
+    public let name: String
+    let process: BackgroundProcess
+
+    public init(address: String, name: String, directory: String) throws {
+        self.address = address
+        self.name = name
+        port = try freePort(address: address)
+        process = try BackgroundProcess("/usr/bin/env", ["python3", TestPaths.supportDirectory + "/backend.py", address, String(port), name],
+                                        logPath: "\(directory)/backend-\(name).log")
+        guard waitUntil(timeout: 10, { isListening(address, port) }) else {
+            throw SystemError("backend", errno: ETIMEDOUT, detail: "\(name) at \(address):\(port): \(process.log)")
+        }
+    }
+
+    public func stop() { process.stop() }
+    deinit { process.stop() }
+}
+
+/// The supervisor binary running with its own run directory.
+public final class SupervisorProcess {
+    public let runDirectory: String
+    public let process: BackgroundProcess
+    public let environment: [String: String]
+
+    public init(directory: String, environment extra: [String: String] = [:], watcher: String = "none") throws {
+        runDirectory = directory + "/run"
+        var environment = ProcessInfo.processInfo.environment
+        environment["KUBE_HAPROXY_RUN_DIR"] = runDirectory
+        environment["KUBE_HAPROXY_WATCHER"] = watcher
+        for (key, value) in extra { environment[key] = value }
+        self.environment = environment
+        process = try BackgroundProcess(TestPaths.supervisor, [], environment: environment, logPath: directory + "/supervisor.log")
+        let socket = runDirectory + "/control.sock"
+        guard waitUntil(timeout: 10, { FileManager.default.fileExists(atPath: socket) }) else {
+            throw SystemError("supervisor", errno: ETIMEDOUT, detail: "no control socket: \(process.log)")
+        }
+    }
+
+    public var controlSocket: String { runDirectory + "/control.sock" }
+    public var sslDirectory: String { runDirectory + "/ssl" }
+    public var log: String { process.log }
+
+    /// Sends one request line and returns the parsed reply.
+    public func request(_ value: JSONValue) throws -> JSONValue {
+        var client = try ControlClient(path: controlSocket)
+        return try client.send(value)
+    }
+
+    public func apply(_ config: String, certificates: [String: String] = [:]) throws -> JSONValue {
+        try request(ControlRequest.apply(config: config, certificates: certificates).json)
+    }
+
+    public func status() throws -> JSONValue { try request(ControlRequest.status.json) }
+
+    /// The supervisor's direct children, read from /proc, with their state letter.
+    public func children() -> [(pid: pid_t, state: String, command: String)] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        var result: [(pid_t, String, String)] = []
+        for entry in entries {
+            guard let pid = pid_t(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+            guard fields.count > 2, pid_t(fields[1]) == process.pid else { continue }
+            let open = stat.firstIndex(of: "(") ?? close
+            result.append((pid, String(fields[0]), String(stat[stat.index(after: open)..<close])))
+        }
+        return result
+    }
+
+    public func stop() { process.stop() }
+    deinit { process.stop() }
+}
+
+/// An HAProxy config for tests: one HTTP frontend to one backend of servers.
+public func httpConfig(port: Int, servers: [(address: String, port: Int)], extraGlobal: String = "", extraFrontend: String = "") -> String {
+    var config = """
+        global
+            maxconn 2000
+        \(extraGlobal)
+        defaults
+            mode http
+            timeout connect 5s
+            timeout client 30s
+            timeout server 30s
+            option idle-close-on-response
+        frontend web
+            bind 127.0.0.1:\(port)
+        \(extraFrontend)
+            default_backend pods
+        backend pods
+
+        """
+    for (index, server) in servers.enumerated() {
+        config += "    server pod\(index) \(server.address):\(server.port)\n"
+    }
+    return config
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env python3
+"""A real HTTP backend for integration tests: answers every GET with its name.
+
+Usage: backend.py ADDRESS PORT NAME
+  GET /             -> 200 "NAME\n"
+  GET /slow?seconds=N -> waits N seconds, then 200 "NAME\n"
+HTTP/1.1 with keep-alive; one thread per connection. Prints "ready" once listening.
+"""
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        url = urlparse(self.path)
+        if url.path == "/slow":
+            time.sleep(float(parse_qs(url.query).get("seconds", ["1"])[0]))
+        body = (self.server.name + "\n").encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256
+
+
+def main():
+    address, port, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    server = Server((address, port), Handler)
+    server.name = name
+    print("ready", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,465 @@
+// The supervisor end to end: the real binary, real HAProxy, real sockets, real traffic on loopback.
+import Foundation
+import IntegrationSupport
+import Shared
+import XCTest
+
+final class SupervisorTests: XCTestCase {
+    var directory = ""
+
+    override func setUpWithError() throws {
+        directory = try makeTemporaryDirectory()
+    }
+
+    override func tearDown() {
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    private func startSupervisor(_ environment: [String: String] = [:], watcher: String = "none") throws -> SupervisorProcess {
+        try SupervisorProcess(directory: directory, environment: environment, watcher: watcher)
+    }
+
+    private func ok(_ reply: JSONValue, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(reply["ok"], .bool(true), "reply: \(reply.serialized)", file: file, line: line)
+    }
+
+    // MARK: Applying configs
+
+    func testApplyRoutesTrafficToTheConfiguredBackend() throws {
+        let backend = try HTTPBackend(address: "127.0.0.2", name: "alpha", directory: directory)
+        let supervisor = try startSupervisor()
+        let port = try freePort()
+        let reply = try supervisor.apply(httpConfig(port: port, servers: [(backend.address, backend.port)]))
+        ok(reply)
+        XCTAssertEqual(reply["changed"], .bool(true))
+        XCTAssertEqual(reply["reloaded"], .bool(true))
+        XCTAssertEqual(reply["generation"], .integer(1))
+        let response = httpGet("http://127.0.0.1:\(port)/")
+        XCTAssertEqual(response.code, "200")
+        XCTAssertEqual(response.body, "alpha\n")
+        XCTAssertEqual(try String(contentsOfFile: supervisor.runDirectory + "/haproxy.cfg", encoding: .utf8),
+                       httpConfig(port: port, servers: [(backend.address, backend.port)]))
+    }
+
+    func testNewConfigMovesTrafficToTheNewBackend() throws {
+        let alpha = try HTTPBackend(address: "127.0.0.2", name: "alpha", directory: directory)
+        let beta = try HTTPBackend(address: "127.0.0.3", name: "beta", directory: directory)
+        let supervisor = try startSupervisor()
+        let port = try freePort()
+        ok(try supervisor.apply(httpConfig(port: port, servers: [(alpha.address, alpha.port)])))
+        XCTAssertEqual(httpGet("http://127.0.0.1:\(port)/").body, "alpha\n")
+        let reply = try supervisor.apply(httpConfig(port: port, servers: [(beta.address, beta.port)]))
+        ok(reply)
+        XCTAssertEqual(reply["generation"], .integer(2))
+        XCTAssertEqual(httpGet("http://127.0.0.1:\(port)/").body, "beta\n")
+    }
+
+    func testInvalidConfigIsRejectedWithHAProxysMessageAndTheOldOneKeepsServing() throws {
+        let backend = try HTTPBackend(address: "127.0.0.2", name: "alpha", directory: directory)
+        let supervisor = try startSupervisor()
+        let port = try freePort()
+        let good = httpConfig(port: port, servers: [(backend.address, backend.port)])
+        ok(try supervisor.apply(good))
+        let pidBefore = try supervisor.status()["haproxy_pid"]
+
+        let reply = try supervisor.apply(good + "backend broken\n    frobnicate yes\n")
+        XCTAssertEqual(reply["ok"], .bool(false))
+        let error = reply["error"]?.stringValue ?? ""
+        XCTAssertTrue(error.contains("unknown keyword 'frobnicate'"), "error should carry HAProxy's message: \(error)")
+        XCTAssertTrue(error.contains("[ALERT]"), error)
+
+        let status = try supervisor.status()
+        XCTAssertEqual(status["haproxy_pid"], pidBefore)
+        XCTAssertEqual(status["generation"], .integer(1))
+        XCTAssertEqual(status["last_error"]?.stringValue, error)
+        XCTAssertEqual(httpGet("http://127.0.0.1:\(port)/").body, "alpha\n")
+        XCTAssertEqual(try String(contentsOfFile: supervisor.runDirectory + "/haproxy.cfg", encoding: .utf8), good)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: supervisor.runDirectory + "/haproxy.cfg.candidate"))
+    }
+
+    func testUnchangedApplyDoesNotReload() throws {
+        let backend = try HTTPBackend(address: "127.0.0.2", name: "alpha", directory: directory)
+        let supervisor = try startSupervisor()
+        let port = try freePort()
+        let config = httpConfig(port: port, servers: [(backend.address, backend.port)])
+        ok(try supervisor.apply(config))
+        let pid = try supervisor.status()["haproxy_pid"]
+        let again = try supervisor.apply(config)
+        ok(again)
+        XCTAssertEqual(again["changed"], .bool(false))
+        XCTAssertEqual(again["reloaded"], .bool(false))
+        XCTAssertEqual(again["generation"], .integer(1))
+        XCTAssertEqual(try supervisor.status()["haproxy_pid"], pid)
+        XCTAssertEqual(try supervisor.status()["reloads"], .integer(1))
+    }
+
+    func testConfigWithoutFinalNewlineIsCompletedAndAccepted() throws {
+        let backend = try HTTPBackend(address: "127.0.0.2", name: "alpha", directory: directory)
+        let supervisor = try startSupervisor()
+        let port = try freePort()
+        var config = httpConfig(port: port, servers: [(backend.address, backend.port)])
+        config.removeLast()
+        ok(try supervisor.apply(config))
+        XCTAssertEqual(httpGet("http://127.0.0.1:\(port)/").body, "alpha\n")
+    }
+
+    // MARK: Certificates
+
+    func testCertificatesAreWrittenPrivatelyServedAndRemovedWhenUnused() throws {
+        let backend = try HTTPBackend(address: "127.0.0.2", name: "secure", directory: directory)
+        let (pem, certificate) = try makeCertificate(commonName: "localhost")
+        let supervisor = try startSupervisor()
+        let port = try freePort()
+        let tlsPort = try freePort()
+        let plain = httpConfig(port: port, servers: [(backend.address, backend.port)])
+        let tls = plain + """
+            frontend secure
+                bind 127.0.0.1:\(tlsPort) ssl crt \(supervisor.sslDirectory)/site.pem
+                default_backend pods
+
+            """
+        ok(try supervisor.apply(tls, certificates: ["site": pem]))
+        let file = supervisor.sslDirectory + "/site.pem"
+        XCTAssertEqual(try String(contentsOfFile: file, encoding: .utf8), pem)
+        let attributes = try FileManager.default.attributesOfItem(atPath: file)
+        XCTAssertEqual((attributes[.posixPermissions] as? NSNumber)?.intValue, 0o600)
+        let response = httpGet("https://localhost:\(tlsPort)/", extra: ["--cacert", certificate, "--resolve", "localhost:\(tlsPort):127.0.0.1"])
+        XCTAssertEqual(response.code, "200")
+        XCTAssertEqual(response.body, "secure\n")
+
+        ok(try supervisor.apply(plain))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: file), "an unused certificate file must be removed")
+    }
+
+    func testRejectedApplyPutsBackTheLiveCertificates() throws {
+        let backend = try HTTPBackend(address: "127.0.0.2", name: "secure", directory: directory)
+        let (pem, _) = try makeCertificate(commonName: "localhost")
+        let supervisor = try startSupervisor()
+        let port = try freePort()
+        let tlsPort = try freePort()
+        let tls = httpConfig(port: port, servers: [(backend.address, backend.port)]) + """
+            frontend secure
+                bind 127.0.0.1:\(tlsPort) ssl crt \(supervisor.sslDirectory)/site.pem
+                default_backend pods
+
+            """
+        ok(try supervisor.apply(tls, certificates: ["site": pem]))
+        let reply = try supervisor.apply(tls, certificates: ["site": "not a certificate\n", "extra": pem])
+        XCTAssertEqual(reply["ok"], .bool(false), reply.serialized)
+        XCTAssertEqual(try String(contentsOfFile: supervisor.sslDirectory + "/site.pem", encoding: .utf8), pem)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: supervisor.sslDirectory + "/extra.pem"))
+    }
+
+    func testCertificateNamesThatAreNotFileNamesAreRefused() throws {
+        let supervisor = try startSupervisor()
+        let reply = try supervisor.apply("global\n", certificates: ["../escape": "x"])
+        XCTAssertEqual(reply["ok"], .bool(false))
+        XCTAssertTrue(reply["error"]?.stringValue?.contains("not a valid file name") == true, reply.serialized)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: supervisor.runDirectory + "/escape.pem"))
+    }
+
+    // MARK: Reloads without loss
+
+    func testFiftyReloadsUnderKeepAliveLoadFailNoRequest() throws {
+        try assertNoFailedRequestsDuringReloads(headers: [])
+    }
+
+    func testFiftyReloadsUnderConnectionCloseLoadFailNoRequest() throws {
+        try assertNoFailedRequestsDuringReloads(headers: ["Connection: close"])
+    }
+
+    private func assertNoFailedRequestsDuringReloads(headers: [String]) throws {
+        let alpha = try HTTPBackend(address: "127.0.0.2", name: "alpha", directory: directory)
+        let beta = try HTTPBackend(address: "127.0.0.3", name: "beta", directory: directory)
+        let supervisor = try startSupervisor()
+        let port = try freePort()
+        let configs = [httpConfig(port: port, servers: [(alpha.address, alpha.port)]),
+                       httpConfig(port: port, servers: [(beta.address, beta.port)])]
+        ok(try supervisor.apply(configs[0]))
+        var arguments = ["-t2", "-c20", "-d8s", "--timeout", "5s"]
+        for header in headers { arguments += ["-H", header] }
+        let load = try BackgroundProcess("/usr/bin/wrk", arguments + ["http://127.0.0.1:\(port)/"], logPath: directory + "/wrk.log")
+        Thread.sleep(forTimeInterval: 0.5)
+        for index in 1...50 {
+            let reply = try supervisor.apply(configs[index % 2])
+            ok(reply)
+            XCTAssertEqual(reply["reloaded"], .bool(true))
+            Thread.sleep(forTimeInterval: 0.08)
+        }
+        XCTAssertNotNil(load.waitForExit(timeout: 30), "wrk did not finish")
+        let report = load.log
+        let requests = report.split(separator: "\n").first { $0.contains("requests in") }
+            .flatMap { Int($0.split(separator: " ").first ?? "") } ?? 0
+        XCTAssertGreaterThan(requests, 500, report)
+        XCTAssertFalse(report.contains("Socket errors"), report)
+        XCTAssertFalse(report.contains("Non-2xx"), report)
+        XCTAssertEqual(try supervisor.status()["generation"], .integer(51))
+    }
+
+    func testSIGHUPStartsANewGeneration() throws {
+        let backend = try HTTPBackend(address: "127.0.0.2", name: "alpha", directory: directory)
+        let supervisor = try startSupervisor()
+        let port = try freePort()
+        ok(try supervisor.apply(httpConfig(port: port, servers: [(backend.address, backend.port)])))
+        supervisor.process.signal(SIGHUP)
+        XCTAssertTrue(waitUntil(timeout: 5) { (try? supervisor.status()["generation"]) == .integer(2) }, supervisor.log)
+        XCTAssertEqual(httpGet("http://127.0.0.1:\(port)/").body, "alpha\n")
+    }
+
+    func testReloadRequestStartsANewGenerationAndFailsWithoutAConfig() throws {
+        let supervisor = try startSupervisor()
+        let early = try supervisor.request(ControlRequest.reload.json)
+        XCTAssertEqual(early["ok"], .bool(false))
+        XCTAssertEqual(early["error"], .string("no configuration has been applied yet"))
+        let port = try freePort()
+        ok(try supervisor.apply(httpConfig(port: port, servers: [("127.0.0.2", 9)])))
+        let reply = try supervisor.request(ControlRequest.reload.json)
+        ok(reply)
+        XCTAssertEqual(reply["generation"], .integer(2))
+    }
+
+    // MARK: Crashes
+
+    func testKilledHAProxyIsBackWithinOneSecond() throws {
+        let backend = try HTTPBackend(address: "127.0.0.2", name: "alpha", directory: directory)
+        let supervisor = try startSupervisor()
+        let port = try freePort()
+        ok(try supervisor.apply(httpConfig(port: port, servers: [(backend.address, backend.port)])))
+        guard let pid = try supervisor.status()["haproxy_pid"]?.intValue else { return XCTFail("no haproxy pid") }
+        kill(pid_t(pid), SIGKILL)
+        let killedAt = Date()
+        // The kill is asynchronous: "back" means a new pid serves, not the dying one's socket.
+        let back = waitUntil(timeout: 1.0, interval: 0.01) {
+            guard let current = try? supervisor.status()["haproxy_pid"]?.intValue, current != pid else { return false }
+            return isListening("127.0.0.1", port)
+        }
+        let elapsed = Date().timeIntervalSince(killedAt)
+        XCTAssertTrue(back, "HAProxy not serving again \(elapsed) s after kill -9:\n\(supervisor.log)")
+        let response = httpGet("http://127.0.0.1:\(port)/")
+        XCTAssertEqual(response.body, "alpha\n", "\(response) \(supervisor.log)")
+        let status = try supervisor.status()
+        XCTAssertNotEqual(status["haproxy_pid"]?.intValue, pid)
+        XCTAssertTrue(supervisor.log.contains("haproxy exited unexpectedly"), supervisor.log)
+    }
+
+    func testKilledWatcherIsRestartedWithoutAReload() throws {
+        let script = directory + "/watcher.sh"
+        try "#!/bin/sh\nexec sleep 1000\n".write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        let backend = try HTTPBackend(address: "127.0.0.2", name: "alpha", directory: directory)
+        let supervisor = try startSupervisor(watcher: script)
+        let port = try freePort()
+        ok(try supervisor.apply(httpConfig(port: port, servers: [(backend.address, backend.port)])))
+        let before = try supervisor.status()
+        guard let watcherPid = before["watcher_pid"]?.intValue else { return XCTFail("no watcher pid: \(before.serialized)") }
+        kill(pid_t(watcherPid), SIGKILL)
+        let restarted = waitUntil(timeout: 5) {
+            guard let status = try? supervisor.status(), let pid = status["watcher_pid"]?.intValue else { return false }
+            return pid != watcherPid
+        }
+        XCTAssertTrue(restarted, supervisor.log)
+        let after = try supervisor.status()
+        XCTAssertEqual(after["watcher_restarts"], .integer(1))
+        XCTAssertEqual(after["haproxy_pid"], before["haproxy_pid"])
+        XCTAssertEqual(after["generation"], before["generation"])
+        XCTAssertEqual(after["reloads"], .integer(1))
+        XCTAssertEqual(httpGet("http://127.0.0.1:\(port)/").body, "alpha\n")
+    }
+
+    func testWatcherGetsTheRunDirectorySslDirectoryAndSocketPath() throws {
+        let script = directory + "/watcher.sh"
+        let output = directory + "/watcher-env"
+        try "#!/bin/sh\nenv > \(output).tmp && mv \(output).tmp \(output)\nexec sleep 1000\n".write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        let supervisor = try startSupervisor(["SOME_SETTING": "kept"], watcher: script)
+        XCTAssertTrue(waitUntil(timeout: 5) { FileManager.default.fileExists(atPath: output) })
+        let environment = try String(contentsOfFile: output, encoding: .utf8).split(separator: "\n").map(String.init)
+        XCTAssertTrue(environment.contains("KUBE_HAPROXY_RUN_DIR=\(supervisor.runDirectory)"), environment.joined(separator: "\n"))
+        XCTAssertTrue(environment.contains("KUBE_HAPROXY_SSL_DIR=\(supervisor.sslDirectory)"))
+        XCTAssertTrue(environment.contains("KUBE_HAPROXY_CONTROL_SOCKET=\(supervisor.controlSocket)"))
+        XCTAssertTrue(environment.contains("SOME_SETTING=kept"))
+    }
+
+    func testOrphanedGrandchildIsReaped() throws {
+        let script = directory + "/watcher.sh"
+        // The subshell exits at once, orphaning its `sleep`, which the supervisor inherits.
+        try "#!/bin/sh\n(sleep 0.7 &)\nexec sleep 1000\n".write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        let supervisor = try startSupervisor(watcher: script)
+        var watcherPid: pid_t = 0
+        XCTAssertTrue(waitUntil(timeout: 5) {
+            watcherPid = pid_t((try? supervisor.status()["watcher_pid"]?.intValue) ?? 0)
+            return watcherPid > 0
+        })
+        let adopted = waitUntil(timeout: 5) {
+            supervisor.children().contains { $0.command == "sleep" && $0.state != "Z" && $0.pid != watcherPid }
+        }
+        XCTAssertTrue(adopted, "the orphan was not re-parented to the supervisor: \(supervisor.children())")
+        Thread.sleep(forTimeInterval: 1.2)
+        let zombies = supervisor.children().filter { $0.state == "Z" }
+        XCTAssertTrue(zombies.isEmpty, "zombies left: \(zombies)")
+        XCTAssertEqual(supervisor.children().filter { $0.command == "sleep" }.count, 1, "\(supervisor.children())")
+    }
+
+    // MARK: Stopping
+
+    func testSIGTERMDrainsAnInFlightSlowRequestAndExitsZero() throws {
+        let backend = try HTTPBackend(address: "127.0.0.2", name: "slow", directory: directory)
+        let supervisor = try startSupervisor(["KUBE_HAPROXY_GRACE": "20s"])
+        let port = try freePort()
+        ok(try supervisor.apply(httpConfig(port: port, servers: [(backend.address, backend.port)])))
+        let request = try BackgroundProcess("/usr/bin/curl", ["-s", "-S", "--max-time", "15", "-w", " %{http_code}", "http://127.0.0.1:\(port)/slow?seconds=2"],
+                                            logPath: directory + "/curl.log")
+        Thread.sleep(forTimeInterval: 0.5)
+        let signalledAt = Date()
+        supervisor.process.signal(SIGTERM)
+        XCTAssertEqual(request.waitForExit(timeout: 15), 0, request.log)
+        XCTAssertEqual(request.log, "slow\n 200")
+        let code = supervisor.process.waitForExit(timeout: 15)
+        XCTAssertEqual(code, 0, supervisor.log)
+        XCTAssertLessThan(Date().timeIntervalSince(signalledAt), 10, "the supervisor should exit once connections are done, not wait out the grace period")
+        XCTAssertFalse(isListening("127.0.0.1", port))
+    }
+
+    func testGracePeriodBoundsTheStop() throws {
+        let backend = try HTTPBackend(address: "127.0.0.2", name: "slow", directory: directory)
+        let supervisor = try startSupervisor(["KUBE_HAPROXY_GRACE": "1s"])
+        let port = try freePort()
+        ok(try supervisor.apply(httpConfig(port: port, servers: [(backend.address, backend.port)])))
+        let request = try BackgroundProcess("/usr/bin/curl", ["-s", "--max-time", "20", "http://127.0.0.1:\(port)/slow?seconds=10"],
+                                            logPath: directory + "/curl.log")
+        Thread.sleep(forTimeInterval: 0.5)
+        supervisor.process.signal(SIGTERM)
+        XCTAssertEqual(supervisor.process.waitForExit(timeout: 6), 0, supervisor.log)
+        XCTAssertTrue(supervisor.log.contains("grace period over"), supervisor.log)
+        XCTAssertNotEqual(request.waitForExit(timeout: 5), 0)
+    }
+
+    func testOldGenerationStillDrainingAfterTheDrainTimeoutIsStopped() throws {
+        let backend = try HTTPBackend(address: "127.0.0.2", name: "slow", directory: directory)
+        let supervisor = try startSupervisor(["KUBE_HAPROXY_DRAIN_TIMEOUT": "1s"])
+        let port = try freePort()
+        let config = httpConfig(port: port, servers: [(backend.address, backend.port)])
+        ok(try supervisor.apply(config))
+        guard let oldPid = try supervisor.status()["haproxy_pid"]?.intValue else { return XCTFail("no pid") }
+        let request = try BackgroundProcess("/usr/bin/curl", ["-s", "--max-time", "20", "http://127.0.0.1:\(port)/slow?seconds=10"],
+                                            logPath: directory + "/curl.log")
+        Thread.sleep(forTimeInterval: 0.5)
+        ok(try supervisor.request(ControlRequest.reload.json))
+        XCTAssertEqual(try supervisor.status()["draining_pids"], .array([.integer(oldPid)]))
+        let stopped = waitUntil(timeout: 4) { (try? supervisor.status()["draining_pids"]) == .array([]) }
+        XCTAssertTrue(stopped, supervisor.log)
+        XCTAssertTrue(supervisor.log.contains("still draining after the drain timeout"), supervisor.log)
+        XCTAssertNotEqual(request.waitForExit(timeout: 5), 0)
+    }
+
+    // MARK: The control socket
+
+    func testMalformedUnknownAndOversizedRequestsGetErrorsAndTheSupervisorCarriesOn() throws {
+        let supervisor = try startSupervisor(["KUBE_HAPROXY_MAX_REQUEST_BYTES": "2048"])
+        let fd = try UnixSocket.connect(supervisor.controlSocket)
+        defer { close(fd) }
+        var reader = LineReader(fd: fd, maximumLength: 1 << 20)
+        func exchange(_ line: String) throws -> JSONValue {
+            try UnixSocket.send(fd, line + "\n")
+            guard case .line(let bytes) = try reader.next() else { throw SystemError("reply", errno: EPROTO) }
+            return try JSONReader.parse(bytes, as: JSONValueBuilder.self)
+        }
+        let malformed = try exchange("this is not json")
+        XCTAssertEqual(malformed["ok"], .bool(false))
+        XCTAssertTrue(malformed["error"]?.stringValue?.hasPrefix("request is not valid JSON") == true, malformed.serialized)
+        let unknown = try exchange(#"{"op":"explode"}"#)
+        XCTAssertEqual(unknown["error"], .string(#"unknown op "explode" (expected apply, status or reload)"#))
+        let noConfig = try exchange(#"{"op":"apply"}"#)
+        XCTAssertEqual(noConfig["error"], .string(#"apply needs "config", a string"#))
+        let oversized = try exchange(#"{"op":"apply","config":""# + String(repeating: "x", count: 5000) + #""}"#)
+        XCTAssertEqual(oversized["error"], .string("request longer than 2048 bytes (KUBE_HAPROXY_MAX_REQUEST_BYTES)"))
+        let status = try exchange(#"{"op":"status"}"#)
+        XCTAssertEqual(status["ok"], .bool(true))
+        XCTAssertTrue(supervisor.process.isRunning)
+    }
+
+    func testControlSocketIsPrivateAndRefusesAPeerOfAnotherUser() throws {
+        let supervisor = try startSupervisor()
+        let attributes = try FileManager.default.attributesOfItem(atPath: supervisor.controlSocket)
+        XCTAssertEqual((attributes[.posixPermissions] as? NSNumber)?.intValue, 0o600)
+        guard getuid() == 0 else { throw XCTSkip("needs root to connect as another user") }
+        // Open the file permissions so only the peer-credential check stands in the way.
+        chmod(directory, 0o755)
+        chmod(supervisor.runDirectory, 0o755)
+        chmod(supervisor.controlSocket, 0o666)
+        let client = """
+            import os, socket, sys
+            os.setgid(65534); os.setuid(65534)
+            s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+            try:
+                s.sendall(b'{"op":"status"}\\n')
+            except BrokenPipeError:
+                pass  # refused peers get their reply at once and the connection closed
+            print(s.makefile().readline().strip())
+            """
+        let result = try runCommand("python3", ["-c", client, supervisor.controlSocket])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let reply = try JSONValue.parse(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        XCTAssertEqual(reply["ok"], .bool(false))
+        XCTAssertTrue(reply["error"]?.stringValue?.hasPrefix("permission denied: peer uid 65534") == true, reply.serialized)
+        XCTAssertNil(reply["pid"])
+    }
+
+    // MARK: The command line
+
+    func testStatusAndReloadCommandsReportThroughExitCodes() throws {
+        let supervisor = try startSupervisor()
+        var environment = ProcessInfo.processInfo.environment
+        environment["KUBE_HAPROXY_RUN_DIR"] = supervisor.runDirectory
+        let status = try runCommand(TestPaths.supervisor, ["status"], environment: environment)
+        XCTAssertEqual(status.status, 0, status.stderr)
+        XCTAssertEqual(try JSONValue.parse(status.stdout.trimmingCharacters(in: .whitespacesAndNewlines))["ok"], .bool(true))
+        let reload = try runCommand(TestPaths.supervisor, ["reload"], environment: environment)
+        XCTAssertEqual(reload.status, 1, "reload without a config is an error")
+        XCTAssertTrue(reload.stdout.contains("no configuration has been applied yet"), reload.stdout)
+
+        let configFile = directory + "/haproxy.cfg"
+        try httpConfig(port: try freePort(), servers: [("127.0.0.2", 9)]).write(toFile: configFile, atomically: true, encoding: .utf8)
+        let apply = try runCommand(TestPaths.supervisor, ["apply", configFile], environment: environment)
+        XCTAssertEqual(apply.status, 0, apply.stdout + apply.stderr)
+
+        for script in ["status", "reload"] {
+            let result = try runCommand(TestPaths.packageRoot + "/scripts/" + script, [], environment: environment)
+            XCTAssertEqual(result.status, 0, "scripts/\(script): \(result.stdout) \(result.stderr)")
+            XCTAssertEqual(try JSONValue.parse(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines))["ok"], .bool(true), result.stdout)
+        }
+
+        environment["KUBE_HAPROXY_RUN_DIR"] = directory + "/nowhere"
+        let unreachable = try runCommand(TestPaths.supervisor, ["status"], environment: environment)
+        XCTAssertEqual(unreachable.status, 3)
+        XCTAssertTrue(unreachable.stderr.contains("cannot reach the supervisor"), unreachable.stderr)
+    }
+
+    func testMalformedSettingIsNamedAndExitsTwo() throws {
+        var environment = ProcessInfo.processInfo.environment
+        environment["KUBE_HAPROXY_RUN_DIR"] = directory + "/run"
+        environment["KUBE_HAPROXY_GRACE"] = "soon"
+        let result = try runCommand(TestPaths.supervisor, [], environment: environment, timeout: 10)
+        XCTAssertEqual(result.status, 2)
+        XCTAssertTrue(result.stderr.contains("KUBE_HAPROXY_GRACE=\"soon\" is not valid"), result.stderr)
+        let help = try runCommand(TestPaths.supervisor, ["--help"])
+        XCTAssertEqual(help.status, 0)
+        XCTAssertTrue(help.stdout.contains("KUBE_HAPROXY_DRAIN_TIMEOUT"))
+        let unknown = try runCommand(TestPaths.supervisor, ["frobnicate"])
+        XCTAssertEqual(unknown.status, 2)
+    }
+
+    // MARK: Helpers
+
+    /// A self-signed certificate: the PEM HAProxy wants (key then certificate) and the
+    /// certificate's own file for curl's --cacert.
+    private func makeCertificate(commonName: String) throws -> (pem: String, certificateFile: String) {
+        let key = directory + "/key.pem"
+        let certificate = directory + "/cert.pem"
+        let result = try runCommand("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", certificate,
+                                                "-days", "2", "-subj", "/CN=\(commonName)", "-addext", "subjectAltName=DNS:\(commonName)"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        return (try String(contentsOfFile: key, encoding: .utf8) + String(contentsOfFile: certificate, encoding: .utf8), certificate)
+    }
+}
