@@ -73,9 +73,10 @@ public enum FileIO {
     }
 
     /// Writes a file atomically: a temporary file in the same directory, the mode set
-    /// regardless of umask, fsync, rename over the target, fsync of the directory. A reader
-    /// sees the old content or the new, never a part.
-    public static func writeAtomically(_ path: String, _ contents: String, mode: mode_t) throws(SystemError) {
+    /// regardless of umask, rename over the target. A reader sees the old content or the new,
+    /// never a part. `durable` adds the fsyncs (file and directory) that make the new content
+    /// survive a power loss; files rebuilt at every start don't need them.
+    public static func writeAtomically(_ path: String, _ contents: String, mode: mode_t, durable: Bool = true) throws(SystemError) {
         let directory = parentDirectory(of: path)
         let temporary = "\(path).tmp.\(getpid())"
         let fd = retryingOnInterrupt { open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode) }
@@ -83,7 +84,7 @@ public enum FileIO {
         do throws(SystemError) {
             if fchmod(fd, mode) != 0 { throw SystemError("fchmod", detail: temporary) }
             try writeAll(fd, contents)
-            if fsync(fd) != 0 { throw SystemError("fsync", detail: temporary) }
+            if durable && fsync(fd) != 0 { throw SystemError("fsync", detail: temporary) }
         } catch {
             close(fd)
             unlink(temporary)
@@ -95,6 +96,7 @@ public enum FileIO {
             unlink(temporary)
             throw failure
         }
+        guard durable else { return }
         let directoryFD = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if directoryFD >= 0 {
             fsync(directoryFD)

@@ -90,6 +90,8 @@ final class HAProxyGenerations: Sendable {
             return .object([("ok", .bool(true)), ("changed", .bool(false)), ("reloaded", .bool(false)),
                             ("generation", .integer(state.withLock { $0.current?.number ?? 0 }))])
         }
+        // The run directory is rebuilt from the watcher's desired state at every start, so its
+        // files are written atomically but not fsynced: a reload need not wait for the disk.
         let previousCertificates = live?.certificates ?? [:]
         let changedNames = Set(desired.certificates.keys).union(previousCertificates.keys).filter {
             desired.certificates[$0] != previousCertificates[$0]
@@ -97,10 +99,10 @@ final class HAProxyGenerations: Sendable {
         do {
             for name in changedNames.sorted() {
                 if let pem = desired.certificates[name] {
-                    try FileIO.writeAtomically(certificatePath(name), pem, mode: 0o600)
+                    try FileIO.writeAtomically(certificatePath(name), pem, mode: 0o600, durable: false)
                 }
             }
-            try FileIO.writeAtomically(paths.candidateConfig, desired.config, mode: 0o644)
+            try FileIO.writeAtomically(paths.candidateConfig, desired.config, mode: 0o644, durable: false)
         } catch {
             restoreCertificates(previousCertificates, names: changedNames)
             return failure("could not write the configuration: \(error)")
@@ -147,7 +149,7 @@ final class HAProxyGenerations: Sendable {
     private func restoreCertificates(_ previous: [String: String], names: Set<String>) {
         for name in names {
             if let pem = previous[name] {
-                try? FileIO.writeAtomically(certificatePath(name), pem, mode: 0o600)
+                try? FileIO.writeAtomically(certificatePath(name), pem, mode: 0o600, durable: false)
             } else {
                 unlink(certificatePath(name))
             }
@@ -229,7 +231,7 @@ final class HAProxyGenerations: Sendable {
                 reaper.forget(pid)
                 return .failure("haproxy did not start serving within \(settings.startTimeout) s: \(capture.text())")
             }
-            sleepSeconds(0.002)
+            sleepSeconds(0.001)
         }
         let now = monotonicSeconds()
         let generation = Generation(number: number, pid: pid, startedAt: now)

@@ -7,6 +7,8 @@ import Shared
 
 enum Supervisor {
     static func run() -> Int32 {
+        // One malloc arena: PID 1 stays small however many connection threads come and go.
+        _ = csystem_limit_malloc_arenas(1)
         let settings: SupervisorSettings
         do {
             settings = try SupervisorSettings.fromEnvironment(executablePath: SupervisorSettings.executablePath())

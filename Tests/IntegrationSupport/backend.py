@@ -34,6 +34,9 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256
 
+    def handle_error(self, request, client_address):
+        pass  # a client that resets its connection is not the backend's error
+
 
 def main():
     address, port, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]

@@ -301,6 +301,48 @@ final class SupervisorTests: XCTestCase {
         XCTAssertEqual(supervisor.children().filter { $0.command == "sleep" }.count, 1, "\(supervisor.children())")
     }
 
+    func testAsPID1ItReapsOrphansAndStopsOnSIGTERM() throws {
+        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare") else {
+            throw XCTSkip("needs root and unshare for a PID namespace")
+        }
+        let script = directory + "/watcher.sh"
+        try "#!/bin/sh\n(sleep 0.5 &)\nexec sleep 1000\n".write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        let backend = try HTTPBackend(address: "127.0.0.2", name: "alpha", directory: directory)
+        var environment = ProcessInfo.processInfo.environment
+        environment["KUBE_HAPROXY_RUN_DIR"] = directory + "/run"
+        environment["KUBE_HAPROXY_WATCHER"] = script
+        let container = try BackgroundProcess("/usr/bin/unshare", ["--pid", "--fork", "--mount-proc", TestPaths.supervisor],
+                                              environment: environment, logPath: directory + "/pid1.log")
+        let socket = directory + "/run/control.sock"
+        XCTAssertTrue(waitUntil(timeout: 10) { FileManager.default.fileExists(atPath: socket) }, container.log)
+        var client = try ControlClient(path: socket)
+        XCTAssertEqual(try client.send(ControlRequest.status.json)["pid"], .integer(1))
+        let port = try freePort()
+        ok(try client.send(ControlRequest.apply(config: httpConfig(port: port, servers: [(backend.address, backend.port)]), certificates: [:]).json))
+        XCTAssertEqual(httpGet("http://127.0.0.1:\(port)/").body, "alpha\n")
+
+        // The supervisor is unshare's only child; its own children are listed in /proc.
+        func children(of pid: pid_t) -> [pid_t] {
+            let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+            return text.split(separator: " ").compactMap { pid_t($0) }
+        }
+        func state(_ pid: pid_t) -> String {
+            let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+            guard let close = stat.lastIndex(of: ")") else { return "?" }
+            return String(stat[stat.index(close, offsetBy: 2)])
+        }
+        guard let supervisorPid = children(of: container.pid).first else { return XCTFail("no supervisor under unshare") }
+        Thread.sleep(forTimeInterval: 1.2)
+        let zombies = children(of: supervisorPid).filter { state($0) == "Z" }
+        XCTAssertTrue(zombies.isEmpty, "zombies under PID 1: \(zombies)")
+
+        kill(supervisorPid, SIGTERM)
+        XCTAssertEqual(container.waitForExit(timeout: 15), 0, container.log)
+        XCTAssertTrue(container.log.contains("stopped"), container.log)
+        XCTAssertFalse(isListening("127.0.0.1", port))
+    }
+
     // MARK: Stopping
 
     func testSIGTERMDrainsAnInFlightSlowRequestAndExitsZero() throws {

@@ -12,6 +12,8 @@ int csystem_set_child_subreaper(void);
 int csystem_set_parent_death_signal(int signal);
 /// posix_spawn_file_actions_addclosefrom_np: close every descriptor >= lowfd in the child.
 int csystem_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int lowfd);
+/// mallopt(M_ARENA_MAX, count).
+int csystem_limit_malloc_arenas(int count);
 /// pipe2 with O_CLOEXEC.
 int csystem_pipe_cloexec(int fds[2]);
 /// accept4 with SOCK_CLOEXEC.
