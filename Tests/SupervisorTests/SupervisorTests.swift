@@ -350,8 +350,7 @@ final class SupervisorTests: XCTestCase {
         let supervisor = try startSupervisor(["KUBE_HAPROXY_GRACE": "20s"])
         let port = try freePort()
         ok(try supervisor.apply(httpConfig(port: port, servers: [(backend.address, backend.port)])))
-        let request = try BackgroundProcess("/usr/bin/curl", ["-s", "-S", "--max-time", "15", "-w", " %{http_code}", "http://127.0.0.1:\(port)/slow?seconds=2"],
-                                            logPath: directory + "/curl.log")
+        let request = try slowRequest(port: port, seconds: 2)
         Thread.sleep(forTimeInterval: 0.5)
         let signalledAt = Date()
         supervisor.process.signal(SIGTERM)
@@ -368,8 +367,7 @@ final class SupervisorTests: XCTestCase {
         let supervisor = try startSupervisor(["KUBE_HAPROXY_GRACE": "1s"])
         let port = try freePort()
         ok(try supervisor.apply(httpConfig(port: port, servers: [(backend.address, backend.port)])))
-        let request = try BackgroundProcess("/usr/bin/curl", ["-s", "--max-time", "20", "http://127.0.0.1:\(port)/slow?seconds=10"],
-                                            logPath: directory + "/curl.log")
+        let request = try slowRequest(port: port, seconds: 10)
         Thread.sleep(forTimeInterval: 0.5)
         supervisor.process.signal(SIGTERM)
         XCTAssertEqual(supervisor.process.waitForExit(timeout: 6), 0, supervisor.log)
@@ -384,8 +382,7 @@ final class SupervisorTests: XCTestCase {
         let config = httpConfig(port: port, servers: [(backend.address, backend.port)])
         ok(try supervisor.apply(config))
         guard let oldPid = try supervisor.status()["haproxy_pid"]?.intValue else { return XCTFail("no pid") }
-        let request = try BackgroundProcess("/usr/bin/curl", ["-s", "--max-time", "20", "http://127.0.0.1:\(port)/slow?seconds=10"],
-                                            logPath: directory + "/curl.log")
+        let request = try slowRequest(port: port, seconds: 10)
         Thread.sleep(forTimeInterval: 0.5)
         ok(try supervisor.request(ControlRequest.reload.json))
         XCTAssertEqual(try supervisor.status()["draining_pids"], .array([.integer(oldPid)]))
@@ -493,6 +490,13 @@ final class SupervisorTests: XCTestCase {
     }
 
     // MARK: Helpers
+
+    /// A request through HAProxy that the backend answers after `seconds`; its log holds the
+    /// body and the status code.
+    private func slowRequest(port: Int, seconds: Int) throws -> BackgroundProcess {
+        try BackgroundProcess("/usr/bin/curl", ["-s", "-S", "--max-time", "20", "-w", " %{http_code}", "http://127.0.0.1:\(port)/slow?seconds=\(seconds)"],
+                              logPath: directory + "/curl.log")
+    }
 
     /// A self-signed certificate: the PEM HAProxy wants (key then certificate) and the
     /// certificate's own file for curl's --cacert.
