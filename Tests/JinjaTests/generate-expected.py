@@ -3,7 +3,8 @@
 
 Each case is a directory Tests/JinjaTests/Fixtures/cases/<group>/<case>/ holding
 template.j2 and optionally context.json (a JSON object whose keys are the variables).
-The template is rendered with a default jinja2.Environment():
+The template is rendered with a default jinja2.Environment() plus the engine's one extra
+filter, re_escape (Python's re.escape):
 
     env.from_string(source).render(**context)
 
@@ -26,6 +27,7 @@ Usage:
 
 import json
 import os
+import re
 import sys
 import traceback
 
@@ -60,6 +62,8 @@ def expectation(case_dir):
         if not isinstance(context, dict):
             raise SystemExit(f"{context_path}: the context must be a JSON object")
     env = jinja2.Environment()
+    # The engine adds one filter to Jinja2's builtins; the seed's varnish example calls it.
+    env.filters["re_escape"] = re.escape
     try:
         output = env.from_string(source).render(**context)
     except Exception as exc:  # every exception is an expectation, whatever its class
