@@ -6,7 +6,8 @@ import XCTest
 /// result with what Python's jinja2 produced for it (expected.out or expected.err, written by
 /// generate-expected.py and committed). Each failing case is reported by its path.
 final class DifferentialTests: XCTestCase {
-    /// Every group directory must be listed here, so that a new group cannot go unrun.
+    /// The groups with a test method of their own; any other directory under Fixtures/cases
+    /// is run by testGroupsWithoutTheirOwnMethod, so no group can go unrun.
     static let groups = [
         "syntax", "statements", "expressions", "methods", "errors", "unicode", "haproxy",
         "filters", "tests",
@@ -22,10 +23,10 @@ final class DifferentialTests: XCTestCase {
     func testFilters() throws { try runGroup("filters") }
     func testTests() throws { try runGroup("tests") }
 
-    func testEveryGroupDirectoryIsRun() throws {
-        let onDisk = try Self.directories(in: Self.casesDirectory)
-        XCTAssertEqual(onDisk.sorted(), Self.groups.sorted(),
-                       "every directory under Fixtures/cases must be listed in DifferentialTests.groups")
+    func testGroupsWithoutTheirOwnMethod() throws {
+        for group in try Self.directories(in: Self.casesDirectory) where !Self.groups.contains(group) {
+            try runGroup(group)
+        }
     }
 
     func testSuiteHasAtLeast400Cases() throws {
