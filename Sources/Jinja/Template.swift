@@ -19,7 +19,7 @@ public struct Template: Sendable {
 
     public func render(_ context: [(String, Value)]) throws(TemplateError) -> String {
         do {
-            var renderer = Renderer(program: program)
+            let renderer = Renderer(program: program)
             return try renderer.render(context)
         } catch {
             var located = error

@@ -267,10 +267,10 @@ public final class Function {
 /// A macro bound to the scope it was defined in (opaque outside the evaluator).
 public final class MacroClosure {
     let macro: MacroDefinition
-    let scope: Scope
-    /// The `caller` to pass when this is a `{% call %}` block's caller, else nil.
+    /// The scope the macro was defined in; nil at the template's top level.
+    let scope: Scope?
     let isCaller: Bool
-    init(macro: MacroDefinition, scope: Scope, isCaller: Bool) {
+    init(macro: MacroDefinition, scope: Scope?, isCaller: Bool) {
         self.macro = macro
         self.scope = scope
         self.isCaller = isCaller
