@@ -191,7 +191,10 @@ final class Renderer {
         case .name(_, let slot):
             setVariable(slot, value, scope)
         case .tuple(let targets):
-            let items = try value.iterate()
+            let items: [Value]
+            do { items = try value.iterate() } catch {
+                throw TemplateError(.type, "cannot unpack non-iterable \(value.typeName) object")
+            }
             if items.count < targets.count {
                 throw TemplateError(.value, "not enough values to unpack (expected \(targets.count), got \(items.count))")
             }
@@ -512,7 +515,7 @@ final class Renderer {
 
     func recurseLoop(_ loop: LoopContext, _ args: Arguments) throws(TemplateError) -> Value {
         guard let recurse = loop.recurse else {
-            throw TemplateError(.type, "The loop must be marked 'recursive' to be called recursively.")
+            throw TemplateError(.type, "The loop must have the 'recursive' marker to be called recursively.")
         }
         guard args.positional.count == 1, args.keywords.isEmpty else {
             throw TemplateError(.type, "LoopContext.__call__() takes 2 positional arguments but \(args.positional.count + 1) were given")

@@ -267,7 +267,7 @@ public func percentFormat(_ format: String, _ values: Value) throws(TemplateErro
         let conversion = scalars[i]
         i += 1
         if conversion == "%" { out += "%"; continue }
-        let argument: Value
+        var argument: Value
         if let key {
             guard let mapping else { throw TemplateError(.type, "format requires a mapping") }
             usedMapping = true
@@ -275,6 +275,10 @@ public func percentFormat(_ format: String, _ values: Value) throws(TemplateErro
             argument = value
         } else {
             argument = try nextArgument()
+        }
+        if case .undefined(let u) = argument, "diuxXoeEfFgGc".unicodeScalars.contains(conversion) {
+            if "diueEfFgG".unicodeScalars.contains(conversion) { throw u.error }
+            argument = .undefined(u)
         }
         var body: String
         var signPrefix = ""

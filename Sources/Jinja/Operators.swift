@@ -277,6 +277,8 @@ public func pyCompare(_ a: Value, _ b: Value, _ symbol: String = "<") throws(Tem
         let bx = x.big, by = y.big
         return bx < by ? -1 : (bx == by ? 0 : 1)
     }
+    if let x = a.intValue, case .float(let d) = b { return compareIntDouble(x, d) }
+    if let y = b.intValue, case .float(let d) = a { let c = compareIntDouble(y, d); return c == 2 ? 2 : -c }
     if a.isNumber, b.isNumber, let x = a.doubleValue, let y = b.doubleValue {
         if x.isNaN || y.isNaN { return 2 }
         return x < y ? -1 : (x == y ? 0 : 1)

@@ -478,6 +478,18 @@ extension Value {
     }
 }
 
+/// Exact comparison of an int with a float, as Python does: -1, 0, 1, or 2 for NaN.
+func compareIntDouble(_ i: Int, _ d: Double) -> Int {
+    if d.isNaN { return 2 }
+    if d >= 9223372036854775808.0 { return -1 }
+    if d < -9223372036854775808.0 { return 1 }
+    let floor = d.rounded(.down)
+    let f = Int(floor)
+    if i < f { return -1 }
+    if i > f { return 1 }
+    return floor == d ? 0 : -1
+}
+
 /// Python `==`.
 public func pyEquals(_ lhs: Value, _ rhs: Value) -> Bool {
     switch (lhs, rhs) {
@@ -492,8 +504,10 @@ public func pyEquals(_ lhs: Value, _ rhs: Value) -> Bool {
     case (.bigInt, .int), (.int, .bigInt), (.bigInt, .bool), (.bool, .bigInt): return false
     case (.bigInt(let a), .float(let b)), (.float(let b), .bigInt(let a)): return a.doubleValue == b && b.rounded() == b
     case (.int, _), (.bool, _), (.float, _):
-        guard let a = lhs.doubleValue, let b = rhs.doubleValue else { return false }
         if let x = lhs.intValue, let y = rhs.intValue { return x == y }
+        if let x = lhs.intValue, case .float(let d) = rhs { return compareIntDouble(x, d) == 0 }
+        if let y = rhs.intValue, case .float(let d) = lhs { return compareIntDouble(y, d) == 0 }
+        guard let a = lhs.doubleValue, let b = rhs.doubleValue else { return false }
         return a == b
     case (.list(let a), .list(let b)):
         return a === b || (a.items.count == b.items.count && zip(a.items, b.items).allSatisfy { pyEquals($0, $1) })
@@ -538,6 +552,18 @@ public func getAttribute(_ object: Value, _ name: String) -> Value {
         }
     case .undefined(let u):
         return .undefined(u)
+    case .function(let f):
+        if case .macro(let closure) = f.kind {
+            let macro = closure.macro
+            switch name {
+            case "name": return .string(macro.name)
+            case "arguments": return .tuple(macro.arguments.map { .string($0.name) })
+            case "catch_varargs": return .bool(macro.catchVarargs)
+            case "catch_kwargs": return .bool(macro.catchKwargs)
+            case "caller": return .bool(macro.callerUsed)
+            default: break
+            }
+        }
     default:
         if methodExists(object, name) { return .function(Function(name: name, kind: .boundMethod(receiver: object, name: name))) }
         if case .int = object {
