@@ -10,7 +10,7 @@ final class DifferentialTests: XCTestCase {
     /// is run by testGroupsWithoutTheirOwnMethod, so no group can go unrun.
     static let groups = [
         "syntax", "statements", "expressions", "methods", "errors", "unicode", "haproxy",
-        "filters", "tests",
+        "globals", "filters", "tests",
     ]
 
     func testSyntax() throws { try runGroup("syntax") }
@@ -20,6 +20,7 @@ final class DifferentialTests: XCTestCase {
     func testErrors() throws { try runGroup("errors") }
     func testUnicode() throws { try runGroup("unicode") }
     func testHAProxy() throws { try runGroup("haproxy") }
+    func testGlobals() throws { try runGroup("globals") }
     func testFilters() throws { try runGroup("filters") }
     func testTests() throws { try runGroup("tests") }
 
