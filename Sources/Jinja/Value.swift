@@ -18,7 +18,8 @@ public enum Value {
     case list(ListRef)
     case tuple([Value])
     case dict(DictRef)
-    case undefined(Undefined)
+    /// Boxed: keeps `Value` at two words (undefined values are rare on the hot path).
+    indirect case undefined(Undefined)
     /// Macros, `caller`, global functions (`range`, `dict`, …), bound Python methods, `loop`.
     case function(Function)
     case namespace(Namespace)
@@ -36,25 +37,63 @@ public final class ListRef {
 
 /// A Python dict: insertion-ordered, keys compared with Python equality (`1 == 1.0 == True`).
 public final class DictRef {
-    public private(set) var keys: [Value] = []
-    public private(set) var values: [Value] = []
-    /// Built once the dict grows past a few entries; small dicts are scanned.
+    public private(set) var keys: [Value]
+    public private(set) var values: [Value]
+    /// Hash index, built on the first lookup once the dict has more than a few entries (most
+    /// dicts of a JSON context are never searched, and small ones are scanned faster).
     private var index: [DictKey: Int]? = nil
-    private static let indexThreshold = 8
+    private static let indexThreshold = 16
 
-    public init() {}
+    public init() {
+        keys = []
+        values = []
+    }
 
     public init(_ pairs: [(Value, Value)]) {
+        keys = []
+        values = []
         keys.reserveCapacity(pairs.count)
         values.reserveCapacity(pairs.count)
         for (key, value) in pairs { self[key] = value }
     }
 
-    /// String-keyed members, as JSON objects deliver them; a repeated key keeps its first position.
+    /// String-keyed members, as JSON objects deliver them; a repeated key keeps its first
+    /// position and its last value.
     public init(stringPairs pairs: [(String, Value)]) {
-        keys.reserveCapacity(pairs.count)
-        values.reserveCapacity(pairs.count)
-        for (key, value) in pairs { self[string: key] = value }
+        var newKeys: [Value] = []
+        var newValues: [Value] = []
+        newKeys.reserveCapacity(pairs.count)
+        newValues.reserveCapacity(pairs.count)
+        if pairs.count <= DictRef.indexThreshold {
+            outer: for (key, value) in pairs {
+                for position in newKeys.indices {
+                    if case .string(let existing) = newKeys[position], existing == key {
+                        newValues[position] = value
+                        continue outer
+                    }
+                }
+                newKeys.append(.string(key))
+                newValues.append(value)
+            }
+            keys = newKeys
+            values = newValues
+        } else {
+            var built: [DictKey: Int] = [:]
+            built.reserveCapacity(pairs.count)
+            for (key, value) in pairs {
+                let dictKey = DictKey(.string(key))
+                if let position = built[dictKey] {
+                    newValues[position] = value
+                } else {
+                    built[dictKey] = newKeys.count
+                    newKeys.append(.string(key))
+                    newValues.append(value)
+                }
+            }
+            keys = newKeys
+            values = newValues
+            index = built
+        }
     }
 
     public var count: Int { keys.count }
@@ -72,7 +111,7 @@ public final class DictRef {
     @inline(__always) private func buildIndexIfNeeded() {
         if index == nil, keys.count > DictRef.indexThreshold {
             var built: [DictKey: Int] = [:]
-            built.reserveCapacity(keys.count * 2)
+            built.reserveCapacity(keys.count)
             for (position, key) in keys.enumerated() where built[DictKey(key)] == nil {
                 built[DictKey(key)] = position
             }
@@ -82,12 +121,14 @@ public final class DictRef {
 
     public func position(of key: Value) -> Int? {
         if case .string(let text) = key { return position(ofString: text) }
+        buildIndexIfNeeded()
         if let index { return index[DictKey(key)] }
         for position in keys.indices where pyEquals(keys[position], key) { return position }
         return nil
     }
 
     public func position(ofString text: String) -> Int? {
+        buildIndexIfNeeded()
         if let index { return index[DictKey(.string(text))] }
         for position in keys.indices {
             switch keys[position] {
@@ -98,7 +139,7 @@ public final class DictRef {
         return nil
     }
 
-    public subscript(key: Value) -> Value? {
+public subscript(key: Value) -> Value? {
         get { position(of: key).map { values[$0] } }
         set {
             if let position = position(of: key) {
@@ -106,7 +147,7 @@ public final class DictRef {
             } else if let newValue {
                 keys.append(key)
                 values.append(newValue)
-                if index != nil { index?[DictKey(key)] = keys.count - 1 } else { buildIndexIfNeeded() }
+                if index != nil { index?[DictKey(key)] = keys.count - 1 }
             }
         }
     }
@@ -120,7 +161,6 @@ public final class DictRef {
         keys.remove(at: position)
         values.remove(at: position)
         index = nil
-        buildIndexIfNeeded()
     }
 
     public func removeAll() {

@@ -51,22 +51,31 @@ func writeOutput(_ text: String) -> Bool {
     }
 }
 
-/// The whole file as bytes, or nil with errno set.
+/// The whole file as bytes, or nil with errno set. Sized from fstat, read in place.
 func readFile(_ path: String) -> [UInt8]? {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     if fd < 0 { return nil }
     defer { close(fd) }
-    var result: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 1 << 16)
+    var info = stat()
+    var size = 1 << 16
+    if fstat(fd, &info) == 0, info.st_size > 0 { size = Int(info.st_size) + 1 }
+    var result = [UInt8](repeating: 0, count: size)
+    var filled = 0
     while true {
-        let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if filled == result.count { result.append(contentsOf: repeatElement(0, count: result.count)) }
+        let count = result.withUnsafeMutableBytes { buffer -> Int in
+            guard let base = buffer.baseAddress else { return 0 }
+            return read(fd, base + filled, buffer.count - filled)
+        }
         if count < 0 {
             if errno == EINTR { continue }
             return nil
         }
-        if count == 0 { return result }
-        result.append(contentsOf: chunk[0..<count])
+        if count == 0 { break }
+        filled += count
     }
+    result.removeLast(result.count - filled)
+    return result
 }
 
 /// Milliseconds on the monotonic clock.
@@ -77,6 +86,10 @@ func monotonicMilliseconds() -> Double {
 }
 
 enum RenderCommand {
+    /// The parsed context outlives `run`: the process exit reclaims it at once, where freeing
+    /// a large tree of values one by one would cost a good part of the render time.
+    nonisolated(unsafe) static var retainedContext: [(String, Value)] = []
+
     static func run(_ arguments: [String]) -> Int32 {
         var templatePath: String? = nil
         var timings = false
@@ -138,6 +151,7 @@ enum RenderCommand {
             }
             for (key, item) in zip(object.keys, object.values) { context.append((key.pyStr, item)) }
         }
+        retainedContext = context
         let compileStart = monotonicMilliseconds()
         let source = String(decoding: templateBytes, as: UTF8.self)
         do {
