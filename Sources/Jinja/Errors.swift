@@ -17,6 +17,8 @@ public struct TemplateError: Error, CustomStringConvertible, Sendable {
         case filterArgument = "FilterArgumentError"
         case security = "SecurityError"
         case recursion = "RecursionError"
+        /// Python's `assert` failing inside a filter (`truncate` shorter than its `end`).
+        case assertionFailure = "AssertionError"
     }
 
     public var kind: Kind
