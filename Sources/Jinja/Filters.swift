@@ -467,7 +467,9 @@ private func pow10(_ n: Int) -> Double {
 // MARK: - The filters
 
 @Sendable func filterAbs(_ call: FilterCall) throws(TemplateError) -> Value {
-    _ = try call.bind("abs", [])
+    if !call.args.isEmpty {
+        throw TemplateError(.type, "abs() takes exactly one argument (\(call.args.positional.count + call.args.keywords.count + 1) given)")
+    }
     switch call.value {
     case .int(let i): return i == Int.min ? (-BigInt(i)).normalized : .int(Swift.abs(i))
     case .bool(let b): return .int(b ? 1 : 0)
@@ -493,19 +495,27 @@ private func pow10(_ n: Int) -> Double {
 
 @Sendable func filterBatch(_ call: FilterCall) throws(TemplateError) -> Value {
     let a = try call.bind("do_batch", ["linecount", "fill_with"], required: 1)
-    let linecount = try integerArgument(a[0] ?? .none)
+    // Python compares `len(tmp) == linecount`, so a float works and a string never matches.
+    let linecountValue = a[0] ?? .none
     let fill = a[1].flatMap { $0.isNone ? nil : $0 }
+    let linecount: Int? = linecountValue.intValue ?? {
+        if case .float(let d) = linecountValue, d.rounded() == d, abs(d) < 1e18 { return Int(d) }
+        return nil
+    }()
+    if fill != nil, linecount == nil, !linecountValue.isNumber {
+        throw TemplateError(.type, "unsupported operand type(s) for -: '\(linecountValue.typeName)' and 'int'")
+    }
     var rows: [Value] = []
     var current: [Value] = []
     for item in try elements(call.value) {
-        if current.count == linecount {
+        if let linecount, current.count == linecount {
             rows.append(.makeList(current))
             current = []
         }
         current.append(item)
     }
     if !current.isEmpty {
-        if let fill, current.count < linecount {
+        if let fill, let linecount, current.count < linecount {
             current.append(contentsOf: repeatElement(fill, count: linecount - current.count))
         }
         rows.append(.makeList(current))
@@ -561,7 +571,7 @@ private func pow10(_ n: Int) -> Double {
 }
 
 @Sendable func filterEscape(_ call: FilterCall) throws(TemplateError) -> Value {
-    if !call.args.isEmpty { throw TemplateError(.type, "escape() takes exactly one argument (\(call.args.positional.count + 1) given)") }
+    _ = try call.bind("escape", [])
     if case .markup = call.value { return call.value }
     return .markup(htmlEscape(call.value.pyStr))
 }
