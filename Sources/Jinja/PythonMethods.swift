@@ -208,31 +208,30 @@ private func lowerMapping(_ scalars: [Unicode.Scalar], _ i: Int) -> String {
 
 /// Python's `str.lower()`.
 func pyLower(_ s: String) -> String {
-    var ascii = true
-    for byte in s.utf8 where byte >= 0x80 || (byte >= 0x41 && byte <= 0x5A) {
-        if byte >= 0x80 { ascii = false; break }
-    }
-    if ascii {
-        var bytes = Array(s.utf8)
-        var changed = false
-        for i in bytes.indices where bytes[i] >= 0x41 && bytes[i] <= 0x5A { bytes[i] |= 0x20; changed = true }
-        return changed ? String(decoding: bytes, as: UTF8.self) : s
-    }
+    if s.utf8.allSatisfy({ $0 < 0x80 }) { return asciiMapped(s, from: 0x41, to: 0x5A, flip: 0x20, setting: true) }
     let scalars = Array(s.unicodeScalars)
     var out = ""
     for i in scalars.indices { out += lowerMapping(scalars, i) }
     return out
 }
 
+/// ASCII case change: bytes in `from...to` get `flip` set (lowering) or cleared (uppering).
+private func asciiMapped(_ s: String, from: UInt8, to: UInt8, flip: UInt8, setting: Bool) -> String {
+    let utf8 = s.utf8
+    guard utf8.contains(where: { $0 >= from && $0 <= to }) else { return s }
+    return String(unsafeUninitializedCapacity: utf8.count) { buffer in
+        var i = 0
+        for byte in utf8 {
+            buffer[i] = (byte >= from && byte <= to) ? (setting ? byte | flip : byte & ~flip) : byte
+            i += 1
+        }
+        return i
+    }
+}
+
 /// Python's `str.upper()`.
 func pyUpper(_ s: String) -> String {
-    var ascii = true
-    for byte in s.utf8 where byte >= 0x80 { ascii = false; break }
-    if ascii {
-        var bytes = Array(s.utf8)
-        for i in bytes.indices where bytes[i] >= 0x61 && bytes[i] <= 0x7A { bytes[i] &= ~0x20 }
-        return String(decoding: bytes, as: UTF8.self)
-    }
+    if s.utf8.allSatisfy({ $0 < 0x80 }) { return asciiMapped(s, from: 0x61, to: 0x7A, flip: 0x20, setting: false) }
     var out = ""
     for c in s.unicodeScalars { out += c.properties.uppercaseMapping }
     return out
@@ -592,7 +591,7 @@ func pyJoin(_ separator: String, _ items: [Value]) throws(TemplateError) -> Stri
 // MARK: - str methods
 
 private func callStringMethod(_ s: String, markup: Bool, _ name: String, _ args: Arguments) throws(TemplateError) -> Value? {
-    let method = "str." + name
+    let method = name
     /// Markup's string methods return Markup.
     func text(_ result: String) -> Value { markup ? .markup(result) : .string(result) }
     func list(_ parts: [String]) -> Value { .makeList(parts.map(text)) }
@@ -664,6 +663,19 @@ private func callStringMethod(_ s: String, markup: Bool, _ name: String, _ args:
         }
         let start = try sliceBound(a.count > 1 ? a[1] : nil)
         let end = try sliceBound(a.count > 2 ? a[2] : nil)
+        if start == nil && end == nil {
+            // The common case, without copying the string.
+            let utf8 = s.utf8
+            for candidate in candidates {
+                let needle = candidate.utf8
+                if name == "startswith" {
+                    if utf8.starts(with: needle) { return .bool(true) }
+                } else if utf8.count >= needle.count && utf8.suffix(needle.count).elementsEqual(needle) {
+                    return .bool(true)
+                }
+            }
+            return .bool(false)
+        }
         let bytes = Array(s.utf8)
         guard let (lower, upper) = byteWindow(bytes, start, end) else { return .bool(false) }
         for candidate in candidates {
