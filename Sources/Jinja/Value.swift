@@ -606,6 +606,11 @@ public func getAttribute(_ object: Value, _ name: String) -> Value {
         }
     default:
         if methodExists(object, name) { return .function(Function(name: name, kind: .boundMethod(receiver: object, name: name))) }
+        if case .tuple(let items) = object, items.count == 2 {
+            // groupby yields namedtuples (grouper, list); any pair answers to those names here.
+            if name == "grouper" { return items[0] }
+            if name == "list" { return items[1] }
+        }
         if case .int = object {
             if name == "real" || name == "numerator" { return object }
             if name == "imag" { return .int(0) }
