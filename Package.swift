@@ -3,6 +3,14 @@ import PackageDescription
 
 // No packages beyond the Swift toolchain and the system libcurl: PID 1 stays small and the
 // build needs nothing but Debian's packages.
+// Release builds specialise the generic JSON reader in Shared for the template engine's value
+// type across the module boundary, and drop the run-time exclusivity checks on the engine's
+// reference-typed lists and dicts (measured: together about twice as fast to read a large context).
+let crossModule: [SwiftSetting] = [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))]
+let engine: [SwiftSetting] = [
+    .unsafeFlags(["-cross-module-optimization", "-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+]
+
 let package = Package(
     name: "kube-haproxy",
     products: [
@@ -12,10 +20,10 @@ let package = Package(
     ],
     targets: [
         .target(name: "CSystem"),
-        .target(name: "Shared", dependencies: ["CSystem"]),
-        .target(name: "Jinja", dependencies: ["Shared"]),
+        .target(name: "Shared", dependencies: ["CSystem"], swiftSettings: crossModule),
+        .target(name: "Jinja", dependencies: ["Shared"], swiftSettings: engine),
         .executableTarget(name: "Supervisor", dependencies: ["Shared", "CSystem"]),
-        .executableTarget(name: "Watcher", dependencies: ["Shared", "Jinja"]),
+        .executableTarget(name: "Watcher", dependencies: ["Shared", "Jinja"], swiftSettings: crossModule),
         .testTarget(name: "SharedTests", dependencies: ["Shared"]),
         .testTarget(name: "JinjaTests", dependencies: ["Jinja", "Shared"], exclude: ["Fixtures"]),
         // Real parts for integration tests: binaries, backends, the supervisor, free ports.

@@ -1,0 +1,654 @@
+// Runs a parsed template: statements write into one growing output string, expressions
+// evaluate to `Value`s with Python's semantics and Jinja2's runtime rules.
+
+/// Variables bound in one scope (a loop iteration, a macro call, a `with` block). Scopes are
+/// small, so a linear list of (slot, value) beats hashing; the template's top level lives in
+/// the renderer's dense `globals` array instead.
+final class Scope {
+    var slots: [Int] = []
+    var values: [Value] = []
+    let parent: Scope?
+
+    init(parent: Scope?) { self.parent = parent }
+
+    @inline(__always) func get(_ slot: Int) -> Value? {
+        var i = 0
+        while i < slots.count {
+            if slots[i] == slot { return values[i] }
+            i += 1
+        }
+        return nil
+    }
+
+    @inline(__always) func set(_ slot: Int, _ value: Value) {
+        var i = 0
+        while i < slots.count {
+            if slots[i] == slot { values[i] = value; return }
+            i += 1
+        }
+        slots.append(slot)
+        values.append(value)
+    }
+}
+
+final class Renderer {
+    let program: Program
+    var globals: [Value?]
+    var autoescape = false
+    var callDepth = 0
+    static let maximumCallDepth = 100
+
+    init(program: Program) {
+        self.program = program
+        self.globals = Array(repeating: nil, count: program.names.count)
+    }
+
+    func render(_ context: [(String, Value)]) throws(TemplateError) -> String {
+        var slotOf: [String: Int] = [:]
+        slotOf.reserveCapacity(program.names.count)
+        for (slot, name) in program.names.enumerated() { slotOf[name] = slot }
+        for (name, function) in builtinGlobals {
+            if let slot = slotOf[name] { globals[slot] = function }
+        }
+        for (name, value) in context {
+            if let slot = slotOf[name] { globals[slot] = value }
+        }
+        var out = ""
+        try execute(program.body, nil, &out)
+        return out
+    }
+
+    // MARK: Statements
+
+    func execute(_ nodes: [Node], _ scope: Scope?, _ out: inout String) throws(TemplateError) {
+        for node in nodes { try execute(node, scope, &out) }
+    }
+
+    @inline(__always) func located(_ error: TemplateError, _ line: Int) -> TemplateError {
+        if error.line != 0 { return error }
+        var copy = error
+        copy.line = line
+        return copy
+    }
+
+    func execute(_ node: Node, _ scope: Scope?, _ out: inout String) throws(TemplateError) {
+        switch node {
+        case .templateData(let text):
+            out += text
+        case .output(let expr, let line):
+            do {
+                try write(try evaluate(expr, scope), &out)
+            } catch {
+                throw located(error, line)
+            }
+        case .if(let ifNode):
+            for branch in ifNode.branches {
+                let test: Bool
+                do { test = try evaluate(branch.test, scope).isTruthy } catch { throw located(error, branch.line) }
+                if test {
+                    try execute(branch.body, scope, &out)
+                    return
+                }
+            }
+            try execute(ifNode.else_, scope, &out)
+        case .for(let forNode):
+            let iterable: Value
+            do { iterable = try evaluate(forNode.iter, scope) } catch { throw located(error, forNode.line) }
+            try runLoop(forNode, iterable, scope, depth0: 0, &out)
+        case .assign(let target, let expr, let line):
+            do {
+                let value = try evaluate(expr, scope)
+                try assign(target, value, scope)
+            } catch {
+                throw located(error, line)
+            }
+        case .assignBlock(let target, let filter, let body, let line):
+            var text = ""
+            try execute(body, Scope(parent: scope), &text)
+            do {
+                var value: Value = autoescape ? .markup(text) : .string(text)
+                if let filter { value = try applyFilterChain(filter, value, scope) }
+                try assign(target, value, scope)
+            } catch {
+                throw located(error, line)
+            }
+        case .macro(let macro):
+            let closure = MacroClosure(macro: macro, scope: scope, isCaller: false)
+            let value = Value.function(Function(name: macro.name, kind: .macro(closure)))
+            setVariable(macro.slot, value, scope)
+        case .callBlock(let callBlock):
+            do {
+                let caller = MacroClosure(macro: callBlock.caller, scope: scope, isCaller: true)
+                let callerValue = Value.function(Function(name: "caller", kind: .macro(caller)))
+                guard case .call(let callee, let arguments, _) = callBlock.call else { return }
+                var args = try evaluateArguments(arguments, scope)
+                args.keywords.append(("caller", callerValue))
+                let result = try callValue(try evaluate(callee, scope), args, calleeExpr: callee)
+                try write(result, &out)
+            } catch {
+                throw located(error, callBlock.line)
+            }
+        case .filterBlock(let filter, let body, let line):
+            var text = ""
+            try execute(body, Scope(parent: scope), &text)
+            do {
+                let value = try applyFilterChain(filter, autoescape ? .markup(text) : .string(text), scope)
+                try write(value, &out)
+            } catch {
+                throw located(error, line)
+            }
+        case .with(let targets, let body, let line):
+            let inner = Scope(parent: scope)
+            do {
+                var values: [Value] = []
+                for (_, expr) in targets { values.append(try evaluate(expr, scope)) }
+                for ((target, _), value) in zip(targets, values) { try assign(target, value, inner) }
+            } catch {
+                throw located(error, line)
+            }
+            try execute(body, inner, &out)
+        case .scopedAutoescape(let expr, let body, let line):
+            let saved = autoescape
+            do { autoescape = try evaluate(expr, scope).isTruthy } catch { throw located(error, line) }
+            defer { autoescape = saved }
+            try execute(body, Scope(parent: scope), &out)
+        case .block(_, let body, _):
+            try execute(body, Scope(parent: scope), &out)
+        case .needsLoader(let line):
+            throw TemplateError(kind: .type, message: "no loader for this environment specified", line: line)
+        }
+    }
+
+    func write(_ value: Value, _ out: inout String) throws(TemplateError) {
+        switch value {
+        case .string(let s): out += autoescape ? htmlEscape(s) : s
+        case .markup(let s): out += s
+        case .int(let i): out += String(i)
+        case .undefined: return
+        case .none: out += "None"
+        case .bool(let b): out += b ? "True" : "False"
+        default:
+            let text = value.pyStr
+            out += autoescape ? htmlEscape(text) : text
+        }
+    }
+
+    func setVariable(_ slot: Int, _ value: Value, _ scope: Scope?) {
+        if let scope { scope.set(slot, value) } else { globals[slot] = value }
+    }
+
+    @inline(__always) func lookup(_ slot: Int, _ scope: Scope?) -> Value? {
+        var current = scope
+        while let s = current {
+            if let value = s.get(slot) { return value }
+            current = s.parent
+        }
+        return globals[slot]
+    }
+
+    func assign(_ target: Target, _ value: Value, _ scope: Scope?) throws(TemplateError) {
+        switch target {
+        case .name(_, let slot):
+            setVariable(slot, value, scope)
+        case .tuple(let targets):
+            let items: [Value]
+            do { items = try value.iterate() } catch {
+                throw TemplateError(.type, "cannot unpack non-iterable \(value.typeName) object")
+            }
+            if items.count < targets.count {
+                throw TemplateError(.value, "not enough values to unpack (expected \(targets.count), got \(items.count))")
+            }
+            if items.count > targets.count {
+                throw TemplateError(.value, "too many values to unpack (expected \(targets.count))")
+            }
+            for (target, item) in zip(targets, items) { try assign(target, item, scope) }
+        case .namespaceAttribute(let name, let slot, let attribute):
+            guard let object = lookup(slot, scope) else {
+                throw TemplateError(.undefined, "\(reprString(name)) is undefined")
+            }
+            guard case .namespace(let namespace) = object else {
+                throw TemplateError(.runtime, "cannot assign attribute on non-namespace object")
+            }
+            namespace.attributes[string: attribute] = value
+        }
+    }
+
+    // MARK: Loops
+
+    func runLoop(_ node: ForNode, _ iterable: Value, _ scope: Scope?, depth0: Int, _ out: inout String) throws(TemplateError) {
+        var items: [Value]
+        do {
+            items = try iterable.iterate()
+            if let test = node.test {
+                var kept: [Value] = []
+                for item in items {
+                    let testScope = Scope(parent: scope)
+                    try assign(node.target, item, testScope)
+                    if try evaluate(test, testScope).isTruthy { kept.append(item) }
+                }
+                items = kept
+            }
+        } catch {
+            throw located(error, node.line)
+        }
+        if items.isEmpty {
+            try execute(node.else_, Scope(parent: scope), &out)
+            return
+        }
+        var recurse: ((Value) throws(TemplateError) -> String)? = nil
+        if node.recursive {
+            recurse = { [unowned self] value throws(TemplateError) -> String in
+                self.callDepth += 1
+                defer { self.callDepth -= 1 }
+                if self.callDepth > Renderer.maximumCallDepth {
+                    throw TemplateError(.recursion, "maximum recursion depth exceeded")
+                }
+                var text = ""
+                try self.runLoop(node, value, scope, depth0: depth0 + 1, &text)
+                return text
+            }
+        }
+        let loop = LoopContext(items: items, depth0: depth0, recurse: recurse)
+        let loopValue = Value.loop(loop)
+        for (index, item) in items.enumerated() {
+            loop.index0 = index
+            let iterationScope = Scope(parent: scope)
+            iterationScope.slots.reserveCapacity(2)
+            iterationScope.values.reserveCapacity(2)
+            iterationScope.set(node.loopSlot, loopValue)
+            do {
+                try assign(node.target, item, iterationScope)
+            } catch {
+                throw located(error, node.line)
+            }
+            try execute(node.body, iterationScope, &out)
+        }
+    }
+
+    // MARK: Expressions
+
+    func evaluate(_ expr: Expr, _ scope: Scope?) throws(TemplateError) -> Value {
+        switch expr {
+        case .const(let literal):
+            switch literal {
+            case .none: return .none
+            case .bool(let b): return .bool(b)
+            case .int(let i): return .int(i)
+            case .bigInt(let b): return .bigInt(b)
+            case .float(let d): return .float(d)
+            case .string(let s): return .string(s)
+            }
+        case .name(let name, let slot):
+            if let value = lookup(slot, scope) { return value }
+            return .undefined(Undefined(name: name))
+        case .getattr(let objectExpr, let name, let dictMethod):
+            let object = try evaluate(objectExpr, scope)
+            switch object {
+            case .dict(let ref) where !dictMethod:
+                if let value = ref[string: name] { return value }
+                return .undefined(Undefined(owner: object, attribute: name))
+            case .undefined(let u):
+                throw u.error
+            default:
+                return getAttribute(object, name)
+            }
+        case .getitem(let objectExpr, let argument):
+            let object = try evaluate(objectExpr, scope)
+            if case .undefined(let u) = object { throw u.error }
+            if case .slice(let start, let stop, let step) = argument {
+                return try slice(object,
+                                 start.map { e throws(TemplateError) in try evaluate(e, scope) } ?? .none,
+                                 stop.map { e throws(TemplateError) in try evaluate(e, scope) } ?? .none,
+                                 step.map { e throws(TemplateError) in try evaluate(e, scope) } ?? .none)
+            }
+            let key = try evaluate(argument, scope)
+            return getItem(object, key)
+        case .slice:
+            return .none
+        case .list(let items):
+            var values: [Value] = []
+            values.reserveCapacity(items.count)
+            for item in items { values.append(try evaluate(item, scope)) }
+            return .list(ListRef(values))
+        case .tuple(let items):
+            var values: [Value] = []
+            values.reserveCapacity(items.count)
+            for item in items { values.append(try evaluate(item, scope)) }
+            return .tuple(values)
+        case .dict(let pairs):
+            let ref = DictRef()
+            for (keyExpr, valueExpr) in pairs {
+                let key = try evaluate(keyExpr, scope)
+                try requireHashable(key)
+                ref[key] = try evaluate(valueExpr, scope)
+            }
+            return .dict(ref)
+        case .binary(let op, let leftExpr, let rightExpr):
+            let left = try evaluate(leftExpr, scope)
+            let right = try evaluate(rightExpr, scope)
+            switch op {
+            case .add: return try pyAdd(left, right)
+            case .sub: return try pySub(left, right)
+            case .mul: return try pyMul(left, right)
+            case .div: return try pyTrueDiv(left, right)
+            case .floordiv: return try pyFloorDiv(left, right)
+            case .mod: return try pyMod(left, right)
+            case .pow: return try pyPow(left, right)
+            }
+        case .neg(let operandExpr):
+            let operand = try evaluate(operandExpr, scope)
+            switch operand {
+            case .int(let i): return i == Int.min ? (-BigInt(i)).normalized : .int(-i)
+            case .bool(let b): return .int(b ? -1 : 0)
+            case .float(let d): return .float(-d)
+            case .bigInt(let b): return (-b).normalized
+            case .undefined(let u): throw u.error
+            default: throw TemplateError(.type, "bad operand type for unary -: '\(operand.typeName)'")
+            }
+        case .pos(let operandExpr):
+            let operand = try evaluate(operandExpr, scope)
+            switch operand {
+            case .int, .float, .bigInt: return operand
+            case .bool(let b): return .int(b ? 1 : 0)
+            case .undefined(let u): throw u.error
+            default: throw TemplateError(.type, "bad operand type for unary +: '\(operand.typeName)'")
+            }
+        case .not(let operand):
+            return .bool(!(try evaluate(operand, scope).isTruthy))
+        case .and(let leftExpr, let rightExpr):
+            let left = try evaluate(leftExpr, scope)
+            return left.isTruthy ? try evaluate(rightExpr, scope) : left
+        case .or(let leftExpr, let rightExpr):
+            let left = try evaluate(leftExpr, scope)
+            return left.isTruthy ? left : try evaluate(rightExpr, scope)
+        case .compare(let firstExpr, let ops):
+            var left = try evaluate(firstExpr, scope)
+            for (op, operandExpr) in ops {
+                let right = try evaluate(operandExpr, scope)
+                if !(try compare(op, left, right)) { return .bool(false) }
+                left = right
+            }
+            return .bool(true)
+        case .concat(let parts):
+            var text = ""
+            var anyMarkup = false
+            var values: [Value] = []
+            values.reserveCapacity(parts.count)
+            for part in parts {
+                let value = try evaluate(part, scope)
+                if case .markup = value { anyMarkup = true }
+                values.append(value)
+            }
+            if autoescape && anyMarkup {
+                for value in values {
+                    if case .markup(let s) = value { text += s } else { text += htmlEscape(value.pyStr) }
+                }
+                return .markup(text)
+            }
+            for value in values { text += value.pyStr }
+            return .string(text)
+        case .condExpr(let test, let expr1, let expr2, let line):
+            if try evaluate(test, scope).isTruthy { return try evaluate(expr1, scope) }
+            if let expr2 { return try evaluate(expr2, scope) }
+            return .undefined(Undefined(hint: "the inline if-expression on line \(line) evaluated to false and no else section was defined."))
+        case .filter(let base, let node):
+            let value = try base.map { e throws(TemplateError) in try evaluate(e, scope) } ?? .undefined(Undefined(name: ""))
+            return try applyFilter(node, value, scope)
+        case .test(let operandExpr, let node):
+            let value = try evaluate(operandExpr, scope)
+            guard let function = node.function else {
+                throw TemplateError(kind: .runtime, message: "No test named \(reprString(node.name)) found.", line: node.line)
+            }
+            let args = try evaluateArguments(node.arguments, scope)
+            do {
+                return .bool(try function(FilterCall(value: value, args: args, autoescape: autoescape)))
+            } catch {
+                throw located(error, node.line)
+            }
+        case .call(let calleeExpr, let arguments, _):
+            // `x.method(...)`: call the Python method without materialising a bound method.
+            if case .getattr(let objectExpr, let name, let dictMethod) = calleeExpr {
+                let object = try evaluate(objectExpr, scope)
+                switch object {
+                case .undefined(let u): throw u.error
+                case .dict(let ref) where !dictMethod:
+                    let callee = ref[string: name] ?? .undefined(Undefined(owner: object, attribute: name))
+                    return try callValue(callee, try evaluateArguments(arguments, scope), calleeExpr: calleeExpr)
+                case .loop, .cycler, .joiner, .namespace, .function:
+                    break
+                default:
+                    if methodExists(object, name) {
+                        let args = try evaluateArguments(arguments, scope)
+                        if let result = try callMethod(object, name, args) { return result }
+                    }
+                }
+                let callee = getAttribute(object, name)
+                return try callValue(callee, try evaluateArguments(arguments, scope), calleeExpr: calleeExpr)
+            }
+            let callee = try evaluate(calleeExpr, scope)
+            return try callValue(callee, try evaluateArguments(arguments, scope), calleeExpr: calleeExpr)
+        }
+    }
+
+    func compare(_ op: CompareOperator, _ left: Value, _ right: Value) throws(TemplateError) -> Bool {
+        switch op {
+        case .eq: return pyEquals(left, right)
+        case .ne: return !pyEquals(left, right)
+        case .lt: return try pyCompare(left, right, "<") == -1
+        case .lteq: let c = try pyCompare(left, right, "<="); return c == -1 || c == 0
+        case .gt: return try pyCompare(left, right, ">") == 1
+        case .gteq: let c = try pyCompare(left, right, ">="); return c == 1 || c == 0
+        case .in: return try pyContains(right, left)
+        case .notin: return !(try pyContains(right, left))
+        }
+    }
+
+    func evaluateArguments(_ arguments: CallArguments, _ scope: Scope?) throws(TemplateError) -> Arguments {
+        var result = Arguments()
+        if arguments.args.isEmpty && arguments.kwargs.isEmpty && arguments.dynArgs == nil && arguments.dynKwargs == nil { return result }
+        result.positional.reserveCapacity(arguments.args.count)
+        for arg in arguments.args { result.positional.append(try evaluate(arg, scope)) }
+        for (name, expr) in arguments.kwargs { result.keywords.append((name, try evaluate(expr, scope))) }
+        if let dynArgs = arguments.dynArgs {
+            let value = try evaluate(dynArgs, scope)
+            result.positional.append(contentsOf: try value.iterate())
+        }
+        if let dynKwargs = arguments.dynKwargs {
+            let value = try evaluate(dynKwargs, scope)
+            guard case .dict(let ref) = value else {
+                throw TemplateError(.type, "argument after ** must be a mapping, not \(value.typeName)")
+            }
+            for (key, item) in zip(ref.keys, ref.values) {
+                guard case .string(let name) = key else { throw TemplateError(.type, "keywords must be strings") }
+                result.keywords.append((name, item))
+            }
+        }
+        return result
+    }
+
+    func applyFilter(_ node: FilterNode, _ value: Value, _ scope: Scope?) throws(TemplateError) -> Value {
+        guard let function = node.function else {
+            throw TemplateError(kind: .runtime, message: "No filter named \(reprString(node.name)) found.", line: node.line)
+        }
+        let args = try evaluateArguments(node.arguments, scope)
+        do {
+            return try function(FilterCall(value: value, args: args, autoescape: autoescape))
+        } catch {
+            throw located(error, node.line)
+        }
+    }
+
+    /// Applies a filter chain whose innermost input is `input` (filter blocks, `set` blocks).
+    func applyFilterChain(_ expr: Expr, _ input: Value, _ scope: Scope?) throws(TemplateError) -> Value {
+        guard case .filter(let base, let node) = expr else { return try evaluate(expr, scope) }
+        let value = try base.map { e throws(TemplateError) in try applyFilterChain(e, input, scope) } ?? input
+        return try applyFilter(node, value, scope)
+    }
+
+    // MARK: Calls
+
+    func callValue(_ callee: Value, _ args: Arguments, calleeExpr: Expr) throws(TemplateError) -> Value {
+        switch callee {
+        case .function(let function):
+            switch function.kind {
+            case .builtin(let body):
+                return try body(args)
+            case .boundMethod(let receiver, let name):
+                if case .loop(let loop) = receiver { return try callLoopMethod(loop, name, args) }
+                if let result = try callMethod(receiver, name, args) { return result }
+                throw TemplateError(.type, "'\(function.typeNameForCall)' object is not callable")
+            case .macro(let closure):
+                return try callMacro(closure, args)
+            case .loopRecurse(let loop):
+                return try recurseLoop(loop, args)
+            }
+        case .loop(let loop):
+            return try recurseLoop(loop, args)
+        case .undefined(let u):
+            throw u.error
+        case .joiner(let joiner):
+            return .string(joiner.call())
+        default:
+            throw TemplateError(.type, "'\(callee.typeName)' object is not callable")
+        }
+    }
+
+    func recurseLoop(_ loop: LoopContext, _ args: Arguments) throws(TemplateError) -> Value {
+        guard let recurse = loop.recurse else {
+            throw TemplateError(.type, "The loop must have the 'recursive' marker to be called recursively.")
+        }
+        guard args.positional.count == 1, args.keywords.isEmpty else {
+            throw TemplateError(.type, "LoopContext.__call__() takes 2 positional arguments but \(args.positional.count + 1) were given")
+        }
+        let text = try recurse(args.positional[0])
+        return autoescape ? .markup(text) : .string(text)
+    }
+
+    func callLoopMethod(_ loop: LoopContext, _ name: String, _ args: Arguments) throws(TemplateError) -> Value {
+        switch name {
+        case "cycle":
+            guard !args.positional.isEmpty else { throw TemplateError(.type, "no items for cycling given") }
+            return args.positional[loop.index0 % args.positional.count]
+        case "changed":
+            let values = args.positional
+            if let last = loop.lastChanged, last.count == values.count, zip(last, values).allSatisfy({ pyEquals($0, $1) }) {
+                return .bool(false)
+            }
+            loop.lastChanged = values
+            return .bool(true)
+        default:
+            throw TemplateError(.attribute, "'LoopContext' object has no attribute '\(name)'")
+        }
+    }
+
+    func callMacro(_ closure: MacroClosure, _ args: Arguments) throws(TemplateError) -> Value {
+        let macro = closure.macro
+        callDepth += 1
+        defer { callDepth -= 1 }
+        if callDepth > Renderer.maximumCallDepth {
+            throw TemplateError(.recursion, "maximum recursion depth exceeded")
+        }
+        let scope = Scope(parent: closure.scope)
+        var keywords = args.keywords
+        func popKeyword(_ name: String) -> Value? {
+            if let index = keywords.firstIndex(where: { $0.0 == name }) { return keywords.remove(at: index).1 }
+            return nil
+        }
+        let count = macro.arguments.count
+        var missing: [Int] = []
+        for (index, argument) in macro.arguments.enumerated() {
+            if index < args.positional.count {
+                scope.set(argument.slot, args.positional[index])
+            } else if let value = popKeyword(argument.name) {
+                scope.set(argument.slot, value)
+            } else {
+                missing.append(index)
+            }
+        }
+        if macro.callerUsed {
+            let caller = popKeyword("caller") ?? .undefined(Undefined(hint: "No caller defined"))
+            scope.set(macro.callerSlot, caller)
+        }
+        if macro.catchKwargs {
+            let ref = DictRef()
+            for (key, value) in keywords { ref[string: key] = value }
+            scope.set(macro.kwargsSlot, .dict(ref))
+        } else if let first = keywords.first {
+            if keywords.contains(where: { $0.0 == "caller" }) {
+                throw TemplateError(.type, "macro \(reprString(macro.name)) was invoked with two values for the special caller argument. This is most likely a bug.")
+            }
+            throw TemplateError(.type, "macro \(reprString(macro.name)) takes no keyword argument \(reprString(first.0))")
+        }
+        if macro.catchVarargs {
+            scope.set(macro.varargsSlot, .tuple(args.positional.count > count ? Array(args.positional[count...]) : []))
+        } else if args.positional.count > count {
+            throw TemplateError(.type, "macro \(reprString(macro.name)) takes not more than \(count) argument(s)")
+        }
+        // Defaults are evaluated in the macro's own scope, so they may refer to earlier arguments.
+        let firstDefault = count - macro.defaults.count
+        for index in missing {
+            let argument = macro.arguments[index]
+            if index >= firstDefault {
+                scope.set(argument.slot, try evaluate(macro.defaults[index - firstDefault], scope))
+            } else {
+                scope.set(argument.slot, .undefined(Undefined(hint: "parameter \(reprString(argument.name)) was not provided")))
+            }
+        }
+        var text = ""
+        try execute(macro.body, scope, &text)
+        return autoescape ? .markup(text) : .string(text)
+    }
+
+    // MARK: Slicing
+
+    func slice(_ object: Value, _ start: Value, _ stop: Value, _ step: Value) throws(TemplateError) -> Value {
+        func index(_ value: Value) -> Int?? {
+            switch value {
+            case .none: return .some(nil)
+            case .int(let i): return .some(i)
+            case .bool(let b): return .some(b ? 1 : 0)
+            case .bigInt(let b): return .some(b.negative ? Int.min / 2 : Int.max / 2)
+            default: return nil
+            }
+        }
+        guard let startIndex = index(start), let stopIndex = index(stop), let stepIndex = index(step) else {
+            return .undefined(Undefined(owner: object, key: .string("slice")))
+        }
+        let stepValue = stepIndex ?? 1
+        if stepValue == 0 { throw TemplateError(.value, "slice step cannot be zero") }
+        func indices(_ length: Int) -> [Int] {
+            var lower: Int, upper: Int
+            if stepValue > 0 {
+                lower = startIndex.map { $0 < 0 ? max(0, $0 + length) : min($0, length) } ?? 0
+                upper = stopIndex.map { $0 < 0 ? max(0, $0 + length) : min($0, length) } ?? length
+                var result: [Int] = []
+                var i = lower
+                while i < upper { result.append(i); i += stepValue }
+                return result
+            } else {
+                lower = startIndex.map { $0 < 0 ? max(-1, $0 + length) : min($0, length - 1) } ?? (length - 1)
+                upper = stopIndex.map { $0 < 0 ? max(-1, $0 + length) : min($0, length - 1) } ?? -1
+                var result: [Int] = []
+                var i = lower
+                while i > upper { result.append(i); i += stepValue }
+                return result
+            }
+        }
+        switch object {
+        case .list(let ref): return .list(ListRef(indices(ref.items.count).map { ref.items[$0] }))
+        case .tuple(let items): return .tuple(indices(items.count).map { items[$0] })
+        case .string(let s), .markup(let s):
+            let scalars = Array(s.unicodeScalars)
+            var view = String.UnicodeScalarView()
+            for i in indices(scalars.count) { view.append(scalars[i]) }
+            if case .markup = object { return .markup(String(view)) }
+            return .string(String(view))
+        default:
+            return .undefined(Undefined(owner: object, key: .string("slice")))
+        }
+    }
+}
+
+extension Function {
+    var typeNameForCall: String { Value.function(self).typeName }
+}

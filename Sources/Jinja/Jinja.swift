@@ -1,1 +1,0 @@
-// The Jinja2-compatible template engine.

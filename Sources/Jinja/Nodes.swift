@@ -1,0 +1,169 @@
+// The template's syntax tree: one node per construct, fields named as Jinja2's nodes.py
+// names them. Names are resolved to slot numbers at parse time.
+
+indirect enum Expr: Sendable {
+    case const(Literal)
+    case name(String, slot: Int)
+    case list([Expr])
+    case tuple([Expr])
+    case dict([(Expr, Expr)])
+    /// `node.attr`; `dictMethod` caches whether a dict has a Python method of that name.
+    case getattr(Expr, String, dictMethod: Bool)
+    case getitem(Expr, Expr)
+    case slice(start: Expr?, stop: Expr?, step: Expr?)
+    case binary(BinaryOperator, Expr, Expr)
+    case neg(Expr)
+    case pos(Expr)
+    case not(Expr)
+    case and(Expr, Expr)
+    case or(Expr, Expr)
+    case compare(Expr, [(CompareOperator, Expr)])
+    case concat([Expr])
+    case condExpr(test: Expr, expr1: Expr, expr2: Expr?, line: Int)
+    case filter(Expr?, FilterNode)
+    case test(Expr, TestNode)
+    case call(Expr, CallArguments, line: Int)
+}
+
+enum BinaryOperator: Sendable {
+    case add, sub, mul, div, floordiv, mod, pow
+
+    var symbol: String {
+        switch self {
+        case .add: return "+"
+        case .sub: return "-"
+        case .mul: return "*"
+        case .div: return "/"
+        case .floordiv: return "//"
+        case .mod: return "%"
+        case .pow: return "** or pow()"
+        }
+    }
+}
+
+enum CompareOperator: Sendable {
+    case eq, ne, lt, lteq, gt, gteq, `in`, notin
+
+    var symbol: String {
+        switch self {
+        case .eq: return "=="
+        case .ne: return "!="
+        case .lt: return "<"
+        case .lteq: return "<="
+        case .gt: return ">"
+        case .gteq: return ">="
+        case .in: return "in"
+        case .notin: return "not in"
+        }
+    }
+}
+
+struct CallArguments: Sendable {
+    var args: [Expr] = []
+    var kwargs: [(String, Expr)] = []
+    var dynArgs: Expr? = nil
+    var dynKwargs: Expr? = nil
+}
+
+struct FilterNode: Sendable {
+    let name: String
+    let arguments: CallArguments
+    /// nil when no such filter exists (an error at compile time, or at run time inside `if`).
+    let function: Filter?
+    let line: Int
+}
+
+struct TestNode: Sendable {
+    let name: String
+    let arguments: CallArguments
+    let function: Test?
+    let line: Int
+}
+
+/// Assignment targets: `x`, `a, b`, `ns.attr`.
+indirect enum Target: Sendable {
+    case name(String, slot: Int)
+    case tuple([Target])
+    case namespaceAttribute(String, slot: Int, attribute: String)
+}
+
+indirect enum Node: Sendable {
+    case templateData(String)
+    case output(Expr, line: Int)
+    case `if`(IfNode)
+    case `for`(ForNode)
+    case assign(Target, Expr, line: Int)
+    case assignBlock(Target, filter: Expr?, body: [Node], line: Int)
+    case macro(MacroDefinition)
+    case callBlock(CallBlockNode)
+    case filterBlock(filter: Expr, body: [Node], line: Int)
+    case with(targets: [(Target, Expr)], body: [Node], line: Int)
+    case scopedAutoescape(Expr, body: [Node], line: Int)
+    /// `{% block %}` in a template without inheritance renders in place.
+    case block(name: String, body: [Node], line: Int)
+    /// extends/include/import need a loader, which a single template does not have.
+    case needsLoader(line: Int)
+}
+
+struct IfNode: Sendable {
+    /// `if` and every `elif`, in order.
+    let branches: [(test: Expr, body: [Node], line: Int)]
+    let else_: [Node]
+}
+
+struct ForNode: Sendable {
+    let target: Target
+    let iter: Expr
+    let body: [Node]
+    let else_: [Node]
+    let test: Expr?
+    let recursive: Bool
+    /// Slot of the name `loop` (bound in the body).
+    let loopSlot: Int
+    let line: Int
+}
+
+public final class MacroDefinition: Sendable {
+    let name: String
+    let slot: Int
+    let arguments: [(name: String, slot: Int)]
+    let defaults: [Expr]
+    let body: [Node]
+    /// Whether the body refers to `varargs`, `kwargs`, `caller` (Jinja2 then accepts them).
+    let catchVarargs: Bool
+    let catchKwargs: Bool
+    let callerUsed: Bool
+    let varargsSlot: Int
+    let kwargsSlot: Int
+    let callerSlot: Int
+    let line: Int
+
+    init(name: String, slot: Int, arguments: [(name: String, slot: Int)], defaults: [Expr], body: [Node],
+         catchVarargs: Bool, catchKwargs: Bool, callerUsed: Bool, varargsSlot: Int, kwargsSlot: Int, callerSlot: Int, line: Int) {
+        self.name = name
+        self.slot = slot
+        self.arguments = arguments
+        self.defaults = defaults
+        self.body = body
+        self.catchVarargs = catchVarargs
+        self.catchKwargs = catchKwargs
+        self.callerUsed = callerUsed
+        self.varargsSlot = varargsSlot
+        self.kwargsSlot = kwargsSlot
+        self.callerSlot = callerSlot
+        self.line = line
+    }
+}
+
+struct CallBlockNode: Sendable {
+    let call: Expr
+    /// The caller's signature and body, as an anonymous macro.
+    let caller: MacroDefinition
+    let line: Int
+}
+
+/// A parsed template: the body and the names its slots stand for.
+struct Program: Sendable {
+    let body: [Node]
+    let names: [String]
+}

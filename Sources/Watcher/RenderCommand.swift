@@ -1,0 +1,180 @@
+// `kube-haproxy-watcher render --template FILE [--context FILE.json]`: renders one template
+// with Jinja2's semantics and writes the result to stdout.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+import Jinja
+import Shared
+
+let usage = """
+    Usage:
+      kube-haproxy-watcher render --template FILE [--context FILE.json] [--timings]
+          Render FILE (a Jinja2 template) with the top-level keys of the JSON object in
+          FILE.json as variables, and write the result to stdout. On a template error, print
+          FILE:LINE: MESSAGE to stderr and exit 1. Exit 2 on bad usage or unreadable files.
+          --timings also writes to stderr how long parsing the JSON, compiling and
+          rendering took ("timings: json=…ms compile=…ms render=…ms"; scripts/bench reads it).
+      kube-haproxy-watcher --help
+          Show this help.
+    """
+
+func writeError(_ message: String) {
+    var text = message
+    if !text.hasSuffix("\n") { text += "\n" }
+    var bytes = Array(text.utf8)
+    bytes.withUnsafeMutableBytes { buffer in
+        var offset = 0
+        while offset < buffer.count {
+            let written = write(2, buffer.baseAddress! + offset, buffer.count - offset)
+            if written <= 0 { return }
+            offset += written
+        }
+    }
+}
+
+/// Writes all of `text` to stdout; false if the write failed.
+func writeOutput(_ text: String) -> Bool {
+    var copy = text
+    return copy.withUTF8 { buffer in
+        guard let base = buffer.baseAddress else { return true }
+        var offset = 0
+        while offset < buffer.count {
+            let written = write(1, base + offset, buffer.count - offset)
+            if written < 0 {
+                if errno == EINTR { continue }
+                return false
+            }
+            offset += written
+        }
+        return true
+    }
+}
+
+/// The whole file as bytes, or nil with errno set. Sized from fstat, read in place.
+func readFile(_ path: String) -> [UInt8]? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    if fd < 0 { return nil }
+    defer { close(fd) }
+    var info = stat()
+    var size = 1 << 16
+    if fstat(fd, &info) == 0, info.st_size > 0 { size = Int(info.st_size) + 1 }
+    var result = [UInt8](repeating: 0, count: size)
+    var filled = 0
+    while true {
+        if filled == result.count { result.append(contentsOf: repeatElement(0, count: result.count)) }
+        let count = result.withUnsafeMutableBytes { buffer -> Int in
+            guard let base = buffer.baseAddress else { return 0 }
+            return read(fd, base + filled, buffer.count - filled)
+        }
+        if count < 0 {
+            if errno == EINTR { continue }
+            return nil
+        }
+        if count == 0 { break }
+        filled += count
+    }
+    result.removeLast(result.count - filled)
+    return result
+}
+
+/// Milliseconds on the monotonic clock.
+func monotonicMilliseconds() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Double(now.tv_sec) * 1000 + Double(now.tv_nsec) / 1_000_000
+}
+
+enum RenderCommand {
+    /// The parsed context outlives `run`: the process exit reclaims it at once, where freeing
+    /// a large tree of values one by one would cost a good part of the render time.
+    nonisolated(unsafe) static var retainedContext: [(String, Value)] = []
+
+    static func run(_ arguments: [String]) -> Int32 {
+        var templatePath: String? = nil
+        var timings = false
+        var contextPath: String? = nil
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            switch argument {
+            case "--help", "-h":
+                print(usage)
+                return 0
+            case "--timings":
+                timings = true
+                index += 1
+            case "--template", "--context":
+                guard index + 1 < arguments.count else {
+                    writeError("kube-haproxy-watcher render: \(argument) needs a value\n\(usage)")
+                    return 2
+                }
+                if argument == "--template" { templatePath = arguments[index + 1] } else { contextPath = arguments[index + 1] }
+                index += 2
+            default:
+                if argument.hasPrefix("--template=") {
+                    templatePath = String(argument.dropFirst("--template=".count))
+                } else if argument.hasPrefix("--context=") {
+                    contextPath = String(argument.dropFirst("--context=".count))
+                } else {
+                    writeError("kube-haproxy-watcher render: unexpected argument '\(argument)'\n\(usage)")
+                    return 2
+                }
+                index += 1
+            }
+        }
+        guard let templatePath else {
+            writeError("kube-haproxy-watcher render: --template FILE is required\n\(usage)")
+            return 2
+        }
+        guard let templateBytes = readFile(templatePath) else {
+            writeError("kube-haproxy-watcher render: cannot read \(templatePath): \(String(cString: strerror(errno)))")
+            return 2
+        }
+        var context: [(String, Value)] = []
+        let jsonStart = monotonicMilliseconds()
+        if let contextPath {
+            guard let contextBytes = readFile(contextPath) else {
+                writeError("kube-haproxy-watcher render: cannot read \(contextPath): \(String(cString: strerror(errno)))")
+                return 2
+            }
+            let value: Value
+            do {
+                value = try JSONReader.parse(contextBytes, as: ValueJSONBuilder.self)
+            } catch {
+                writeError("kube-haproxy-watcher render: \(contextPath): invalid JSON: \(error)")
+                return 2
+            }
+            guard case .dict(let object) = value else {
+                writeError("kube-haproxy-watcher render: \(contextPath): the context must be a JSON object")
+                return 2
+            }
+            for (key, item) in zip(object.keys, object.values) { context.append((key.pyStr, item)) }
+        }
+        retainedContext = context
+        let compileStart = monotonicMilliseconds()
+        let source = String(decoding: templateBytes, as: UTF8.self)
+        do {
+            let template = try Template(source: source, name: templatePath)
+            let renderStart = monotonicMilliseconds()
+            let output = try template.render(context)
+            if timings {
+                let renderEnd = monotonicMilliseconds()
+                func ms(_ value: Double) -> String {
+                    let thousandths = Int((value * 1000).rounded())
+                    let fraction = String(thousandths % 1000)
+                    return "\(thousandths / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)ms"
+                }
+                writeError("timings: json=\(ms(compileStart - jsonStart)) compile=\(ms(renderStart - compileStart)) render=\(ms(renderEnd - renderStart))")
+            }
+            if !writeOutput(output) {
+                writeError("kube-haproxy-watcher render: writing the output failed: \(String(cString: strerror(errno)))")
+                return 1
+            }
+            return 0
+        } catch {
+            writeError("\(templatePath):\(error.line): \(error.message)")
+            return 1
+        }
+    }
+}
