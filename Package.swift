@@ -25,7 +25,7 @@ let package = Package(
         .executableTarget(name: "Supervisor", dependencies: ["Shared", "CSystem"]),
         .executableTarget(name: "Watcher", dependencies: ["Shared", "Jinja"], swiftSettings: crossModule),
         .testTarget(name: "SharedTests", dependencies: ["Shared"]),
-        .testTarget(name: "JinjaTests", dependencies: ["Jinja", "Shared"], exclude: ["Fixtures"]),
+        .testTarget(name: "JinjaTests", dependencies: ["Jinja", "Shared"], exclude: ["Fixtures", "generate-expected.py"]),
         // Real parts for integration tests: binaries, backends, the supervisor, free ports.
         .target(name: "IntegrationSupport", dependencies: ["Shared"], path: "Tests/IntegrationSupport", exclude: ["backend.py"]),
         .testTarget(name: "SupervisorTests", dependencies: ["Shared", "IntegrationSupport"]),
