@@ -20,10 +20,11 @@ let package = Package(
     ],
     targets: [
         .target(name: "CSystem"),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .target(name: "Shared", dependencies: ["CSystem"], swiftSettings: crossModule),
         .target(name: "Jinja", dependencies: ["Shared"], swiftSettings: engine),
         .executableTarget(name: "Supervisor", dependencies: ["Shared", "CSystem"]),
-        .executableTarget(name: "Watcher", dependencies: ["Shared", "Jinja"], swiftSettings: crossModule),
+        .executableTarget(name: "Watcher", dependencies: ["Shared", "Jinja", "CCurl", "CSystem"], swiftSettings: crossModule),
         .testTarget(name: "SharedTests", dependencies: ["Shared"]),
         .testTarget(name: "JinjaTests", dependencies: ["Jinja", "Shared"], exclude: ["Fixtures", "generate-expected.py"]),
         // Real parts for integration tests: binaries, backends, the supervisor, free ports.

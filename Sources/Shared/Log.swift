@@ -49,3 +49,10 @@ public enum Log {
         return quoted
     }
 }
+
+/// Seconds with millisecond precision, for log fields: "0.042".
+public func formatSeconds(_ seconds: Double) -> String {
+    let milliseconds = Int((seconds * 1000).rounded())
+    let fraction = String(milliseconds % 1000)
+    return "\(milliseconds / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)"
+}

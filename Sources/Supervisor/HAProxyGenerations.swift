@@ -349,11 +349,6 @@ final class HAProxyGenerations: Sendable {
     }
 }
 
-func formatSeconds(_ seconds: Double) -> String {
-    let milliseconds = Int((seconds * 1000).rounded())
-    let fraction = String(milliseconds % 1000)
-    return "\(milliseconds / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)"
-}
 
 /// Copies a child's output to the supervisor's stderr as it comes, keeping the last part so a
 /// failed start can be explained with HAProxy's own words.

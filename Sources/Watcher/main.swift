@@ -15,8 +15,7 @@ case "--help", "-h", "help":
     print(usage)
     status = 0
 case nil:
-    writeError("kube-haproxy-watcher: watching is not implemented yet; use a subcommand (see --help)")
-    status = 2
+    status = WatchCommand.run()
 default:
     writeError("kube-haproxy-watcher: unknown subcommand '\(arguments[0])'\n\(usage)")
     status = 2

@@ -1,0 +1,191 @@
+// Kubernetes objects as Kubernetes' etcd2 storage wrote them: JSON values at
+// <prefix>/pods/<namespace>/<name>, <prefix>/configmaps/<namespace>/<name>,
+// <prefix>/secrets/<namespace>/<name>.
+import Jinja
+import Shared
+
+enum ObjectKind: String, Sendable, CaseIterable {
+    case pods, configmaps, secrets
+}
+
+/// Where an object lives in etcd.
+struct ObjectKey: Hashable, Sendable, CustomStringConvertible {
+    var kind: ObjectKind
+    var namespace: String
+    /// Empty for a whole namespace's directory.
+    var name: String
+
+    /// Parses `<prefix>/<kind>/<namespace>[/<name>]`.
+    init?(etcdKey: String, prefix: String) {
+        guard etcdKey.hasPrefix(prefix + "/") else { return nil }
+        let parts = etcdKey.dropFirst(prefix.count + 1).split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2 || parts.count == 3, let kind = ObjectKind(rawValue: String(parts[0])), !parts[1].isEmpty else { return nil }
+        self.kind = kind
+        namespace = String(parts[1])
+        name = parts.count == 3 ? String(parts[2]) : ""
+    }
+
+    init(kind: ObjectKind, namespace: String, name: String) {
+        self.kind = kind
+        self.namespace = namespace
+        self.name = name
+    }
+
+    var description: String {
+        let singular = kind == .pods ? "pod" : kind == .configmaps ? "ConfigMap" : "Secret"
+        return name.isEmpty ? "\(singular)s of namespace \(namespace)" : "\(singular) \(namespace)/\(name)"
+    }
+}
+
+/// A problem with one object, reported once with the object and key it concerns.
+struct ObjectProblem: Error, Equatable, CustomStringConvertible, Sendable {
+    var object: String
+    var message: String
+    var description: String { "\(object): \(message)" }
+}
+
+/// What the watcher keeps of a pod: enough to select it, and the whole object for the
+/// template when it is a backend.
+struct Pod {
+    var name: String
+    var namespace: String
+    var labels: [String: String]
+    /// Has status.podIP, a non-empty status.containerStatuses, every container ready, and no
+    /// metadata.deletionTimestamp.
+    var isBackend: Bool
+    /// The pod object as the template sees it; kept only for backends.
+    var object: Value?
+    var modifiedIndex: Int
+
+    init(key: ObjectKey, json: String, modifiedIndex: Int) throws(ObjectProblem) {
+        let value: Value
+        do {
+            value = try JSONReader.parse(json, as: ValueJSONBuilder.self)
+        } catch {
+            throw ObjectProblem(object: key.description, message: "not valid JSON: \(error)")
+        }
+        guard case .dict(let root) = value else { throw ObjectProblem(object: key.description, message: "not a JSON object") }
+        name = key.name
+        namespace = key.namespace
+        self.modifiedIndex = modifiedIndex
+        labels = [:]
+        var terminating = false
+        if case .dict(let metadata)? = root[string: "metadata"] {
+            if case .dict(let labelDict)? = metadata[string: "labels"] {
+                for (labelKey, labelValue) in zip(labelDict.keys, labelDict.values) {
+                    if case .string(let text) = labelKey, case .string(let value) = labelValue { labels[text] = value }
+                }
+            }
+            if let deletion = metadata[string: "deletionTimestamp"], !deletion.isNone { terminating = true }
+        }
+        isBackend = !terminating && Pod.isReady(root[string: "status"])
+        object = isBackend ? value : nil
+    }
+
+    static func isReady(_ status: Value?) -> Bool {
+        guard case .dict(let status)? = status else { return false }
+        guard case .string(let podIP)? = status[string: "podIP"], !podIP.isEmpty else { return false }
+        guard case .list(let containers)? = status[string: "containerStatuses"], !containers.items.isEmpty else { return false }
+        return containers.items.allSatisfy { container in
+            guard case .dict(let container) = container, case .bool(true)? = container[string: "ready"] else { return false }
+            return true
+        }
+    }
+}
+
+/// A service from the `services` ConfigMap: its JSON object, which the template gets whole.
+struct Service {
+    var name: String
+    var namespace: String
+    var selector: [(String, String)]
+    var object: DictRef
+
+    init(name: String, json: String) throws(ObjectProblem) {
+        let where_ = "ConfigMap services, key \"\(name)\""
+        let value: Value
+        do {
+            value = try JSONReader.parse(json, as: ValueJSONBuilder.self)
+        } catch {
+            throw ObjectProblem(object: where_, message: "not valid JSON: \(error)")
+        }
+        guard case .dict(let object) = value else { throw ObjectProblem(object: where_, message: "must be a JSON object") }
+        guard case .string(let namespace)? = object[string: "namespace"], !namespace.isEmpty else {
+            throw ObjectProblem(object: where_, message: "needs \"namespace\", a non-empty string")
+        }
+        guard case .dict(let selectorDict)? = object[string: "selector"] else {
+            throw ObjectProblem(object: where_, message: "needs \"selector\", an object of label to value")
+        }
+        var selector: [(String, String)] = []
+        for (key, item) in zip(selectorDict.keys, selectorDict.values) {
+            guard case .string(let label) = key, case .string(let wanted) = item else {
+                throw ObjectProblem(object: where_, message: "selector values must be strings (label \(key.pyStr))")
+            }
+            selector.append((label, wanted))
+        }
+        self.name = name
+        self.namespace = namespace
+        self.selector = selector
+        self.object = object
+    }
+
+    func selects(_ pod: Pod) -> Bool {
+        pod.namespace == namespace && selector.allSatisfy { pod.labels[$0.0] == $0.1 }
+    }
+}
+
+/// The string map of a ConfigMap's or Secret's `data`.
+func objectData(key: ObjectKey, json: String) throws(ObjectProblem) -> [(String, String)] {
+    let value: JSONValue
+    do {
+        value = try JSONValue.parse(json)
+    } catch {
+        throw ObjectProblem(object: key.description, message: "not valid JSON: \(error)")
+    }
+    switch value["data"] {
+    case nil, .null?:
+        return []
+    case .object(let members)?:
+        var data: [(String, String)] = []
+        for (name, item) in members {
+            guard let text = item.stringValue else {
+                throw ObjectProblem(object: key.description, message: "data key \"\(name)\" is not a string")
+            }
+            data.append((name, text))
+        }
+        return data
+    default:
+        throw ObjectProblem(object: key.description, message: "\"data\" is not an object")
+    }
+}
+
+/// Standard base64 (padding optional, whitespace ignored), as Secrets carry their values.
+func decodeBase64(_ text: String) -> [UInt8]? {
+    var output: [UInt8] = []
+    output.reserveCapacity(text.utf8.count * 3 / 4)
+    var buffer: UInt32 = 0
+    var bits = 0
+    var padding = 0
+    for byte in text.utf8 {
+        let digit: UInt32
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"): digit = UInt32(byte - 65)
+        case UInt8(ascii: "a")...UInt8(ascii: "z"): digit = UInt32(byte - 71)
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = UInt32(byte) + 4
+        case UInt8(ascii: "+"): digit = 62
+        case UInt8(ascii: "/"): digit = 63
+        case UInt8(ascii: "="): padding += 1; continue
+        case 0x20, 0x0A, 0x0D, 0x09: continue
+        default: return nil
+        }
+        if padding > 0 { return nil }
+        buffer = buffer << 6 | digit
+        bits += 6
+        if bits >= 8 {
+            bits -= 8
+            output.append(UInt8((buffer >> UInt32(bits)) & 0xFF))
+        }
+    }
+    // Leftover bits must be padding zeros: 2 or 4 bits, never 6.
+    if bits == 6 || padding > 2 { return nil }
+    return output
+}
