@@ -30,5 +30,7 @@ let package = Package(
         // Real parts for integration tests: binaries, backends, the supervisor, free ports.
         .target(name: "IntegrationSupport", dependencies: ["Shared"], path: "Tests/IntegrationSupport", exclude: ["backend.py"]),
         .testTarget(name: "SupervisorTests", dependencies: ["Shared", "IntegrationSupport"]),
+        // The watcher end to end: real etcd, the real supervisor and watcher binaries, real HAProxy.
+        .testTarget(name: "WatcherTests", dependencies: ["Shared", "Jinja", "IntegrationSupport"], exclude: ["Fixtures"]),
     ]
 )

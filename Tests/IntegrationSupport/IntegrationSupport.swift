@@ -2,7 +2,6 @@
 // ports, HTTP backends, the supervisor, and running commands. Everything stops by itself.
 import Foundation
 import Shared
-import XCTest
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -51,6 +50,28 @@ public func freePort(address: String = "127.0.0.1") throws -> Int {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
     }
     return Int(UInt16(bigEndian: socketAddress.sin_port))
+}
+
+/// A TCP port free on every one of the given loopback addresses at once.
+public func freePort(addresses: [String]) throws -> Int {
+    for _ in 0..<100 {
+        let port = try freePort(address: addresses.first ?? "127.0.0.1")
+        if addresses.dropFirst().allSatisfy({ !isListening($0, port) && canBind($0, port) }) { return port }
+    }
+    throw SystemError("bind", errno: EADDRINUSE, detail: "no port free on all of \(addresses)")
+}
+
+func canBind(_ address: String, _ port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    var socketAddress = sockaddr_in()
+    socketAddress.sin_family = sa_family_t(AF_INET)
+    socketAddress.sin_port = UInt16(port).bigEndian
+    inet_pton(AF_INET, address, &socketAddress.sin_addr)
+    return withUnsafePointer(to: &socketAddress) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    } == 0
 }
 
 /// True once something accepts TCP connections at address:port.
@@ -174,10 +195,11 @@ public final class HTTPBackend {
     public let name: String
     let process: BackgroundProcess
 
-    public init(address: String, name: String, directory: String) throws {
+    /// `port`: a given port (several pods of a service listen on the same one), else a free one.
+    public init(address: String, name: String, directory: String, port fixedPort: Int? = nil) throws {
         self.address = address
         self.name = name
-        port = try freePort(address: address)
+        port = try fixedPort ?? freePort(address: address)
         process = try BackgroundProcess("/usr/bin/env", ["python3", TestPaths.supportDirectory + "/backend.py", address, String(port), name],
                                         logPath: "\(directory)/backend-\(name).log")
         guard waitUntil(timeout: 10, { isListening(address, port) }) else {
