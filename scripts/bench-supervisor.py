@@ -10,26 +10,20 @@
 
 Usage: scripts/bench-supervisor.py BINARY_DIR
 """
-import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
+from benchlib import admin_pid, free_port, percentile, request, rss_kb, wait_for
+
 BIN = sys.argv[1] if len(sys.argv) > 1 else ".build/release"
 SUPERVISOR = os.path.join(BIN, "kube-haproxy")
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
-
-
-def free_port(address="127.0.0.1"):
-    with socket.socket() as s:
-        s.bind((address, 0))
-        return s.getsockname()[1]
 
 
 def config(port, backend_port, variant, idle_close=True):
@@ -46,60 +40,6 @@ def config(port, backend_port, variant, idle_close=True):
     for index in range(99):
         lines.append(f"    server pod{index} 127.0.{1 + index // 200}.{10 + index % 200 + variant}:8080 disabled")
     return "\n".join(lines) + "\n"
-
-
-def request(sock_path, payload):
-    with socket.socket(socket.AF_UNIX) as s:
-        s.connect(sock_path)
-        s.sendall((json.dumps(payload) + "\n").encode())
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    return json.loads(data)
-
-
-def rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def percentile(values, fraction):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
-
-
-def wait_for(condition, timeout=10):
-    # Polls as often as the supervisor does (1 ms), so the reference is not slowed by polling.
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if condition():
-            return True
-        time.sleep(0.001)
-    return False
-
-
-def admin_pid(path):
-    try:
-        with socket.socket(socket.AF_UNIX) as s:
-            s.settimeout(1)
-            s.connect(path)
-            s.sendall(b"show info\n")
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        match = re.search(rb"^Pid: (\d+)", data, re.M)
-        return int(match.group(1)) if match else None
-    except OSError:
-        return None
 
 
 def main():

@@ -324,6 +324,40 @@ public enum JSONValue: Equatable, Sendable {
         return output
     }
 
+    /// Indented JSON text for people to read (two spaces a level).
+    public var prettyPrinted: String {
+        var output = ""
+        writePretty(to: &output, level: 0)
+        return output
+    }
+
+    private func writePretty(to output: inout String, level: Int) {
+        let indent = String(repeating: "  ", count: level + 1)
+        let closing = String(repeating: "  ", count: level)
+        switch self {
+        case .array(let elements) where !elements.isEmpty:
+            output += "[\n"
+            for (index, element) in elements.enumerated() {
+                output += indent
+                element.writePretty(to: &output, level: level + 1)
+                output += index + 1 < elements.count ? ",\n" : "\n"
+            }
+            output += closing + "]"
+        case .object(let members) where !members.isEmpty:
+            output += "{\n"
+            for (index, member) in members.enumerated() {
+                output += indent
+                JSONValue.writeString(member.0, to: &output)
+                output += ": "
+                member.1.writePretty(to: &output, level: level + 1)
+                output += index + 1 < members.count ? ",\n" : "\n"
+            }
+            output += closing + "}"
+        default:
+            write(to: &output)
+        }
+    }
+
     public func write(to output: inout String) {
         switch self {
         case .null: output += "null"

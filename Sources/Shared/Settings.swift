@@ -7,7 +7,9 @@ public struct SettingError: Error, CustomStringConvertible, Sendable {
     public var name: String
     public var value: String
     public var expected: String
-    public var description: String { "\(name)=\"\(value)\" is not valid: expected \(expected)" }
+    public var description: String {
+        value.isEmpty ? "\(name) is not set: expected \(expected)" : "\(name)=\"\(value)\" is not valid: expected \(expected)"
+    }
 
     public init(name: String, value: String, expected: String) {
         self.name = name

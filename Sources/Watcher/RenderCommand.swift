@@ -9,12 +9,22 @@ import Shared
 
 let usage = """
     Usage:
+      kube-haproxy-watcher
+          Run the watcher: keep HAProxy in step with the cluster (the supervisor starts it).
+          Environment: ETCD2BASE (required), ETCD2_CA_FILE, ETCD2_CERT_FILE, ETCD2_KEY_FILE,
+          ETCD2_PREFIX [/registry], LB_NAMESPACE [lb], KUBE_HAPROXY_RELOAD_INTERVAL [1s],
+          STATISTICS_PASSWORD, and from the supervisor KUBE_HAPROXY_CONTROL_SOCKET and
+          KUBE_HAPROXY_SSL_DIR.
       kube-haproxy-watcher render --template FILE [--context FILE.json] [--timings]
           Render FILE (a Jinja2 template) with the top-level keys of the JSON object in
           FILE.json as variables, and write the result to stdout. On a template error, print
           FILE:LINE: MESSAGE to stderr and exit 1. Exit 2 on bad usage or unreadable files.
           --timings also writes to stderr how long parsing the JSON, compiling and
           rendering took ("timings: json=…ms compile=…ms render=…ms"; scripts/bench reads it).
+      kube-haproxy-watcher render [--template FILE] [--dump-context]
+          With ETCD2BASE set and no --context: a dry run against the live cluster. Reads the
+          state once and prints the config the watcher would send (rendered from ConfigMap
+          lb/config, or from FILE); --dump-context prints the template context as JSON instead.
       kube-haproxy-watcher --help
           Show this help.
     """
@@ -94,6 +104,7 @@ enum RenderCommand {
         var templatePath: String? = nil
         var timings = false
         var contextPath: String? = nil
+        var dumpContext = false
         var index = 0
         while index < arguments.count {
             let argument = arguments[index]
@@ -103,6 +114,9 @@ enum RenderCommand {
                 return 0
             case "--timings":
                 timings = true
+                index += 1
+            case "--dump-context":
+                dumpContext = true
                 index += 1
             case "--template", "--context":
                 guard index + 1 < arguments.count else {
@@ -123,8 +137,15 @@ enum RenderCommand {
                 index += 1
             }
         }
+        if contextPath == nil, let base = getenv("ETCD2BASE"), base.pointee != 0 {
+            return renderLive(templatePath: templatePath, dumpContext: dumpContext)
+        }
+        if dumpContext {
+            writeError("kube-haproxy-watcher render: --dump-context needs ETCD2BASE (the live cluster) and no --context")
+            return 2
+        }
         guard let templatePath else {
-            writeError("kube-haproxy-watcher render: --template FILE is required\n\(usage)")
+            writeError("kube-haproxy-watcher render: --template FILE is required (or set ETCD2BASE to render the live cluster's template)\n\(usage)")
             return 2
         }
         guard let templateBytes = readFile(templatePath) else {
@@ -174,6 +195,43 @@ enum RenderCommand {
             return 0
         } catch {
             writeError("\(templatePath):\(error.line): \(error.message)")
+            return 1
+        }
+    }
+}
+
+extension RenderCommand {
+    /// The dry run: the live cluster's context, with its template or another.
+    static func renderLive(templatePath: String?, dumpContext: Bool) -> Int32 {
+        let live: LiveRender.Live
+        do {
+            live = try LiveRender.read()
+        } catch {
+            writeError("kube-haproxy-watcher render: cannot read the cluster state: \(error)")
+            return error is SettingError ? 2 : 1
+        }
+        if dumpContext {
+            return writeOutput(LiveRender.dump(live.context)) ? 0 : 1
+        }
+        let name: String
+        let source: String
+        if let templatePath {
+            guard let bytes = readFile(templatePath) else {
+                writeError("kube-haproxy-watcher render: cannot read \(templatePath): \(String(cString: strerror(errno)))")
+                return 2
+            }
+            (name, source) = (templatePath, String(decoding: bytes, as: UTF8.self))
+        } else if let template = live.template {
+            (name, source) = ("template", template)
+        } else {
+            writeError("kube-haproxy-watcher render: ConfigMap lb/config has no \"template\" key (or does not exist); pass --template FILE")
+            return 1
+        }
+        do {
+            let output = try Template(source: source, name: name).render(live.context)
+            return writeOutput(output) ? 0 : 1
+        } catch {
+            writeError("\(name):\(error.line): \(error.message)")
             return 1
         }
     }

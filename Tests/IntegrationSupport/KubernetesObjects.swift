@@ -95,6 +95,13 @@ public enum KubernetesObjects {
                  ("type", .string("Opaque"))])
     }
 
+    /// A Secret whose `data` values are written as given (for values that are not base64).
+    public static func secret(name: String, namespace: String, encodedData: [(String, String)]) -> JSONValue {
+        .object([("kind", .string("Secret")), ("apiVersion", .string("v1")),
+                 ("metadata", objectMetadata(kind: "secrets", name: name, namespace: namespace)),
+                 ("data", .object(encodedData.map { ($0.0, .string($0.1)) })), ("type", .string("Opaque"))])
+    }
+
     static func objectMetadata(kind: String, name: String, namespace: String) -> JSONValue {
         .object([("name", .string(name)), ("namespace", .string(namespace)),
                  ("selfLink", .string("/api/v1/namespaces/\(namespace)/\(kind)/\(name)")),
