@@ -1,5 +1,8 @@
 // The watcher proper (no subcommand): the process the supervisor starts.
 import Shared
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
 
 enum WatchCommand {
     static func run() -> Int32 {
@@ -11,8 +14,21 @@ enum WatchCommand {
             return 2
         }
         EtcdClient.globalInit()
+        exitWhenTheSupervisorGoes()
         Log.info("watcher started", ["etcd": settings.etcd.base, "prefix": settings.prefix, "namespace": settings.lbNamespace,
                                      "reload_interval_seconds": formatSeconds(settings.reloadInterval)])
         WatchLoop(settings: settings).run()
+    }
+
+    /// The watcher belongs to the supervisor that started it: when that process is gone (we
+    /// are re-parented), nothing would read what we send, so we leave too. Checked every second.
+    static func exitWhenTheSupervisorGoes() {
+        let parent = getppid()
+        guard parent > 1 else { return }
+        try? startThread {
+            while getppid() == parent { sleepSeconds(1) }
+            Log.warning("the supervisor is gone; the watcher exits", ["supervisor_pid": String(parent)])
+            exit(0)
+        }
     }
 }

@@ -262,8 +262,38 @@ public final class SupervisorProcess {
         return result
     }
 
-    public func stop() { process.stop() }
-    deinit { process.stop() }
+    /// Stops the supervisor the way an operator would (SIGTERM: HAProxy and the watcher stop
+    /// with it); if it has not exited after a few seconds, kills it and every process below it,
+    /// so no HAProxy or watcher outlives the test.
+    public func stop() {
+        guard process.isRunning else { return }
+        process.signal(SIGTERM)
+        if process.waitForExit(timeout: 8) != nil { return }
+        let descendants = descendantPids(of: process.pid)
+        process.stop()
+        for pid in descendants { kill(pid, SIGKILL) }
+    }
+
+    deinit { stop() }
+}
+
+/// Every process below `root` in the process tree, read from /proc.
+public func descendantPids(of root: pid_t) -> [pid_t] {
+    var parents: [pid_t: pid_t] = [:]
+    for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+        guard let pid = pid_t(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { continue }
+        let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+        if fields.count > 1, let parent = pid_t(fields[1]) { parents[pid] = parent }
+    }
+    var result: [pid_t] = []
+    var frontier = [root]
+    while let next = frontier.popLast() {
+        let children = parents.filter { $0.value == next }.map(\.key)
+        result += children
+        frontier += children
+    }
+    return result
 }
 
 /// An HAProxy config for tests: one HTTP frontend to one backend of servers.
