@@ -84,7 +84,14 @@ private final class Transfer {
     var body: [UInt8] = []
     var etcdIndex: Int?
     let cancel: CancelFlag?
-    init(cancel: CancelFlag?) { self.cancel = cancel }
+    /// curl's own account of a failure (CURLOPT_ERRORBUFFER): "Failed sending data to the peer"
+    /// alone does not say that the TLS peer refused the handshake for want of a certificate.
+    let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+    init(cancel: CancelFlag?) {
+        self.cancel = cancel
+        errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+    }
+    deinit { errorBuffer.deallocate() }
 }
 
 final class EtcdClient {
@@ -180,10 +187,18 @@ final class EtcdClient {
             }
             ccurl_setopt_pointer(handle, CURLOPT_XFERINFODATA, context)
         }
+        ccurl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, transfer.errorBuffer)
         let code = withExtendedLifetime(transfer) { curl_easy_perform(handle) }
+        ccurl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, nil)
         if code == CURLE_ABORTED_BY_CALLBACK { throw EtcdError.cancelled }
         guard code == CURLE_OK else {
-            throw EtcdError.transport("\(url): \(String(cString: curl_easy_strerror(code)))")
+            let detail = String(cString: transfer.errorBuffer)
+            var message = "\(url): \(detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail)"
+            let tlsRefusals = [CURLE_SSL_CONNECT_ERROR, CURLE_SEND_ERROR, CURLE_RECV_ERROR]
+            if url.hasPrefix("https://") && settings.certificateFile == nil && tlsRefusals.contains(code) {
+                message += " (no client certificate was sent: if etcd requires one, set ETCD2_CERT_FILE and ETCD2_KEY_FILE)"
+            }
+            throw EtcdError.transport(message)
         }
         var status = 0
         ccurl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
