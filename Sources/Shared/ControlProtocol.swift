@@ -3,6 +3,7 @@
 //   {"op":"apply","config":"<haproxy.cfg>","certificates":{"<name>":"<PEM>"}}
 //   {"op":"status"}
 //   {"op":"reload"}
+//   {"op":"report","etcd_events":N,...}   the watcher's figures since its last report
 #if canImport(Glibc)
 @preconcurrency import Glibc
 #endif
@@ -12,6 +13,7 @@ public enum ControlRequest: Equatable, Sendable {
     case apply(config: String, certificates: [String: String])
     case status
     case reload
+    case report(WatcherReport)
 
     public struct ParseError: Error, CustomStringConvertible, Sendable {
         public var description: String
@@ -29,6 +31,7 @@ public enum ControlRequest: Equatable, Sendable {
         switch op {
         case "status": return .status
         case "reload": return .reload
+        case "report": return .report(try WatcherReport(json: value))
         case "apply":
             guard let config = value["config"]?.stringValue else {
                 throw ParseError(description: "apply needs \"config\", a string")
@@ -51,7 +54,7 @@ public enum ControlRequest: Equatable, Sendable {
             }
             return .apply(config: config, certificates: certificates)
         default:
-            throw ParseError(description: "unknown op \"\(op)\" (expected apply, status or reload)")
+            throw ParseError(description: "unknown op \"\(op)\" (expected apply, status, reload or report)")
         }
     }
 
@@ -68,10 +71,61 @@ public enum ControlRequest: Equatable, Sendable {
         switch self {
         case .status: return .object([("op", .string("status"))])
         case .reload: return .object([("op", .string("reload"))])
+        case .report(let report): return report.json
         case .apply(let config, let certificates):
             let members = certificates.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.string($0.value)) }
             return .object([("op", .string("apply")), ("config", .string(config)), ("certificates", .object(members))])
         }
+    }
+}
+
+/// What the watcher counted since its last report; the supervisor adds it to the totals it
+/// keeps, so a watcher restart resets nothing.
+public struct WatcherReport: Equatable, Sendable {
+    public var etcdEvents = 0
+    public var indexClearedResyncs = 0
+    public var reconnectResyncs = 0
+    public var renderErrors = 0
+    public var renderSeconds: [Double] = []
+    /// Unix time since which the state is not known to be current (etcd unreachable); nil
+    /// while it is current.
+    public var staleSince: Double?
+
+    public init() {}
+
+    init(json: JSONValue) throws(ControlRequest.ParseError) {
+        func count(_ key: String) throws(ControlRequest.ParseError) -> Int {
+            switch json[key] {
+            case nil, .null?: return 0
+            case .integer(let value)? where value >= 0: return value
+            default: throw ControlRequest.ParseError(description: "report: \"\(key)\" must be a non-negative integer")
+            }
+        }
+        etcdEvents = try count("etcd_events")
+        indexClearedResyncs = try count("resyncs_index_cleared")
+        reconnectResyncs = try count("resyncs_reconnect")
+        renderErrors = try count("render_errors")
+        if case .array(let values)? = json["render_seconds"] {
+            renderSeconds = values.compactMap { value in
+                switch value {
+                case .double(let seconds): return seconds
+                case .integer(let seconds): return Double(seconds)
+                default: return nil
+                }
+            }
+        }
+        switch json["stale_since"] {
+        case .double(let time)?: staleSince = time
+        case .integer(let time)?: staleSince = Double(time)
+        default: staleSince = nil
+        }
+    }
+
+    public var json: JSONValue {
+        .object([("op", .string("report")), ("etcd_events", .integer(etcdEvents)),
+                 ("resyncs_index_cleared", .integer(indexClearedResyncs)), ("resyncs_reconnect", .integer(reconnectResyncs)),
+                 ("render_errors", .integer(renderErrors)), ("render_seconds", .array(renderSeconds.map { .double($0) })),
+                 ("stale_since", staleSince.map { .double($0) } ?? .null)])
     }
 }
 

@@ -61,13 +61,15 @@ final class HAProxyGenerations: Sendable {
 
     let settings: SupervisorSettings
     let reaper: Reaper
+    let metrics: Metrics
     let state = Mutex(State())
     /// Every change of generation runs here, one at a time: applies, reloads, crash restarts.
     let queue = DispatchQueue(label: "kube-haproxy.generations")
 
-    init(settings: SupervisorSettings, reaper: Reaper) {
+    init(settings: SupervisorSettings, reaper: Reaper, metrics: Metrics) {
         self.settings = settings
         self.reaper = reaper
+        self.metrics = metrics
     }
 
     var paths: RunPaths { settings.paths }
@@ -76,7 +78,15 @@ final class HAProxyGenerations: Sendable {
 
     /// Applies a desired state; returns the reply for the control socket.
     func apply(_ desired: DesiredState) -> JSONValue {
-        queue.sync { performApply(desired) }
+        let reply = queue.sync { performApply(desired) }
+        let result: String
+        if reply["ok"]?.boolValue == true {
+            result = reply["changed"]?.boolValue == true ? "changed" : "unchanged"
+        } else {
+            result = reply["error"]?.stringValue?.hasPrefix("haproxy rejected") == true ? "rejected" : "error"
+        }
+        metrics.recordApply(result)
+        return reply
     }
 
     func reload() -> JSONValue {
@@ -221,6 +231,7 @@ final class HAProxyGenerations: Sendable {
                 reaper.forget(pid)
                 capture.waitForEnd(timeout: 1)
                 let message = "haproxy rejected the configuration (\(status)): \(capture.text())"
+                metrics.recordReload(success: false, seconds: nil)
                 Log.error("new haproxy generation failed", ["generation": String(number), "reason": reason, "status": status.description])
                 return .failure(message)
             }
@@ -229,6 +240,7 @@ final class HAProxyGenerations: Sendable {
                 kill(pid, SIGKILL)
                 _ = reaper.waitForExit(pid, timeout: 5)
                 reaper.forget(pid)
+                metrics.recordReload(success: false, seconds: nil)
                 return .failure("haproxy did not start serving within \(settings.startTimeout) s: \(capture.text())")
             }
             sleepSeconds(0.001)
@@ -246,6 +258,7 @@ final class HAProxyGenerations: Sendable {
             state.lastError = nil
             state.reloads += 1
         }
+        metrics.recordReload(success: true, seconds: now - began)
         Log.info("haproxy generation serving", ["generation": String(number), "pid": String(pid), "reason": reason,
                                                 "seconds": formatSeconds(now - began)])
         if let previous {
@@ -305,7 +318,11 @@ final class HAProxyGenerations: Sendable {
         queue.asyncAfter(deadline: .now() + delay) { [self] in
             let needed = state.withLock { $0.current == nil && $0.restartPending && !$0.shuttingDown }
             guard needed else { return }
-            guard case .failure(let message) = startGeneration(configPath: paths.liveConfig, reason: "crash restart") else { return }
+            let result = startGeneration(configPath: paths.liveConfig, reason: "crash restart")
+            guard case .failure(let message) = result else {
+                metrics.recordHAProxyRestart()
+                return
+            }
             let nextDelay: Double = state.withLock { state in
                 state.consecutiveCrashes += 1
                 state.restartPending = true
@@ -331,6 +348,11 @@ final class HAProxyGenerations: Sendable {
 
     func runningPids() -> [pid_t] {
         reaper.pids { if case .haproxy = $0 { return true } else { return false } }
+    }
+
+    /// The serving generation (0 before the first), how many older ones drain, and whether one serves.
+    func gauges() -> (generation: Int, draining: Int, serving: Bool, configured: Bool) {
+        state.withLock { ($0.current?.number ?? 0, $0.draining.count, $0.current != nil, $0.live != nil) }
     }
 
     func statusFields() -> [(String, JSONValue)] {

@@ -33,7 +33,8 @@ enum Supervisor {
             return 1
         }
         let reaper = Reaper()
-        let generations = HAProxyGenerations(settings: settings, reaper: reaper)
+        let metrics = Metrics()
+        let generations = HAProxyGenerations(settings: settings, reaper: reaper, metrics: metrics)
         let watcher = settings.watcherPath.map { WatcherProcess(executable: $0, settings: settings, reaper: reaper) }
         let server = ControlServer(path: paths.controlSocket, maximumRequestBytes: settings.maximumRequestBytes) { request in
             switch request {
@@ -44,6 +45,36 @@ enum Supervisor {
             case .status:
                 return .object([("ok", .bool(true)), ("pid", .integer(Int(getpid())))]
                                + generations.statusFields() + (watcher?.statusFields() ?? []))
+            case .report(let report):
+                metrics.record(report)
+                return .object([("ok", .bool(true))])
+            }
+        }
+        if let address = settings.metricsAddress {
+            let server = MetricsServer(address: address) { path in
+                let gauges = generations.gauges()
+                switch path {
+                case "/metrics":
+                    return .init(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8",
+                                 body: metrics.exposition(generation: gauges.generation, draining: gauges.draining,
+                                                          watcherRestarts: watcher?.restarts ?? 0, haproxyUp: gauges.serving))
+                case "/healthz":
+                    // Alive, and HAProxy runs once there is a config for it to run.
+                    let healthy = gauges.serving || !gauges.configured
+                    return .init(status: healthy ? 200 : 503, contentType: "text/plain; charset=utf-8",
+                                 body: healthy ? "ok\n" : "haproxy is not running\n")
+                case "/readyz":
+                    return .init(status: gauges.serving ? 200 : 503, contentType: "text/plain; charset=utf-8",
+                                 body: gauges.serving ? "ok\n" : "no configuration is being served yet\n")
+                default:
+                    return .init(status: 404, contentType: "text/plain; charset=utf-8", body: "not found: try /metrics, /healthz, /readyz\n")
+                }
+            }
+            do {
+                try server.start()
+            } catch {
+                FileIO.writeError("kube-haproxy: cannot serve metrics: \(error)\n")
+                return 1
             }
         }
         do {

@@ -16,6 +16,8 @@ struct SupervisorSettings: Sendable {
     /// The watcher's executable, or nil when disabled (`none`).
     var watcherPath: String?
     var maximumRequestBytes: Int
+    /// HOST:PORT of the metrics and health endpoint, or nil when off.
+    var metricsAddress: String?
     /// The environment HAProxy and the watcher inherit.
     var environment: [(String, String)]
 
@@ -38,7 +40,16 @@ struct SupervisorSettings: Sendable {
             watcherPath: watcher == "none" ? nil : watcher,
             maximumRequestBytes: try environment.integer("KUBE_HAPROXY_MAX_REQUEST_BYTES", default: defaultMaximumRequestBytes,
                                                          range: 1024...(1 << 30)),
+            metricsAddress: try metricsAddress(environment),
             environment: pairs)
+    }
+
+    static func metricsAddress(_ environment: Environment) throws(SettingError) -> String? {
+        guard let address = environment["KUBE_HAPROXY_METRICS_ADDR"], !address.isEmpty else { return nil }
+        guard MetricsServer.parse(address) != nil else {
+            throw SettingError(name: "KUBE_HAPROXY_METRICS_ADDR", value: address, expected: "HOST:PORT, e.g. 0.0.0.0:9090")
+        }
+        return address
     }
 
     /// The path of the running executable, from /proc.

@@ -96,6 +96,8 @@ final class WatcherProcess: Sendable {
         return pid
     }
 
+    var restarts: Int { state.withLock { $0.restarts } }
+
     func statusFields() -> [(String, JSONValue)] {
         state.withLock { state in
             [("watcher_pid", state.pid.map { .integer(Int($0)) } ?? .null), ("watcher_restarts", .integer(state.restarts))]

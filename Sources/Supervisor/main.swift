@@ -29,6 +29,7 @@ let usage = """
       KUBE_HAPROXY_DRAIN_TIMEOUT      time an old generation may drain before it is stopped [10m]
       KUBE_HAPROXY_START_TIMEOUT      time a new generation may take to start serving [60s]
       KUBE_HAPROXY_MAX_REQUEST_BYTES  largest control request accepted [67108864]
+      KUBE_HAPROXY_METRICS_ADDR       HOST:PORT serving /metrics, /healthz, /readyz [off]
       KUBE_HAPROXY_DEBUG              1 to log debug lines
     Durations: seconds, or a number with ms, s, m or h.
 

@@ -69,6 +69,7 @@ final class EventQueue: Sendable {
 final class WatchLoop {
     let settings: WatcherSettings
     let queue = EventQueue()
+    let metrics: WatcherMetrics
     private var state: ClusterState
     private var round = 0
     private var cancel = CancelFlag()
@@ -79,6 +80,7 @@ final class WatchLoop {
 
     init(settings: WatcherSettings) {
         self.settings = settings
+        metrics = WatcherMetrics(controlSocket: settings.controlSocket)
         state = ClusterState(prefix: settings.prefix, lbNamespace: settings.lbNamespace)
     }
 
@@ -92,6 +94,8 @@ final class WatchLoop {
         }
         let reader = ClusterReader(settings: settings, client: client)
         var backoff = Backoff(initial: 1, maximum: 32)
+        metrics.startReporting()
+        var afterFailure: Bool? = nil
         if settings.statisticsPassword == WatcherSettings.defaultStatisticsPassword {
             Log.warning("STATISTICS_PASSWORD is not set: the template's stats.password is the well-known default")
         }
@@ -100,6 +104,7 @@ final class WatchLoop {
             do {
                 (state, index) = try reader.read()
             } catch {
+                metrics.setCurrent(false)
                 let delay = backoff.next()
                 Log.error("cannot read the cluster state from etcd; HAProxy keeps its last config",
                           ["error": error.description, "retry_in_seconds": formatSeconds(delay)])
@@ -107,13 +112,18 @@ final class WatchLoop {
                 continue
             }
             backoff.reset()
+            if let indexCleared = afterFailure { metrics.countResync(indexCleared: indexCleared) }
+            metrics.setCurrent(true)
             Log.info("cluster state read", ["services": String(state.services.count), "etcd_index": String(index),
                                             "pods": String(state.pods.values.reduce(0) { $0 + $1.count })])
             startWatches(from: index + 1)
             switch follow(reader: reader) {
             case .resyncNow:
+                afterFailure = true
                 continue
             case .resyncAfterBackoff(let error):
+                afterFailure = false
+                metrics.setCurrent(false)
                 let delay = backoff.next()
                 Log.error("lost the etcd watch; HAProxy keeps its last config", ["error": error.description, "retry_in_seconds": formatSeconds(delay)])
                 sleepSeconds(delay)
@@ -142,6 +152,7 @@ final class WatchLoop {
             switch event {
             case .change(let response, let eventRound):
                 guard eventRound == round else { continue }
+                metrics.countEvent()
                 if state.apply(response) {
                     pending = true
                     if !state.namespacesToRead.isEmpty {
@@ -231,11 +242,13 @@ final class WatchLoop {
         do {
             config = try render(source)
         } catch {
+            metrics.countRenderError()
             Log.error("template error: the last good config stays live",
                       ["object": "ConfigMap \(settings.lbNamespace)/config", "key": "template", "line": String(error.line), "error": error.message])
             return true
         }
         let rendered = monotonicSeconds()
+        metrics.observeRender(seconds: rendered - started)
         let certificates = state.certificateFiles
         if let last = lastAcknowledged, last.config == config, last.certificates == certificates { return true }
         let reply: JSONValue
