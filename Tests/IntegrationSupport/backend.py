@@ -4,6 +4,8 @@
 Usage: backend.py ADDRESS PORT NAME
   GET /             -> 200 "NAME\n"
   GET /slow?seconds=N -> waits N seconds, then 200 "NAME\n"
+  GET /headers      -> 200 "NAME\n" followed by the request's headers, one "name: value" a line
+  POST (any path)   -> as GET, the request body read and ignored
 HTTP/1.1 with keep-alive; one thread per connection. Prints "ready" once listening.
 """
 import sys
@@ -19,12 +21,19 @@ class Handler(BaseHTTPRequestHandler):
         url = urlparse(self.path)
         if url.path == "/slow":
             time.sleep(float(parse_qs(url.query).get("seconds", ["1"])[0]))
-        body = (self.server.name + "\n").encode()
+        text = self.server.name + "\n"
+        if url.path == "/headers":
+            text += "".join("%s: %s\n" % (name.lower(), value) for name, value in self.headers.items())
+        body = text.encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.do_GET()
 
     def log_message(self, *args):
         pass

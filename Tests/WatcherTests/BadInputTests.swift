@@ -38,7 +38,10 @@ final class BadInputTests: PipelineTestCase {
     }
 
     func testKeyThatIsNotBase64AndCertificatesWithoutAPartnerAreSkipped() throws {
-        let pipeline = try startServingWeb()
+        let pipeline = try makePipeline()
+        try pipeline.backend("web-1", address: "127.0.0.2")
+        try pipeline.writeWebService()
+        try pipeline.putWebPod("web-1", address: "127.0.0.2")
         let authority = try TestCertificateAuthority(directory: directory)
         let site = try authority.issue("site", commonName: "web.example", subjectAltNames: ["DNS:web.example"])
         let other = try authority.issue("other", commonName: "other.example", subjectAltNames: ["DNS:other.example"])
@@ -49,8 +52,7 @@ final class BadInputTests: PipelineTestCase {
             ("orphan", Data(other.keyPEM.utf8).base64EncodedString()),
             ("garbled", "this is *not* base64!"),
         ]).serialized)
-
-        let supervisor = try XCTUnwrap(pipeline.supervisor)
+        let supervisor = try pipeline.start()
         XCTAssertTrue(waitUntil(timeout: 10) { pipeline.answeringHTTPS(authority: authority) }, pipeline.log)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: supervisor.sslDirectory).sorted(), ["site.pem"])
         XCTAssertEqual(pipeline.logLines("error", "not base64", #"object="Secret lb/keys""#, "key=garbled").count, 1, pipeline.log)

@@ -1,0 +1,197 @@
+// The watcher against etcd over HTTPS, etcd going away, falling behind etcd's event history,
+// being killed under load, and bursts of changes; and its settings.
+import Foundation
+import IntegrationSupport
+import Shared
+import XCTest
+
+final class ResilienceTests: PipelineTestCase {
+    // MARK: etcd over HTTPS
+
+    func testEtcdOverHTTPSWithAClientCertificateWorks() throws {
+        let pipeline = try makePipeline(tls: EtcdServer.TLS(directory: directory))
+        XCTAssertTrue(pipeline.etcd.clientURL.hasPrefix("https://"))
+        try pipeline.backend("web-1", address: "127.0.0.2")
+        try pipeline.writeWebService()
+        try pipeline.putWebPod("web-1", address: "127.0.0.2")
+        try pipeline.start()
+        XCTAssertTrue(pipeline.waitForBody("web-1"), pipeline.log)
+        // The watch follows changes over HTTPS too.
+        try pipeline.backend("web-2", address: "127.0.0.3")
+        try pipeline.putWebPod("web-2", address: "127.0.0.3")
+        XCTAssertTrue(waitUntil(timeout: 10) { pipeline.answering() == ["web-1", "web-2"] }, pipeline.log)
+    }
+
+    func testEtcdOverHTTPSWithoutTheClientCertificateFailsWithAClearError() throws {
+        let pipeline = try makePipeline(tls: EtcdServer.TLS(directory: directory))
+        try pipeline.writeWebService()
+        try pipeline.start(environment: ["ETCD2_CERT_FILE": "", "ETCD2_KEY_FILE": ""])
+        XCTAssertTrue(pipeline.waitForLog("error", "cannot read the cluster state from etcd", pipeline.etcd.clientURL), pipeline.log)
+        let line = pipeline.logLines("cannot read the cluster state from etcd").first ?? ""
+        XCTAssertTrue(line.lowercased().contains("certificate"), "the error should say a certificate is missing: \(line)")
+        XCTAssertEqual(try pipeline.supervisor?.status()["generation"], .integer(0))
+    }
+
+    // MARK: etcd away
+
+    func testEtcdStoppedForTenSecondsAndRestartedRecoversWhileHAProxyKeepsServing() throws {
+        let pipeline = try startServingWeb()
+        pipeline.etcd.stop()
+        XCTAssertTrue(pipeline.waitForLog("lost the etcd watch"), pipeline.log)
+        let stoppedAt = Date()
+        var failures: [String] = []
+        while Date().timeIntervalSince(stoppedAt) < 10 {
+            let response = pipeline.get()
+            if response.body != "web-1\n" { failures.append("\(response)") }
+            Thread.sleep(forTimeInterval: 0.25)
+        }
+        XCTAssertEqual(failures, [], "HAProxy must keep serving the last config while etcd is down")
+        XCTAssertGreaterThan(pipeline.logLines("cannot read the cluster state from etcd", "retry_in_seconds").count, 0, pipeline.log)
+
+        try pipeline.etcd.start()
+        try pipeline.backend("web-2", address: "127.0.0.3")
+        try pipeline.putWebPod("web-2", address: "127.0.0.3")
+        // Back within the backoff (1 s doubling: the retry after 10 s down comes by about 18 s).
+        XCTAssertTrue(waitUntil(timeout: 25, interval: 0.1) { pipeline.answering() == ["web-1", "web-2"] }, pipeline.log)
+    }
+
+    func testWatcherPausedPastEtcdsEventHistoryConvergesToTheRightConfig() throws {
+        let pipeline = try startServingWeb()
+        let supervisor = try XCTUnwrap(pipeline.supervisor)
+        for (name, address) in [("web-2", "127.0.0.3"), ("web-3", "127.0.0.4")] {
+            try pipeline.backend(name, address: address)
+        }
+        let watcher = try XCTUnwrap(try supervisor.status()["watcher_pid"]?.intValue)
+        kill(pid_t(watcher), SIGSTOP)
+        // 1500 events, more than etcd's 1000-event history; the last state: web-1 gone,
+        // web-2 ready, web-3 not ready, and a pod of a namespace no service names.
+        let started = Date()
+        for round in 0..<500 {
+            try pipeline.putWebPod("web-2", address: "127.0.0.3", ready: round % 2 == 1)
+            try pipeline.putWebPod("web-3", address: "127.0.0.4", ready: round % 2 == 0)
+            try pipeline.store.putPod("other-\(round % 7)", namespace: "elsewhere", labels: [("app", "web")], podIP: "127.0.0.9")
+        }
+        try pipeline.store.deletePod("web-1", namespace: "web")
+        let writing = Date().timeIntervalSince(started)
+        kill(pid_t(watcher), SIGCONT)
+
+        XCTAssertTrue(pipeline.waitForLog("fell more than etcd's event history behind"), "writes took \(writing) s\n\(pipeline.log)")
+        XCTAssertTrue(pipeline.waitForConfig { _ in pipeline.servers(of: "web") == ["web-2"] }, pipeline.liveConfig + pipeline.log)
+        XCTAssertEqual(pipeline.answering(), ["web-2"])
+        XCTAssertEqual(try supervisor.status()["watcher_pid"]?.intValue, watcher, "recovered in place, not by a restart")
+    }
+
+    // MARK: The watcher killed
+
+    func testKilledWatcherUnderLoadLosesNoRequestAndCausesNoReload() throws {
+        let pipeline = try startServingWeb()
+        try pipeline.backend("web-2", address: "127.0.0.3")
+        try pipeline.putWebPod("web-2", address: "127.0.0.3")
+        XCTAssertTrue(waitUntil(timeout: 10) { pipeline.answering() == ["web-1", "web-2"] }, pipeline.log)
+        let supervisor = try XCTUnwrap(pipeline.supervisor)
+        let before = try supervisor.status()
+        let watcher = try XCTUnwrap(before["watcher_pid"]?.intValue)
+
+        let load = try BackgroundProcess("/usr/bin/wrk", ["-t2", "-c20", "-d5s", "--timeout", "5s", "-H", "Host: web.example",
+                                                         "http://127.0.0.1:\(pipeline.httpPort)/"], logPath: directory + "/wrk.log")
+        Thread.sleep(forTimeInterval: 0.5)
+        kill(pid_t(watcher), SIGKILL)
+        let restarted = waitUntil(timeout: 5) {
+            guard let pid = (try? supervisor.status())?["watcher_pid"]?.intValue else { return false }
+            return pid != watcher
+        }
+        XCTAssertTrue(restarted, pipeline.log)
+        // The new watcher reads everything and sends the same desired state: nothing to do.
+        XCTAssertTrue(pipeline.waitForLog("config unchanged"), pipeline.log)
+        XCTAssertNotNil(load.waitForExit(timeout: 20), "wrk did not finish")
+
+        let after = try supervisor.status()
+        XCTAssertEqual(after["reloads"], before["reloads"], after.serialized)
+        XCTAssertEqual(after["haproxy_pid"], before["haproxy_pid"])
+        XCTAssertEqual(after["config_hash"], before["config_hash"])
+        let report = load.log
+        let requests = report.split(separator: "\n").first { $0.contains("requests in") }
+            .flatMap { Int($0.split(separator: " ").first ?? "") } ?? 0
+        XCTAssertGreaterThan(requests, 500, report)
+        XCTAssertFalse(report.contains("Socket errors"), report)
+        XCTAssertFalse(report.contains("Non-2xx"), report)
+    }
+
+    // MARK: Coalescing
+
+    func testBurstOfPodUpdatesCostsAHandfulOfAppliesAndEndsRight() throws {
+        let pipeline = try startServingWeb(reloadInterval: "1s")
+        let names = (2...5).map { "web-\($0)" }
+        for (index, name) in names.enumerated() { try pipeline.backend(name, address: "127.0.0.\(index + 3)") }
+        Thread.sleep(forTimeInterval: 1.1) // past the reload interval of the first apply
+        let reloads = try XCTUnwrap(pipeline.reloads)
+        let applied = pipeline.logLines("config applied").count
+
+        // 200 updates: each pod flips readiness 50 times and ends ready, except web-5, not ready.
+        for round in 0..<50 {
+            for (index, name) in names.enumerated() {
+                let ready = name == "web-5" ? round % 2 == 1 && round < 49 : round % 2 == 1
+                try pipeline.putWebPod(name, address: "127.0.0.\(index + 3)", ready: ready)
+            }
+        }
+        XCTAssertTrue(pipeline.waitForConfig { _ in pipeline.servers(of: "web") == ["web-1", "web-2", "web-3", "web-4"] },
+                      pipeline.liveConfig)
+        Thread.sleep(forTimeInterval: 1.2) // one more interval: nothing further may come
+        let newReloads = try XCTUnwrap(pipeline.reloads) - reloads
+        let newApplies = pipeline.logLines("config applied").count - applied
+        XCTAssertGreaterThanOrEqual(newReloads, 1)
+        XCTAssertLessThanOrEqual(newReloads, 5, "200 updates in about a second should cost a handful of reloads\n\(pipeline.log)")
+        XCTAssertEqual(newApplies, newReloads)
+        XCTAssertEqual(pipeline.servers(of: "web"), ["web-1", "web-2", "web-3", "web-4"])
+        XCTAssertEqual(pipeline.answering(count: 12), ["web-1", "web-2", "web-3", "web-4"])
+    }
+
+    func testChangeToAPodNoServiceSelectsCostsNoRender() throws {
+        // With a long interval a render would hold back the next change: an unselected pod's
+        // change costs nothing, so a selected change right after it goes out at once.
+        let pipeline = try startServingWeb(reloadInterval: "3s")
+        try pipeline.backend("web-2", address: "127.0.0.3")
+        let reloads = try XCTUnwrap(pipeline.reloads)
+        let logged = pipeline.logLines("config").count
+        Thread.sleep(forTimeInterval: 3.1) // past the reload interval of the first apply
+
+        for round in 0..<5 {
+            try pipeline.putWebPod("batch-\(round)", address: "127.0.0.9", labels: [("app", "batch")])
+            try pipeline.store.putPod("other-\(round)", namespace: "elsewhere", labels: [("app", "web")], podIP: "127.0.0.9")
+        }
+        Thread.sleep(forTimeInterval: 0.3)
+        XCTAssertEqual(pipeline.reloads, reloads)
+        XCTAssertEqual(pipeline.logLines("config").count, logged, "no apply may be logged:\n\(pipeline.log)")
+
+        let changedAt = Date()
+        try pipeline.putWebPod("web-2", address: "127.0.0.3")
+        XCTAssertTrue(pipeline.waitForConfig(timeout: 5) { $0.contains("server web-2 ") }, pipeline.log)
+        let latency = Date().timeIntervalSince(changedAt)
+        XCTAssertLessThan(latency, 1.5, "a render of the unselected changes would have delayed this one to the interval's end")
+        XCTAssertEqual(pipeline.reloads, reloads + 1)
+    }
+
+    // MARK: Settings
+
+    func testMissingOrMalformedSettingsAreNamedAndExitTwo() throws {
+        let cases: [(environment: [String: String], named: String)] = [
+            ([:], "ETCD2BASE"),
+            (["ETCD2BASE": "127.0.0.1:2379"], "ETCD2BASE=\"127.0.0.1:2379\""),
+            (["ETCD2BASE": "http://127.0.0.1:2379/"], "ETCD2BASE=\"http://127.0.0.1:2379/\""),
+            (["ETCD2BASE": "http://127.0.0.1:2379", "KUBE_HAPROXY_RELOAD_INTERVAL": "soon"], "KUBE_HAPROXY_RELOAD_INTERVAL=\"soon\""),
+            (["ETCD2BASE": "https://127.0.0.1:2379", "ETCD2_CA_FILE": directory + "/missing-ca.crt"], "ETCD2_CA_FILE"),
+            (["ETCD2BASE": "https://127.0.0.1:2379", "ETCD2_CERT_FILE": "/etc/hostname"], "ETCD2_KEY_FILE"),
+            (["ETCD2BASE": "http://127.0.0.1:2379", "ETCD2_PREFIX": "registry/"], "ETCD2_PREFIX"),
+        ]
+        var base = ProcessInfo.processInfo.environment
+        for name in ["ETCD2BASE", "ETCD2_CA_FILE", "ETCD2_CERT_FILE", "ETCD2_KEY_FILE", "ETCD2_PREFIX", "KUBE_HAPROXY_RELOAD_INTERVAL"] {
+            base[name] = nil
+        }
+        base["KUBE_HAPROXY_CONTROL_SOCKET"] = directory + "/control.sock"
+        for (settings, named) in cases {
+            let result = try runCommand(TestPaths.watcher, [], environment: base.merging(settings) { $1 }, timeout: 10)
+            XCTAssertEqual(result.status, 2, "\(settings): \(result.stderr)")
+            XCTAssertTrue(result.stderr.contains(named), "\(settings) should name \(named): \(result.stderr)")
+        }
+    }
+}
