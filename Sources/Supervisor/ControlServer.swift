@@ -13,7 +13,7 @@ final class ControlServer: Sendable {
     let path: String
     let maximumRequestBytes: Int
     let handle: @Sendable (ControlRequest) -> JSONValue
-    let connections = Atomic<Int>(0)
+    let threads = ConnectionThreads(name: "control socket", limit: ControlServer.maximumConnections)
 
     init(path: String, maximumRequestBytes: Int, handle: @escaping @Sendable (ControlRequest) -> JSONValue) {
         self.path = path
@@ -37,47 +37,24 @@ final class ControlServer: Sendable {
         try startThread { [self] in acceptLoop(fd) }
     }
 
-    private func acceptLoop(_ listener: Int32) {
-        while true {
-            let fd = csystem_accept_cloexec(listener)
-            if fd < 0 {
-                if errno == EINTR || errno == ECONNABORTED { continue }
-                Log.error("control socket accept failed", ["error": SystemError("accept").description])
-                sleepSeconds(0.1)
-                continue
-            }
+    private func acceptLoop(_ listener: Int32) -> Never {
+        threads.acceptForever(listener, admit: { fd in
             var pid: pid_t = 0
             var uid: uid_t = 0
             var gid: gid_t = 0
             if csystem_peer_credentials(fd, &pid, &uid, &gid) != 0 {
                 Log.error("control socket peer credentials unavailable", ["error": SystemError("getsockopt SO_PEERCRED").description])
-                close(fd)
-                continue
+                return false
             }
             if uid != geteuid() && uid != 0 {
                 Log.warning("control socket connection refused: peer runs as another user", ["peer_uid": String(uid), "peer_pid": String(pid)])
                 try? UnixSocket.send(fd, ControlServer.errorReply("permission denied: peer uid \(uid) is neither root nor the supervisor's uid").serialized + "\n")
-                close(fd)
-                continue
+                return false
             }
-            if connections.add(1, ordering: .relaxed).newValue > ControlServer.maximumConnections {
-                connections.subtract(1, ordering: .relaxed)
-                try? UnixSocket.send(fd, ControlServer.errorReply("too many control connections (at most \(ControlServer.maximumConnections))").serialized + "\n")
-                close(fd)
-                continue
-            }
-            do {
-                try startThread { [self] in
-                    serve(fd)
-                    close(fd)
-                    connections.subtract(1, ordering: .relaxed)
-                }
-            } catch {
-                Log.error("could not start a control connection thread", ["error": error.description])
-                connections.subtract(1, ordering: .relaxed)
-                close(fd)
-            }
-        }
+            return true
+        }, overLimit: { fd in
+            try? UnixSocket.send(fd, ControlServer.errorReply("too many control connections (at most \(ControlServer.maximumConnections))").serialized + "\n")
+        }, serve: { [self] fd in serve(fd) })
     }
 
     private func serve(_ fd: Int32) {

@@ -17,7 +17,7 @@ final class MetricsServer: Sendable {
     static let maximumConnections = 16
     let address: String
     let respond: @Sendable (_ path: String) -> Response
-    let connections = Atomic<Int>(0)
+    let threads = ConnectionThreads(name: "metrics", limit: MetricsServer.maximumConnections)
 
     init(address: String, respond: @escaping @Sendable (_ path: String) -> Response) {
         self.address = address
@@ -65,29 +65,8 @@ final class MetricsServer: Sendable {
         try startThread { [self] in acceptLoop(fd) }
     }
 
-    private func acceptLoop(_ listener: Int32) {
-        while true {
-            let fd = csystem_accept_cloexec(listener)
-            if fd < 0 {
-                if errno != EINTR && errno != ECONNABORTED { sleepSeconds(0.1) }
-                continue
-            }
-            if connections.add(1, ordering: .relaxed).newValue > MetricsServer.maximumConnections {
-                connections.subtract(1, ordering: .relaxed)
-                close(fd)
-                continue
-            }
-            do {
-                try startThread { [self] in
-                    serve(fd)
-                    close(fd)
-                    connections.subtract(1, ordering: .relaxed)
-                }
-            } catch {
-                connections.subtract(1, ordering: .relaxed)
-                close(fd)
-            }
-        }
+    private func acceptLoop(_ listener: Int32) -> Never {
+        threads.acceptForever(listener) { [self] fd in serve(fd) }
     }
 
     private func serve(_ fd: Int32) {

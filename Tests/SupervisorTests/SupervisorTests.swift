@@ -408,7 +408,7 @@ final class SupervisorTests: XCTestCase {
         XCTAssertEqual(malformed["ok"], .bool(false))
         XCTAssertTrue(malformed["error"]?.stringValue?.hasPrefix("request is not valid JSON") == true, malformed.serialized)
         let unknown = try exchange(#"{"op":"explode"}"#)
-        XCTAssertEqual(unknown["error"], .string(#"unknown op "explode" (expected apply, status or reload)"#))
+        XCTAssertEqual(unknown["error"], .string(#"unknown op "explode" (expected apply, status, reload or report)"#))
         let noConfig = try exchange(#"{"op":"apply"}"#)
         XCTAssertEqual(noConfig["error"], .string(#"apply needs "config", a string"#))
         let oversized = try exchange(#"{"op":"apply","config":""# + String(repeating: "x", count: 5000) + #""}"#)
