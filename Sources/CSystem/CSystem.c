@@ -13,6 +13,7 @@ int csystem_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int lowfd) {
     return posix_spawn_file_actions_addclosefrom_np(actions, lowfd);
 }
 int csystem_limit_malloc_arenas(int count) { return mallopt(M_ARENA_MAX, count); }
+int csystem_malloc_trim(void) { return malloc_trim(0); }
 int csystem_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 int csystem_accept_cloexec(int fd) { return accept4(fd, NULL, NULL, SOCK_CLOEXEC); }
 int csystem_peer_credentials(int fd, pid_t *pid, uid_t *uid, gid_t *gid) {

@@ -1,4 +1,5 @@
 // The watcher proper (no subcommand): the process the supervisor starts.
+import CSystem
 import Shared
 #if canImport(Glibc)
 @preconcurrency import Glibc
@@ -13,6 +14,9 @@ enum WatchCommand {
             FileIO.writeError("kube-haproxy-watcher: \(error)\n")
             return 2
         }
+        // Few malloc arenas: the watch threads allocate little, and memory freed after a large
+        // read or render goes back to the system (see WatchLoop) instead of idling in arenas.
+        _ = csystem_limit_malloc_arenas(2)
         EtcdClient.globalInit()
         exitWhenTheSupervisorGoes()
         Log.info("watcher started", ["etcd": settings.etcd.base, "prefix": settings.prefix, "namespace": settings.lbNamespace,

@@ -1,6 +1,7 @@
 // The watcher's loop: read the cluster, watch it (never poll), render on change, send the
 // desired state to the supervisor. Latency first, storms bounded: an isolated change goes out at
 // once; changes within the reload interval of the last apply go out together at its end.
+import CSystem
 import Dispatch
 import Jinja
 import Shared
@@ -112,6 +113,7 @@ final class WatchLoop {
                 continue
             }
             backoff.reset()
+            _ = csystem_malloc_trim()
             if let indexCleared = afterFailure { metrics.countResync(indexCleared: indexCleared) }
             metrics.setCurrent(true)
             Log.info("cluster state read", ["services": String(state.services.count), "etcd_index": String(index),

@@ -14,6 +14,8 @@ int csystem_set_parent_death_signal(int signal);
 int csystem_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int lowfd);
 /// mallopt(M_ARENA_MAX, count).
 int csystem_limit_malloc_arenas(int count);
+/// malloc_trim(0): return freed heap memory to the system.
+int csystem_malloc_trim(void);
 /// pipe2 with O_CLOEXEC.
 int csystem_pipe_cloexec(int fds[2]);
 /// accept4 with SOCK_CLOEXEC.
