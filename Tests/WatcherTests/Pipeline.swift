@@ -67,7 +67,13 @@ final class Pipeline {
     }
 
     var log: String { supervisor?.log ?? "" }
-    var liveConfig: String { supervisor?.liveConfig ?? "" }
+    /// The config HAProxy serves. A new generation serves (and answers requests) a moment before
+    /// the supervisor renames its candidate file into place: wait for that moment to pass.
+    var liveConfig: String {
+        guard let supervisor else { return "" }
+        waitUntil(timeout: 5, interval: 0.005) { !FileManager.default.fileExists(atPath: supervisor.runDirectory + "/haproxy.cfg.candidate") }
+        return supervisor.liveConfig ?? ""
+    }
     var reloads: Int? { supervisor?.reloads }
 
     /// A request through HAProxy with the given Host header.
