@@ -264,6 +264,11 @@ final class HAProxyGenerations: Sendable {
         if let previous {
             scheduleDrainDeadline(pid: previous.pid, generation: previous.number)
         }
+        // Died between answering and becoming current: the signal loop took it for a failed
+        // candidate, so report the crash here.
+        if let status = reaper.exitStatus(pid) {
+            handleExit(pid: pid, generation: number, status: status)
+        }
         return .success(generation)
     }
 
