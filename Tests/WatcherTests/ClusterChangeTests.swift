@@ -126,6 +126,25 @@ final class ClusterChangeTests: PipelineTestCase {
         XCTAssertEqual(pipeline.reloads, reloads + 1)
     }
 
+    func testReloadsForClusterChangesAreNotTakenForHAProxyCrashes() throws {
+        let pipeline = try startServingWeb()
+        try pipeline.backend("web-2", address: "127.0.0.3")
+        for round in 0..<8 {
+            try pipeline.putWebPod("web-2", address: "127.0.0.3", ready: round % 2 == 0)
+            XCTAssertTrue(pipeline.waitForConfig { $0.contains("server web-2 ") == (round % 2 == 0) }, pipeline.log)
+        }
+        XCTAssertEqual(pipeline.logLines("haproxy exited unexpectedly"), [], "an old generation finishing is not a crash")
+        // A real crash after those reloads is still repaired at once (0.1 s for a first crash).
+        let supervisor = try XCTUnwrap(pipeline.supervisor)
+        let pid = try XCTUnwrap(try supervisor.status()["haproxy_pid"]?.intValue)
+        kill(pid_t(pid), SIGKILL)
+        let back = waitUntil(timeout: 1, interval: 0.01) {
+            guard let current = (try? supervisor.status())?["haproxy_pid"]?.intValue, current != pid else { return false }
+            return pipeline.get().code == "200"
+        }
+        XCTAssertTrue(back, "HAProxy not back within 1 s of a crash after 8 reloads:\n\(pipeline.log)")
+    }
+
     // MARK: Certificates
 
     func testCertificateAndKeyAddedServeHTTPSAndRemovedLeaveNoFile() throws {

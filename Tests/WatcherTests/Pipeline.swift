@@ -76,6 +76,18 @@ final class Pipeline {
     }
     var reloads: Int? { supervisor?.reloads }
 
+    /// What a fresh watcher would send now: `kube-haproxy-watcher render` (a dry run) against
+    /// etcd, in the environment the supervisor gives the watcher.
+    func freshRender() throws -> String {
+        guard let supervisor else { return "" }
+        var environment = supervisor.environment
+        environment["KUBE_HAPROXY_SSL_DIR"] = supervisor.sslDirectory
+        environment["KUBE_HAPROXY_CONTROL_SOCKET"] = supervisor.controlSocket
+        let result = try runCommand(TestPaths.watcher, ["render"], environment: environment, timeout: 20)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        return result.stdout.hasSuffix("\n") || result.stdout.isEmpty ? result.stdout : result.stdout + "\n"
+    }
+
     /// A request through HAProxy with the given Host header.
     func get(_ host: String = "web.example", path: String = "/") -> (code: String, body: String) {
         httpGet("http://127.0.0.1:\(httpPort)\(path)", headers: ["Host: \(host)"], timeout: 5)

@@ -53,6 +53,7 @@ final class ResilienceTests: PipelineTestCase {
         try pipeline.putWebPod("web-2", address: "127.0.0.3")
         // Back within the backoff (1 s doubling: the retry after 10 s down comes by about 18 s).
         XCTAssertTrue(waitUntil(timeout: 25, interval: 0.1) { pipeline.answering() == ["web-1", "web-2"] }, pipeline.log)
+        XCTAssertEqual(pipeline.liveConfig, try pipeline.freshRender())
     }
 
     func testWatcherPausedPastEtcdsEventHistoryConvergesToTheRightConfig() throws {
@@ -78,6 +79,7 @@ final class ResilienceTests: PipelineTestCase {
         XCTAssertTrue(pipeline.waitForLog("fell more than etcd's event history behind"), "writes took \(writing) s\n\(pipeline.log)")
         XCTAssertTrue(pipeline.waitForConfig { _ in pipeline.servers(of: "web") == ["web-2"] }, pipeline.liveConfig + pipeline.log)
         XCTAssertEqual(pipeline.answering(), ["web-2"])
+        XCTAssertEqual(pipeline.liveConfig, try pipeline.freshRender(), "exactly what a fresh start renders")
         XCTAssertEqual(try supervisor.status()["watcher_pid"]?.intValue, watcher, "recovered in place, not by a restart")
     }
 
