@@ -70,10 +70,10 @@ struct ConfigMapYAML {
             } else {
                 value = rest
             }
-            switch (section, level) {
-            case ("metadata", _) where key == "name": name = value
-            case ("metadata", _) where key == "namespace": namespace = value
-            case ("data", _): data.append((key, value))
+            switch section {
+            case "metadata" where key == "name": name = value
+            case "metadata" where key == "namespace": namespace = value
+            case "data": data.append((key, value))
             default: break
             }
         }

@@ -36,7 +36,9 @@ final class ExampleTests: PipelineTestCase {
         XCTAssertEqual(services.name, "services")
         var objects: [(String, JSONValue)] = []
         for (name, json) in services.data {
-            guard case .object(let members) = try JSONValue.parse(json) else { return try XCTUnwrap(nil, "\(name) is not an object") }
+            guard case .object(let members) = try JSONValue.parse(json) else {
+                throw ConfigMapYAML.ParseError(description: "services.yaml: \(name) is not a JSON object")
+            }
             objects.append((name, .object(members.map { $0.0 == "ports" ? ("ports", .array([.integer(pipeline.podPort)])) : $0 })))
         }
         try pipeline.store.putServices(objects)

@@ -150,7 +150,7 @@ class PipelineTestCase: XCTestCase {
 
     override func tearDown() {
         // The whole story of a failed test (or of every test, with WATCHER_TESTS_LOG=1).
-        if testRun?.hasSucceeded == false || ProcessInfo.processInfo.environment["WATCHER_TESTS_LOG"] == "1" {
+        if (testRun?.totalFailureCount ?? 0) > 0 || ProcessInfo.processInfo.environment["WATCHER_TESTS_LOG"] == "1" {
             for pipeline in pipelines { print("--- log of \(name)\n\(pipeline.log)") }
         }
         for pipeline in pipelines { pipeline.stop() }
