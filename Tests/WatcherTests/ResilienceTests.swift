@@ -119,6 +119,36 @@ final class ResilienceTests: PipelineTestCase {
         XCTAssertFalse(report.contains("Non-2xx"), report)
     }
 
+    // MARK: The supervisor away
+
+    func testWatcherKeepsTryingAnUnreachableSupervisorAndSendsTheCurrentStateOnceItListens() throws {
+        let pipeline = try makePipeline()
+        try pipeline.backend("web-1", address: "127.0.0.2")
+        try pipeline.backend("web-2", address: "127.0.0.3")
+        try pipeline.writeWebService()
+        try pipeline.putWebPod("web-1", address: "127.0.0.2")
+        // The watcher alone, its supervisor not started yet.
+        let runDirectory = directory + "/run"
+        var environment = ProcessInfo.processInfo.environment
+        for (key, value) in ["ETCD2BASE": pipeline.etcd.clientURL, "KUBE_HAPROXY_CONTROL_SOCKET": runDirectory + "/control.sock",
+                             "KUBE_HAPROXY_SSL_DIR": runDirectory + "/ssl", "HTTP_PORT": String(pipeline.httpPort),
+                             "HTTPS_PORT": String(pipeline.httpsPort), "KUBE_HAPROXY_RELOAD_INTERVAL": "100ms"] {
+            environment[key] = value
+        }
+        let watcher = try BackgroundProcess(TestPaths.watcher, [], environment: environment, logPath: directory + "/watcher.log")
+        XCTAssertTrue(waitUntil(timeout: 10) { watcher.log.contains("cannot reach the supervisor; will send again") }, watcher.log)
+        // A change meanwhile: what is sent at last is the state of that moment, whole.
+        try pipeline.putWebPod("web-2", address: "127.0.0.3")
+        Thread.sleep(forTimeInterval: 0.3)
+
+        let supervisor = try SupervisorProcess(directory: directory, environment: [:], watcher: "none")
+        XCTAssertTrue(waitUntil(timeout: 10) { pipeline.answering() == ["web-1", "web-2"] }, watcher.log + supervisor.log)
+        XCTAssertTrue(watcher.log.contains("config applied"), watcher.log)
+        XCTAssertEqual(try supervisor.status()["reloads"], .integer(1), "one apply with everything, not one per change")
+        supervisor.stop()
+        watcher.stop()
+    }
+
     // MARK: Coalescing
 
     func testBurstOfPodUpdatesCostsAHandfulOfAppliesAndEndsRight() throws {
