@@ -307,7 +307,7 @@ func pyFloat(_ value: Value) throws(TemplateError) -> Double {
         return d
     case .string(let s), .markup(let s):
         if let d = parsePythonFloat(s) { return d }
-        throw TemplateError(.value, "could not convert string to float: \(reprString(s))")
+        throw TemplateError(.value, "could not convert string to float: \(repr(value))")
     case .undefined(let u): throw u.error
     default:
         throw TemplateError(.type, "float() argument must be a string or a real number, not '\(value.typeName)'")
@@ -630,8 +630,8 @@ private func roundTowardZero(_ d: Double) throws(TemplateError) -> String {
     case .list(let ref): if let first = ref.items.first { return first }
     case .tuple(let items): if let first = items.first { return first }
     case .dict(let ref): if ref.count > 0 { return ref.keys[0] }
-    case .string(let s), .markup(let s):
-        if let c = s.unicodeScalars.first { return call.value.isString && { if case .markup = call.value { return true } else { return false } }() ? .markup(String(c)) : .string(String(c)) }
+    // Iterating Markup yields plain str characters.
+    case .string(let s), .markup(let s): if let c = s.unicodeScalars.first { return .string(String(c)) }
     default: if let first = try elements(call.value).first { return first }
     }
     return .undefined(Undefined(hint: "No first item, sequence was empty."))
@@ -640,7 +640,9 @@ private func roundTowardZero(_ d: Double) throws(TemplateError) -> String {
 @Sendable func filterLast(_ call: FilterCall) throws(TemplateError) -> Value {
     _ = try call.bind("do_last", [], implicit: 2)
     switch call.value {
-    case .list, .tuple, .dict, .string, .markup, .undefined:
+    // reversed() indexes, and Markup's items are Markup.
+    case .markup(let s): if let c = s.unicodeScalars.last { return .markup(String(c)) }
+    case .list, .tuple, .dict, .string, .undefined:
         if let last = try elements(call.value).last { return last }
     default:
         throw TemplateError(.type, "'\(call.value.typeName)' object is not reversible")
@@ -709,6 +711,9 @@ private func roundTowardZero(_ d: Double) throws(TemplateError) -> String {
     switch call.value {
     case .string(let s), .markup(let s): text = s + "\n"
     case .undefined(let u): throw u.error
+    // `s += "\n"` extends a list, then `s.splitlines()` fails.
+    case .list: throw TemplateError(.attribute, "'list' object has no attribute 'splitlines'")
+    case .tuple: throw TemplateError(.type, "can only concatenate tuple (not \"str\") to tuple")
     default: throw TemplateError(.type, "unsupported operand type(s) for +=: '\(call.value.typeName)' and 'str'")
     }
     var lines = pySplitlines(text)
@@ -852,7 +857,8 @@ private func minOrMax(_ call: FilterCall, _ function: String, greater: Bool) thr
     _ = try call.bind("do_random", [], implicit: 2)
     let items: [Value]
     switch call.value {
-    case .list, .tuple, .string, .markup: items = try elements(call.value)
+    case .list, .tuple, .string: items = try elements(call.value)
+    case .markup(let s): items = s.unicodeScalars.map { .markup(String($0)) }
     case .undefined: items = []
     default: throw TemplateError(.type, "object of type '\(call.value.typeName)' has no len()")
     }
@@ -863,8 +869,8 @@ private func minOrMax(_ call: FilterCall, _ function: String, greater: Bool) thr
 @Sendable func filterReEscape(_ call: FilterCall) throws(TemplateError) -> Value {
     _ = try call.bind("escape", [])
     guard let text = call.value.stringValue else {
-        if case .undefined(let u) = call.value { throw u.error }
-        throw TemplateError(.type, "expected str or bytes-like object, got '\(call.value.typeName)'")
+        // re.escape decodes anything but str as latin-1 bytes.
+        throw TemplateError(.type, "decoding to str: need a bytes-like object, \(call.value.typeName) found")
     }
     var out = ""
     out.reserveCapacity(text.utf8.count)
@@ -876,6 +882,8 @@ private func minOrMax(_ call: FilterCall, _ function: String, greater: Bool) thr
         }
         out.unicodeScalars.append(c)
     }
+    // Markup's translate (which re.escape uses) returns Markup.
+    if case .markup = call.value { return .markup(out) }
     return .string(out)
 }
 
@@ -950,7 +958,11 @@ private func selectOrReject(_ call: FilterCall, keep: Bool, attribute: Bool) thr
     let precisionValue = a[0] ?? .int(0)
     let value = call.value
     guard value.isNumber else {
-        throw TemplateError(.type, "type \(value.typeName) doesn't define __round__ method")
+        if method == "common" { throw TemplateError(.type, "type \(value.typeName) doesn't define __round__ method") }
+        // math.ceil/floor(value * 10 ** precision): the product fails first, or is not a number.
+        let digits = try integerArgument(precisionValue)
+        let product = try pyMul(value, digits >= 0 ? (BigInt(10).power(digits).normalized) : .float(pow10(digits)))
+        throw TemplateError(.type, "must be real number, not \(product.typeName)")
     }
     if method == "common" {
         if precisionValue.isNone {
@@ -1083,8 +1095,15 @@ private func selectOrReject(_ call: FilterCall, keep: Bool, attribute: Bool) thr
     let s: String
     switch call.value {
     case .string(let text), .markup(let text): s = text
-    case .undefined: return call.value
-    default: throw TemplateError(.type, "object of type '\(call.value.typeName)' has no len()")
+    default:
+        // Any sized value passes through when short enough; slicing then fails the way Python's does.
+        if try call.value.length() <= length + leeway { return call.value }
+        switch call.value {
+        case .dict: throw TemplateError(.type, "unhashable type: 'slice'")
+        case .list where killwords: throw TemplateError(.type, "can only concatenate list (not \"str\") to list")
+        case .tuple where killwords: throw TemplateError(.type, "can only concatenate tuple (not \"str\") to tuple")
+        default: throw TemplateError(.attribute, "'\(call.value.typeName)' object has no attribute 'rsplit'")
+        }
     }
     let scalars = Array(s.unicodeScalars)
     if scalars.count <= length + leeway { return call.value }
@@ -1117,7 +1136,10 @@ private func selectOrReject(_ call: FilterCall, keep: Bool, attribute: Bool) thr
     case .list, .tuple:
         var parts: [String] = []
         for item in try elements(call.value) {
-            let pair = try elements(item)
+            let pair: [Value]
+            do { pair = try elements(item) } catch {
+                throw TemplateError(.type, "cannot unpack non-iterable \(item.typeName) object")
+            }
             guard pair.count == 2 else {
                 throw TemplateError(.value, pair.count < 2 ? "not enough values to unpack (expected 2, got \(pair.count))" : "too many values to unpack (expected 2)")
             }
@@ -1171,7 +1193,10 @@ func urlQuote(_ text: String, forQuery: Bool) -> String {
             schemes.append(text)
         }
     }
-    let out = urlize(call.value.pyStr, trimLimit: trimLimit, rel: rel, target: target, extraSchemes: schemes)
+    // markupsafe.escape leaves Markup as it is.
+    let escaped: String
+    if case .markup(let text) = call.value { escaped = text } else { escaped = htmlEscape(call.value.pyStr) }
+    let out = urlize(escaped, trimLimit: trimLimit, rel: rel, target: target, extraSchemes: schemes)
     return call.autoescape ? .markup(out) : .string(out)
 }
 
@@ -1692,8 +1717,8 @@ private func isURIScheme(_ text: String) -> Bool {
     return rest.count <= 2 && rest.allSatisfy { $0 == "/" }
 }
 
-private func urlize(_ text: String, trimLimit: Int?, rel: String, target: String?, extraSchemes: [String]) -> String {
-    let escaped = htmlEscape(text)
+/// jinja2.utils.urlize over already escaped text.
+private func urlize(_ escaped: String, trimLimit: Int?, rel: String, target: String?, extraSchemes: [String]) -> String {
     let relAttribute = rel.isEmpty ? "" : " rel=\"\(htmlEscape(rel))\""
     let targetAttribute = (target?.isEmpty ?? true) ? "" : " target=\"\(htmlEscape(target ?? ""))\""
     func trim(_ url: String) -> String {

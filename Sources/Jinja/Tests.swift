@@ -81,12 +81,14 @@ private func noArguments(_ call: FilterCall, _ function: String) throws(Template
 
 @Sendable func testFilter(_ call: FilterCall) throws(TemplateError) -> Bool {
     _ = try call.bind("test_filter", [], implicit: 2)
+    try requireHashable(call.value)
     guard let name = call.value.stringValue else { return false }
     return filters[name] != nil
 }
 
 @Sendable func testTest(_ call: FilterCall) throws(TemplateError) -> Bool {
     _ = try call.bind("test_test", [], implicit: 2)
+    try requireHashable(call.value)
     guard let name = call.value.stringValue else { return false }
     return tests[name] != nil
 }

@@ -497,7 +497,8 @@ extension Value {
         case .tuple(let items): return items
         case .dict(let ref): return ref.keys
         case .string(let s): return s.unicodeScalars.map { .string(String($0)) }
-        case .markup(let s): return s.unicodeScalars.map { .markup(String($0)) }
+        // Markup does not override str.__iter__: its characters come out as plain str.
+        case .markup(let s): return s.unicodeScalars.map { .string(String($0)) }
         case .undefined: return []
         case .namespace(let n): return n.attributes.keys
         default: throw TemplateError(.type, "'\(typeName)' object is not iterable")
