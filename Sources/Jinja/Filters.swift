@@ -318,7 +318,7 @@ func pyFloat(_ value: Value) throws(TemplateError) -> Double {
 /// underscores between digits, inf/infinity/nan in any case.
 func parsePythonFloat(_ text: String) -> Double? {
     let trimmed = pyStrip(text, nil)
-    var scalars = Array(trimmed.unicodeScalars)
+    let scalars = Array(trimmed.unicodeScalars)
     guard !scalars.isEmpty else { return nil }
     var negative = false
     var body = scalars[...]
@@ -351,7 +351,6 @@ func parsePythonFloat(_ text: String) -> Double? {
         i = body.index(after: i)
     }
     guard sawDigit else { return nil }
-    scalars = Array(cleaned.unicodeScalars)
     // Swift's Double(String) accepts hex and "inf"; the grammar above already excluded those.
     return Double(cleaned)
 }
@@ -589,7 +588,6 @@ private func pow10(_ n: Int) -> Double {
     let prefixes = binary ? ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"] : ["kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
     if bytes == 1 { return .string("1 Byte") }
     if bytes < base {
-        guard bytes.isFinite || bytes.isNaN == false else { return .string("\(bytes) Bytes") }
         return .string("\(try roundTowardZero(bytes)) Bytes")
     }
     // Python compares with the exact integer base ** (i + 2), then divides by it as a float.
@@ -1634,7 +1632,7 @@ private struct TextWrapper {
             while end <= n {
                 // Hyphenated word: the chunk ends with '-' after two letters (or letter-letter-),
                 // and a letter, optional '-', letter follows.
-                if end < n, text[end] == "-", !TextWrapper.isSpace(text[end - 1]) || end - 1 >= i {
+                if end < n, text[end] == "-" {
                     let hyphenEnd = end + 1
                     let behind = (letter(end - 2) && letter(end - 1)) || (letter(end - 3) && at(end - 2) == "-" && letter(end - 1))
                     let ahead = letter(hyphenEnd) && (letter(hyphenEnd + 1) || (at(hyphenEnd + 1) == "-" && letter(hyphenEnd + 2)))
@@ -1726,24 +1724,19 @@ private func urlize(_ escaped: String, trimLimit: Int?, rel: String, target: Str
         return scalarString(url.unicodeScalars.prefix(Swift.max(0, limit))) + "..."
     }
     var out = ""
-    // re.split(r"(\s+)"): words and the whitespace runs between them.
+    // re.split(r"(\s+)"): words, each followed by the whitespace run after it.
     var word: [Unicode.Scalar] = []
-    var space: [Unicode.Scalar] = []
-    func flushWord() {
-        out += urlizeWord(scalarString(word), relAttribute: relAttribute, targetAttribute: targetAttribute, trim: trim, extraSchemes: extraSchemes)
-        word.removeAll()
-    }
+    var inSpace = false
     for c in escaped.unicodeScalars {
-        if isPySpace(c) {
-            if !word.isEmpty || space.isEmpty && out.isEmpty { flushWord() }
-            space.append(c)
-        } else {
-            if !space.isEmpty { out += scalarString(space); space.removeAll() }
-            word.append(c)
+        let space = isPySpace(c)
+        if space && !inSpace {
+            out += urlizeWord(scalarString(word), relAttribute: relAttribute, targetAttribute: targetAttribute, trim: trim, extraSchemes: extraSchemes)
+            word.removeAll()
         }
+        if space { out.unicodeScalars.append(c) } else { word.append(c) }
+        inSpace = space
     }
-    flushWord()
-    if !space.isEmpty { out += scalarString(space) }
+    out += urlizeWord(scalarString(word), relAttribute: relAttribute, targetAttribute: targetAttribute, trim: trim, extraSchemes: extraSchemes)
     return out
 }
 
@@ -1914,29 +1907,24 @@ private func matchIPv4(_ c: [Unicode.Scalar], _ start: Int, _ rest: (Int) -> Boo
 
 /// ([\da-f]{0,4}:){2}([\da-f]{0,4}:?){1,6}, case-insensitive, matched against the whole text.
 private func matchIPv6(_ c: [Unicode.Scalar]) -> Bool {
-    func isHex(_ k: Int) -> Bool { k < c.count && (isPyDecimal(c[k]) || (c[k].isASCII && "abcdefABCDEF".unicodeScalars.contains(c[k]))) }
-    func firstPart(_ k: Int, _ count: Int) -> Bool {
-        if count == 2 { return secondPart(k, 0) }
-        var j = k
-        var options: [Int] = [k]
-        while j < c.count && j - k < 4 && isHex(j) { j += 1; options.append(j) }
-        for e in options.reversed() where e < c.count && c[e] == ":" {
-            if firstPart(e + 1, count + 1) { return true }
-        }
-        return false
+    func isHex(_ k: Int) -> Bool { isPyDecimal(c[k]) || (c[k].isASCII && "abcdefABCDEF".unicodeScalars.contains(c[k])) }
+    var k = 0
+    // Two groups that must each end with a colon: the hex run before it is forced.
+    for _ in 0..<2 {
+        let start = k
+        while k < c.count && k - start < 4 && isHex(k) { k += 1 }
+        guard k < c.count, c[k] == ":" else { return false }
+        k += 1
     }
-    func secondPart(_ k: Int, _ count: Int) -> Bool {
-        if count >= 1 && k == c.count { return true }
-        if count == 6 { return false }
-        var j = k
-        var options: [Int] = [k]
-        while j < c.count && j - k < 4 && isHex(j) { j += 1; options.append(j) }
-        for e in options.reversed() {
-            if e < c.count && c[e] == ":" && secondPart(e + 1, count + 1) { return true }
-            if e > k || count >= 0 { if secondPart(e, count + 1) && e > k { return true } }
-            if e == c.count && count + 1 >= 1 { return true }
-        }
-        return false
-    }
-    return firstPart(0, 0)
+    // Then one to six groups of up to four hex digits and an optional colon; taking the
+    // longest group each time needs the fewest groups.
+    var groups = 0
+    repeat {
+        let start = k
+        while k < c.count && k - start < 4 && isHex(k) { k += 1 }
+        if k < c.count && c[k] == ":" { k += 1 }
+        groups += 1
+        if k == start && k < c.count { return false }
+    } while k < c.count && groups < 6
+    return k == c.count
 }

@@ -1042,9 +1042,8 @@ private struct FormatSpec {
             if align == nil { fill = "0"; zeroPadded = true }
             i += 1
         }
-        var digits = 0
         while i < p.count, p[i].value >= 0x30 && p[i].value <= 0x39 {
-            width = width * 10 + Int(p[i].value - 0x30); i += 1; digits += 1
+            width = width * 10 + Int(p[i].value - 0x30); i += 1
         }
         if i < p.count && (p[i] == "," || p[i] == "_") { grouping = p[i]; i += 1 }
         if i < p.count && p[i] == "." {
@@ -1059,7 +1058,6 @@ private struct FormatSpec {
             throw TemplateError(.value, "Invalid format specifier '\(text)' for object of type '\(typeName)'")
         }
         if i < p.count { type = p[i] }
-        _ = digits
     }
 
     /// Pads `body` (with `prefix` = sign and base prefix) to the width.
@@ -1313,13 +1311,13 @@ private func callDictMethod(_ ref: DictRef, _ name: String, _ args: Arguments) t
         var pairs: [Value] = []
         pairs.reserveCapacity(ref.count)
         for i in 0..<ref.count { pairs.append(.tuple([ref.keys[i], ref.values[i]])) }
-        return .makeList(pairs)
+        return .list(ListRef(pairs, kind: .dictItems))
     case "keys", "iterkeys":
         _ = try positionalArguments(args, "\(name)", min: 0, max: 0, owner: "dict")
-        return .makeList(ref.keys)
+        return .list(ListRef(ref.keys, kind: .dictKeys))
     case "values", "itervalues":
         _ = try positionalArguments(args, "\(name)", min: 0, max: 0, owner: "dict")
-        return .makeList(ref.values)
+        return .list(ListRef(ref.values, kind: .dictValues))
     case "get":
         let a = try positionalArguments(args, "get", min: 1, max: 2, owner: "dict")
         try requireHashable(a[0])
