@@ -452,10 +452,11 @@ private func roundInteger(_ value: Value, _ digits: Int) -> Value {
     return .int(quotient * scale)
 }
 
+/// Python's `10 ** n` as a float: the int converted (correctly rounded) for n >= 0, C's
+/// `pow` for negative n.
 private func pow10(_ n: Int) -> Double {
-    var result = 1.0
-    for _ in 0..<Swift.abs(n) { result *= 10 }
-    return n < 0 ? 1 / result : result
+    if n >= 0 { return Double("1e\(n)") ?? .infinity }
+    return Foundation.pow(10.0, Double(n))
 }
 
 /// Elements of an iterable, with Jinja2's "Undefined iterates empty".
@@ -515,6 +516,7 @@ private func pow10(_ n: Int) -> Double {
     }
     if !current.isEmpty {
         if let fill, let linecount, current.count < linecount {
+            try requireBuildable(linecount)
             current.append(contentsOf: repeatElement(fill, count: linecount - current.count))
         }
         rows.append(.makeList(current))
@@ -529,8 +531,11 @@ private func pow10(_ n: Int) -> Double {
 
 @Sendable func filterCenter(_ call: FilterCall) throws(TemplateError) -> Value {
     let a = try call.bind("do_center", ["width"])
-    let width = try a[0].map(integerArgument) ?? 80
-    return try markupPreserving(call.value) { pyCenter($0, width) }
+    let width = try a[0].map(sizeArgument) ?? 80
+    let text = call.value.pyStr
+    let centered = try pyCenter(text, width)
+    if case .markup = call.value { return .markup(centered) }
+    return .string(centered)
 }
 
 @Sendable func filterLength(_ call: FilterCall) throws(TemplateError) -> Value {
@@ -701,7 +706,10 @@ private func roundTowardZero(_ d: Double) throws(TemplateError) -> String {
     switch a[0] {
     case nil: indention = "    "
     case .string(let s)?, .markup(let s)?: indention = s
-    case let width?: indention = String(repeating: " ", count: Swift.max(0, try integerArgument(width)))
+    case let width?:
+        let count = try sizeArgument(width)
+        try requireBuildable(count)
+        indention = String(repeating: " ", count: Swift.max(0, count))
     }
     let first = a[1]?.isTruthy ?? false
     let blank = a[2]?.isTruthy ?? false
@@ -974,17 +982,17 @@ private func selectOrReject(_ call: FilterCall, keep: Bool, attribute: Bool) thr
     }
     // math.ceil/floor(value * 10**precision) / 10**precision: always a float.
     let digits = try integerArgument(precisionValue)
-    let scaled: Double
-    if digits >= 0, let i = value.intValue {
-        return .float(Double(i))
-    } else {
-        scaled = (value.doubleValue ?? 0) * pow10(digits)
-    }
+    // An int times the int 10 ** precision stays exact; the quotient is the int again.
+    if digits >= 0, let i = value.intValue { return .float(Double(i)) }
+    if digits > 308 { throw TemplateError(.overflow, "int too large to convert to float") }
+    let scale = pow10(digits)
+    let scaled = (value.doubleValue ?? 0) * scale
     if !scaled.isFinite {
         throw TemplateError(scaled.isNaN ? .value : .overflow, scaled.isNaN ? "cannot convert float NaN to integer" : "cannot convert float infinity to integer")
     }
     let whole = method == "ceil" ? scaled.rounded(.up) : scaled.rounded(.down)
-    return .float(digits >= 0 ? whole / pow10(digits) : whole * pow10(-digits))
+    if scale == 0 { throw TemplateError(.zeroDivision, "float division by zero") }
+    return .float(whole / scale)
 }
 
 @Sendable func filterSafe(_ call: FilterCall) throws(TemplateError) -> Value {
@@ -1095,7 +1103,8 @@ private func selectOrReject(_ call: FilterCall, keep: Bool, attribute: Bool) thr
     case .string(let text), .markup(let text): s = text
     default:
         // Any sized value passes through when short enough; slicing then fails the way Python's does.
-        if try call.value.length() <= length + leeway { return call.value }
+        let size = try call.value.length()
+        if length > Int.max - leeway || size <= length + leeway { return call.value }
         switch call.value {
         case .dict: throw TemplateError(.type, "unhashable type: 'slice'")
         case .list where killwords: throw TemplateError(.type, "can only concatenate list (not \"str\") to list")
@@ -1104,7 +1113,7 @@ private func selectOrReject(_ call: FilterCall, keep: Bool, attribute: Bool) thr
         }
     }
     let scalars = Array(s.unicodeScalars)
-    if scalars.count <= length + leeway { return call.value }
+    if scalars.count <= length.addingReportingOverflow(leeway).partialValue || length > Int.max - leeway { return call.value }
     let head = scalarString(scalars[0..<Swift.max(0, length - endLength)])
     if killwords { return .string(head + end) }
     let cut = (try? pyRSplit(head, " ", maxsplit: 1))?.first ?? head
@@ -1259,7 +1268,11 @@ func urlQuote(_ text: String, forQuery: Bool) -> String {
     let a = try call.bind("do_tojson", ["indent"], implicit: 2)
     var indent: String? = nil
     if let i = a[0], !i.isNone {
-        if let text = i.stringValue { indent = text } else { indent = String(repeating: " ", count: Swift.max(0, try integerArgument(i))) }
+        if let text = i.stringValue { indent = text } else {
+            let count = try sizeArgument(i)
+            try requireBuildable(count)
+            indent = String(repeating: " ", count: Swift.max(0, count))
+        }
     }
     var out = ""
     try writeJSON(call.value, indent: indent, level: 0, to: &out)

@@ -109,6 +109,12 @@ private func stringArgument(_ value: Value, _ method: String, position: Int = 1)
     throw TemplateError(.type, "\(method)() argument \(position) must be str, not \(value.typeName)")
 }
 
+/// A length or width: Python refuses ints past a C `Py_ssize_t`.
+func sizeArgument(_ value: Value) throws(TemplateError) -> Int {
+    if case .bigInt = value { throw TemplateError(.overflow, "Python int too large to convert to C ssize_t") }
+    return try intArgument(value)
+}
+
 private func intArgument(_ value: Value) throws(TemplateError) -> Int {
     if let i = value.intValue { return i }
     if case .bigInt(let b) = value { return b.negative ? Int.min : Int.max }
@@ -523,22 +529,33 @@ func pySplitlines(_ s: String, keepends: Bool = false) -> [String] {
     return lines
 }
 
+/// The longest string padding may build; past it Python would run out of memory, the engine
+/// raises the MemoryError itself.
+let maximumPaddedLength = 1 << 27
+
+@inline(__always) func requireBuildable(_ length: Int) throws(TemplateError) {
+    if length > maximumPaddedLength { throw TemplateError(.memory, "") }
+}
+
 /// `str.center(width, fill)` with CPython's choice of where the odd space goes.
-func pyCenter(_ s: String, _ width: Int, _ fill: Unicode.Scalar = " ") -> String {
+func pyCenter(_ s: String, _ width: Int, _ fill: Unicode.Scalar = " ") throws(TemplateError) -> String {
     let length = s.unicodeScalars.count
     guard width > length else { return s }
+    try requireBuildable(width)
     let margin = width - length
     let left = margin / 2 + (margin & width & 1)
     return repeated(fill, left) + s + repeated(fill, margin - left)
 }
 
-func pyLJust(_ s: String, _ width: Int, _ fill: Unicode.Scalar = " ") -> String {
+func pyLJust(_ s: String, _ width: Int, _ fill: Unicode.Scalar = " ") throws(TemplateError) -> String {
     let length = s.unicodeScalars.count
+    try requireBuildable(width)
     return width > length ? s + repeated(fill, width - length) : s
 }
 
-func pyRJust(_ s: String, _ width: Int, _ fill: Unicode.Scalar = " ") -> String {
+func pyRJust(_ s: String, _ width: Int, _ fill: Unicode.Scalar = " ") throws(TemplateError) -> String {
     let length = s.unicodeScalars.count
+    try requireBuildable(width)
     return width > length ? repeated(fill, width - length) + s : s
 }
 
@@ -547,9 +564,10 @@ func repeated(_ c: Unicode.Scalar, _ count: Int) -> String {
     return String(repeating: String(c), count: count)
 }
 
-func pyZfill(_ s: String, _ width: Int) -> String {
+func pyZfill(_ s: String, _ width: Int) throws(TemplateError) -> String {
     let length = s.unicodeScalars.count
     guard width > length else { return s }
+    try requireBuildable(width)
     let zeros = repeated("0", width - length)
     if let first = s.unicodeScalars.first, first == "+" || first == "-" {
         return String(first) + zeros + String(s.unicodeScalars.dropFirst())
@@ -557,18 +575,23 @@ func pyZfill(_ s: String, _ width: Int) -> String {
     return zeros + s
 }
 
-func pyExpandtabs(_ s: String, _ tabsize: Int) -> String {
+func pyExpandtabs(_ s: String, _ tabsize: Int) throws(TemplateError) -> String {
+    if tabsize > Int(Int32.max) { throw TemplateError(.overflow, "Python int too large to convert to C int") }
     var out = ""
     var column = 0
+    var length = 0
     for c in s.unicodeScalars {
         if c == "\t" {
             if tabsize > 0 {
                 let spaces = tabsize - column % tabsize
+                length += spaces
+                try requireBuildable(length)
                 out += repeated(" ", spaces)
                 column += spaces
             }
         } else {
             out.unicodeScalars.append(c)
+            length += 1
             column = (c == "\n" || c == "\r") ? 0 : column + 1
         }
     }
@@ -687,7 +710,7 @@ private func callStringMethod(_ s: String, markup: Bool, _ name: String, _ args:
         return .bool(false)
     case "center", "ljust", "rjust":
         let a = try positionalArguments(args, name, min: 1, max: 2)
-        let width = try intArgument(a[0])
+        let width = try sizeArgument(a[0])
         var fill: Unicode.Scalar = " "
         if a.count > 1 {
             guard let f = a[1].stringValue else {
@@ -699,16 +722,16 @@ private func callStringMethod(_ s: String, markup: Bool, _ name: String, _ args:
             fill = only
         }
         switch name {
-        case "center": return text(pyCenter(s, width, fill))
-        case "ljust": return text(pyLJust(s, width, fill))
-        default: return text(pyRJust(s, width, fill))
+        case "center": return text(try pyCenter(s, width, fill))
+        case "ljust": return text(try pyLJust(s, width, fill))
+        default: return text(try pyRJust(s, width, fill))
         }
     case "zfill":
         let a = try positionalArguments(args, method, min: 1, max: 1)
-        return text(pyZfill(s, try intArgument(a[0])))
+        return text(try pyZfill(s, try sizeArgument(a[0])))
     case "expandtabs":
         let a = try boundArguments(args, name, ["tabsize"])
-        return text(pyExpandtabs(s, try a[0].map(intArgument) ?? 8))
+        return text(try pyExpandtabs(s, try a[0].map(sizeArgument) ?? 8))
     case "partition", "rpartition":
         let a = try positionalArguments(args, method, min: 1, max: 1)
         guard let sep = a[0].stringValue else { throw TemplateError(.type, "must be str, not \(a[0].typeName)") }
@@ -1043,14 +1066,22 @@ private struct FormatSpec {
             i += 1
         }
         while i < p.count, p[i].value >= 0x30 && p[i].value <= 0x39 {
-            width = width * 10 + Int(p[i].value - 0x30); i += 1
+            let (tens, o1) = width.multipliedReportingOverflow(by: 10)
+            let (next, o2) = tens.addingReportingOverflow(Int(p[i].value - 0x30))
+            if o1 || o2 { throw TemplateError(.value, "Too many decimal digits in format string") }
+            width = next; i += 1
         }
         if i < p.count && (p[i] == "," || p[i] == "_") { grouping = p[i]; i += 1 }
         if i < p.count && p[i] == "." {
             i += 1
             var value = 0
             var any = false
-            while i < p.count, p[i].value >= 0x30 && p[i].value <= 0x39 { value = value * 10 + Int(p[i].value - 0x30); i += 1; any = true }
+            while i < p.count, p[i].value >= 0x30 && p[i].value <= 0x39 {
+                let (tens, o1) = value.multipliedReportingOverflow(by: 10)
+                let (next, o2) = tens.addingReportingOverflow(Int(p[i].value - 0x30))
+                if o1 || o2 { throw TemplateError(.value, "Too many decimal digits in format string") }
+                value = next; i += 1; any = true
+            }
             if !any { throw TemplateError(.value, "Format specifier missing precision") }
             precision = value
         }
@@ -1061,9 +1092,10 @@ private struct FormatSpec {
     }
 
     /// Pads `body` (with `prefix` = sign and base prefix) to the width.
-    func pad(_ prefix: String, _ body: String, defaultAlign: Unicode.Scalar) -> String {
+    func pad(_ prefix: String, _ body: String, defaultAlign: Unicode.Scalar) throws(TemplateError) -> String {
         let length = prefix.unicodeScalars.count + body.unicodeScalars.count
         guard width > length else { return prefix + body }
+        try requireBuildable(width)
         let padding = width - length
         switch align ?? (zeroPadded && defaultAlign == ">" ? "=" : defaultAlign) {
         case "<": return prefix + body + repeated(fill, padding)
@@ -1115,7 +1147,7 @@ func formatValue(_ value: Value, _ specText: String) throws(TemplateError) -> St
         if let precision = spec.precision, precision < s.unicodeScalars.count {
             body = scalarString(s.unicodeScalars.prefix(precision))
         }
-        return spec.pad("", body, defaultAlign: "<")
+        return try spec.pad("", body, defaultAlign: "<")
     case .int, .bigInt, .bool:
         if case .bool = value, specText.isEmpty { return value.pyStr }
         let spec = try FormatSpec(specText, typeName: "int")
@@ -1150,7 +1182,7 @@ private func formatInteger(_ value: Value, _ spec: FormatSpec) throws(TemplateEr
         guard let code = value.intValue, code >= 0, code <= 0x10FFFF, let scalar = Unicode.Scalar(UInt32(code)) else {
             throw TemplateError(.overflow, "%c arg not in range(0x110000)")
         }
-        return spec.pad("", String(scalar), defaultAlign: ">")
+        return try spec.pad("", String(scalar), defaultAlign: ">")
     case let other?:
         throw TemplateError(.value, "Unknown format code '\(String(other))' for object of type '\(value.typeName)'")
     }
@@ -1172,7 +1204,7 @@ private func formatInteger(_ value: Value, _ spec: FormatSpec) throws(TemplateEr
         magnitude = groupedPadded(magnitude, grouping, every: radix == 10 ? 3 : 4, spec: spec, used: head)
     }
     let sign = negative ? "-" : spec.sign == "+" ? "+" : spec.sign == " " ? " " : ""
-    return spec.pad(sign + (spec.alternate ? prefix : ""), magnitude, defaultAlign: ">")
+    return try spec.pad(sign + (spec.alternate ? prefix : ""), magnitude, defaultAlign: ">")
 }
 
 private func formatFloat(_ value: Double, _ spec: FormatSpec) throws(TemplateError) -> String {
@@ -1215,7 +1247,7 @@ private func formatFloat(_ value: Double, _ spec: FormatSpec) throws(TemplateErr
         body = groupedPadded(String(body[..<integerEnd]), grouping, every: 3, spec: spec, used: head) + rest
     }
     let sign = negative ? "-" : spec.sign == "+" ? "+" : spec.sign == " " ? " " : ""
-    return spec.pad(sign, body + suffix, defaultAlign: ">")
+    return try spec.pad(sign, body + suffix, defaultAlign: ">")
 }
 
 /// C's printf conversion of a finite non-negative double (glibc rounds correctly, as Python does).
