@@ -21,6 +21,7 @@ public struct TemplateError: Error, CustomStringConvertible, Sendable {
         case assertionFailure = "AssertionError"
         /// A padding or repetition too large to build (Python's MemoryError has no message).
         case memory = "MemoryError"
+        case runtimeError = "RuntimeError"
     }
 
     public var kind: Kind

@@ -267,7 +267,21 @@ final class Renderer {
 
     // MARK: Expressions
 
-    func evaluate(_ expr: Expr, _ scope: Scope?) throws(TemplateError) -> Value {
+    /// Expression nesting across macro calls and recursive loops; bounded so that no template
+    /// can exhaust the stack (Jinja2 raises RecursionError in the same situations).
+    var evaluationDepth = 0
+    static let maximumEvaluationDepth = 500
+
+    @inline(__always) func evaluate(_ expr: Expr, _ scope: Scope?) throws(TemplateError) -> Value {
+        evaluationDepth += 1
+        defer { evaluationDepth -= 1 }
+        if evaluationDepth > Renderer.maximumEvaluationDepth {
+            throw TemplateError(.recursion, "maximum recursion depth exceeded")
+        }
+        return try evaluateNode(expr, scope)
+    }
+
+    func evaluateNode(_ expr: Expr, _ scope: Scope?) throws(TemplateError) -> Value {
         switch expr {
         case .const(let literal):
             switch literal {
@@ -616,26 +630,34 @@ final class Renderer {
         }
         let stepValue = stepIndex ?? 1
         if stepValue == 0 { throw TemplateError(.value, "slice step cannot be zero") }
-        func indices(_ length: Int) -> [Int] {
-            var lower: Int, upper: Int
+        /// Python's `slice.indices(length)`.
+        func bounds(_ length: Int) -> (Int, Int) {
             if stepValue > 0 {
-                lower = startIndex.map { $0 < 0 ? max(0, $0 + length) : min($0, length) } ?? 0
-                upper = stopIndex.map { $0 < 0 ? max(0, $0 + length) : min($0, length) } ?? length
-                var result: [Int] = []
-                var i = lower
-                while i < upper { result.append(i); i += stepValue }
-                return result
-            } else {
-                lower = startIndex.map { $0 < 0 ? max(-1, $0 + length) : min($0, length - 1) } ?? (length - 1)
-                upper = stopIndex.map { $0 < 0 ? max(-1, $0 + length) : min($0, length - 1) } ?? -1
-                var result: [Int] = []
-                var i = lower
-                while i > upper { result.append(i); i += stepValue }
-                return result
+                return (startIndex.map { $0 < 0 ? max(0, $0 + length) : min($0, length) } ?? 0,
+                        stopIndex.map { $0 < 0 ? max(0, $0 + length) : min($0, length) } ?? length)
             }
+            return (startIndex.map { $0 < 0 ? max(-1, $0 + length) : min($0, length - 1) } ?? (length - 1),
+                    stopIndex.map { $0 < 0 ? max(-1, $0 + length) : min($0, length - 1) } ?? -1)
+        }
+        func indices(_ length: Int) -> [Int] {
+            let (lower, upper) = bounds(length)
+            var result: [Int] = []
+            var i = lower
+            if stepValue > 0 {
+                while i < upper { result.append(i); i += stepValue }
+            } else {
+                while i > upper { result.append(i); i += stepValue }
+            }
+            return result
         }
         switch object {
-        case .list(let ref): return .list(ListRef(indices(ref.items.count).map { ref.items[$0] }))
+        case .list(let ref):
+            let items = indices(ref.items.count).map { ref.items[$0] }
+            if case .range(let start, _, let step) = ref.kind {
+                let (lower, upper) = bounds(ref.items.count)
+                return .list(ListRef(items, kind: .range(start: start + lower * step, stop: start + upper * step, step: step * stepValue)))
+            }
+            return .list(ListRef(items))
         case .tuple(let items): return .tuple(indices(items.count).map { items[$0] })
         case .string(let s), .markup(let s):
             let scalars = Array(s.unicodeScalars)

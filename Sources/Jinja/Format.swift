@@ -5,11 +5,38 @@ import Foundation
 /// Python's `repr(x)`.
 public func repr(_ value: Value) -> String {
     var out = ""
-    writeRepr(value, to: &out)
+    var stack: [ObjectIdentifier] = []
+    writeRepr(value, to: &out, &stack)
     return out
 }
 
 func writeRepr(_ value: Value, to out: inout String) {
+    var stack: [ObjectIdentifier] = []
+    writeRepr(value, to: &out, &stack)
+}
+
+private let maximumReprDepth = 200
+
+/// `reprStack` holds the containers being printed, innermost last: a list that contains
+/// itself prints as `[...]`, as in Python, and absurdly deep nesting is cut short instead of
+/// exhausting the stack.
+func writeRepr(_ value: Value, to out: inout String, _ reprStack: inout [ObjectIdentifier]) {
+    var identity: ObjectIdentifier? = nil
+    switch value {
+    case .list(let ref): identity = ObjectIdentifier(ref)
+    case .dict(let ref): identity = ObjectIdentifier(ref)
+    case .namespace(let ns): identity = ObjectIdentifier(ns)
+    case .tuple: if reprStack.count > maximumReprDepth { out += "(...)"; return }
+    default: break
+    }
+    if let identity {
+        if reprStack.count > maximumReprDepth || reprStack.contains(identity) {
+            if case .dict = value { out += "{...}" } else { out += "[...]" }
+            return
+        }
+        reprStack.append(identity)
+    }
+    defer { if identity != nil { reprStack.removeLast() } }
     switch value {
     case .none: out += "None"
     case .bool(let b): out += b ? "True" : "False"
@@ -18,18 +45,29 @@ func writeRepr(_ value: Value, to out: inout String) {
     case .float(let d): out += formatFloatRepr(d)
     case .string(let s): out += reprString(s)
     case .markup(let s): out += "Markup("; out += reprString(s); out += ")"
+    case .list(let ref) where !ref.isList:
+        switch ref.kind {
+        case .range(let start, let stop, let step):
+            out += "range(\(start), \(stop)" + (step == 1 ? ")" : ", \(step))")
+            return
+        case .dictKeys: out += "dict_keys("
+        case .dictValues: out += "dict_values("
+        default: out += "dict_items("
+        }
+        writeRepr(.list(ListRef(ref.items)), to: &out, &reprStack)
+        out += ")"
     case .list(let ref):
         out += "["
         for (i, item) in ref.items.enumerated() {
             if i > 0 { out += ", " }
-            writeRepr(item, to: &out)
+            writeRepr(item, to: &out, &reprStack)
         }
         out += "]"
     case .tuple(let items):
         out += "("
         for (i, item) in items.enumerated() {
             if i > 0 { out += ", " }
-            writeRepr(item, to: &out)
+            writeRepr(item, to: &out, &reprStack)
         }
         if items.count == 1 { out += "," }
         out += ")"
@@ -37,15 +75,15 @@ func writeRepr(_ value: Value, to out: inout String) {
         out += "{"
         for i in 0..<ref.count {
             if i > 0 { out += ", " }
-            writeRepr(ref.keys[i], to: &out)
+            writeRepr(ref.keys[i], to: &out, &reprStack)
             out += ": "
-            writeRepr(ref.values[i], to: &out)
+            writeRepr(ref.values[i], to: &out, &reprStack)
         }
         out += "}"
     case .undefined: out += "Undefined"
     case .namespace(let ns):
         out += "<Namespace "
-        writeRepr(.dict(ns.attributes), to: &out)
+        writeRepr(.dict(ns.attributes), to: &out, &reprStack)
         out += ">"
     case .function(let f):
         switch f.kind {

@@ -323,7 +323,6 @@ public func pyContains(_ container: Value, _ item: Value) throws(TemplateError) 
         try requireHashable(item)
         return ref[item] != nil
     case .undefined: return false
-    case .namespace(let ns): return ns.attributes[item] != nil
     default: throw TemplateError(.type, "argument of type '\(container.typeName)' is not iterable")
     }
 }

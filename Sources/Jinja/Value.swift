@@ -31,8 +31,23 @@ public enum Value {
 // MARK: - Containers
 
 public final class ListRef {
+    /// What Python type the sequence is: a list, or one of the read-only sequences that
+    /// behave as lists in templates but print differently (`range(0, 3)`, `dict_keys([...])`).
+    public enum Kind {
+        case list
+        case range(start: Int, stop: Int, step: Int)
+        case dictKeys, dictValues, dictItems
+    }
+
     public var items: [Value]
-    public init(_ items: [Value] = []) { self.items = items }
+    public var kind: Kind
+
+    public init(_ items: [Value] = [], kind: Kind = .list) {
+        self.items = items
+        self.kind = kind
+    }
+
+    public var isList: Bool { if case .list = kind { return true } else { return false } }
 }
 
 /// A Python dict: insertion-ordered, keys compared with Python equality (`1 == 1.0 == True`).
@@ -190,7 +205,8 @@ func pyHash(_ value: Value, into hasher: inout Hasher) {
     case .tuple(let items):
         hasher.combine(items.count)
         for item in items { pyHash(item, into: &hasher) }
-    case .list(let ref): hasher.combine(ObjectIdentifier(ref))
+    case .list(let ref):
+        if case .range = ref.kind { hasher.combine(ref.items.count) } else { hasher.combine(ObjectIdentifier(ref)) }
     case .dict(let ref): hasher.combine(ObjectIdentifier(ref))
     case .undefined: hasher.combine(1 as UInt8)
     case .function(let f): hasher.combine(ObjectIdentifier(f))
@@ -204,7 +220,10 @@ func pyHash(_ value: Value, into hasher: inout Hasher) {
 /// `TypeError: unhashable type: 'list'` for values Python refuses as dict keys.
 func requireHashable(_ value: Value) throws(TemplateError) {
     switch value {
-    case .list, .dict: throw TemplateError(.type, "unhashable type: '\(value.typeName)'")
+    case .list(let ref):
+        if case .range = ref.kind { return }
+        throw TemplateError(.type, "unhashable type: '\(value.typeName)'")
+    case .dict: throw TemplateError(.type, "unhashable type: '\(value.typeName)'")
     case .tuple(let items): for item in items { try requireHashable(item) }
     default: return
     }
@@ -391,7 +410,14 @@ extension Value {
         case .float: return "float"
         case .string: return "str"
         case .markup: return "Markup"
-        case .list: return "list"
+        case .list(let ref):
+            switch ref.kind {
+            case .list: return "list"
+            case .range: return "range"
+            case .dictKeys: return "dict_keys"
+            case .dictValues: return "dict_values"
+            case .dictItems: return "dict_items"
+            }
         case .tuple: return "tuple"
         case .dict: return "dict"
         case .undefined: return "Undefined"
@@ -500,7 +526,6 @@ extension Value {
         // Markup does not override str.__iter__: its characters come out as plain str.
         case .markup(let s): return s.unicodeScalars.map { .string(String($0)) }
         case .undefined: return []
-        case .namespace(let n): return n.attributes.keys
         default: throw TemplateError(.type, "'\(typeName)' object is not iterable")
         }
     }
@@ -551,6 +576,10 @@ public func pyEquals(_ lhs: Value, _ rhs: Value) -> Bool {
         guard let a = lhs.doubleValue, let b = rhs.doubleValue else { return false }
         return a == b
     case (.list(let a), .list(let b)):
+        if a.isList != b.isList {
+            if case .range = a.kind, case .range = b.kind { return a.items.count == b.items.count && zip(a.items, b.items).allSatisfy { pyEquals($0, $1) } }
+            return false
+        }
         return a === b || (a.items.count == b.items.count && zip(a.items, b.items).allSatisfy { pyEquals($0, $1) })
     case (.tuple(let a), .tuple(let b)):
         return a.count == b.count && zip(a, b).allSatisfy { pyEquals($0, $1) }
@@ -587,7 +616,7 @@ public func getAttribute(_ object: Value, _ name: String) -> Value {
     case .cycler(let c):
         switch name {
         case "current": return c.current
-        case "items": return .makeList(c.items)
+        case "items": return .tuple(c.items)
         case "next", "reset": return .function(Function(name: name, kind: .boundMethod(receiver: object, name: name)))
         default: break
         }
