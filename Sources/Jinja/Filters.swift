@@ -1289,6 +1289,8 @@ private func writeJSON(_ value: Value, indent: String?, level: Int, to out: inou
     case .bigInt(let b): out += b.description
     case .float(let d): out += jsonFloat(d)
     case .string(let s), .markup(let s): writeJSONString(s, to: &out)
+    case .list(let ref) where !ref.isList:
+        throw TemplateError(.type, "Object of type \(value.typeName) is not JSON serializable")
     case .list, .tuple:
         let items = try value.iterate()
         if items.isEmpty { out += "[]"; return }
@@ -1472,7 +1474,7 @@ func prettyFormat(_ value: Value) -> String {
 /// `repr` with dict keys sorted, as pprint's `safe_repr` writes it.
 private func sortedRepr(_ value: Value) -> String {
     switch value {
-    case .list(let ref): return "[" + ref.items.map(sortedRepr).joined(separator: ", ") + "]"
+    case .list(let ref) where ref.isList: return "[" + ref.items.map(sortedRepr).joined(separator: ", ") + "]"
     case .tuple(let items):
         return "(" + items.map(sortedRepr).joined(separator: ", ") + (items.count == 1 ? ",)" : ")")
     case .dict(let ref):
@@ -1511,7 +1513,7 @@ private func prettyWrite(_ value: Value, indent: Int, allowance: Int, level: Int
             if !last { out += ",\n" + String(repeating: " ", count: inner) }
         }
         out += "}"
-    case .list(let ref):
+    case .list(let ref) where ref.isList:
         out += "["
         prettyItems(ref.items, indent: indent, allowance: allowance + 1, level: level, to: &out)
         out += "]"

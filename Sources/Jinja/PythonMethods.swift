@@ -17,10 +17,15 @@ public func methodExists(_ receiver: Value, _ name: String) -> Bool {
              "iteritems", "iterkeys", "itervalues", "has_key": return true
         default: return false
         }
-    case .list:
-        switch name {
-        case "index", "count", "append", "extend", "insert", "pop", "remove", "reverse", "sort", "clear", "copy": return true
-        default: return false
+    case .list(let ref):
+        switch ref.kind {
+        case .list:
+            switch name {
+            case "index", "count", "append", "extend", "insert", "pop", "remove", "reverse", "sort", "clear", "copy": return true
+            default: return false
+            }
+        case .range: return name == "index" || name == "count"
+        case .dictKeys, .dictValues, .dictItems: return false
         }
     case .tuple: return name == "index" || name == "count"
     case .int, .bigInt, .bool: return name == "bit_length" || name == "conjugate" || name == "as_integer_ratio"
@@ -1275,6 +1280,12 @@ private func sequenceCount(_ items: [Value], _ args: Arguments, owner: String) t
 }
 
 private func callListMethod(_ ref: ListRef, _ name: String, _ args: Arguments) throws(TemplateError) -> Value? {
+    guard methodExists(.list(ref), name) else { return nil }
+    if case .range = ref.kind {
+        if name == "count" { return try sequenceCount(ref.items, args, owner: "range") }
+        let a = try positionalArguments(args, "index", min: 1, max: 1, owner: "range")
+        return try sequenceIndex(ref.items, args, owner: "range", missing: "\(repr(a[0])) is not in range")
+    }
     switch name {
     case "index":
         let a = try positionalArguments(args, "index", min: 1, max: 3, owner: "list")
