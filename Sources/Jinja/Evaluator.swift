@@ -615,7 +615,15 @@ final class Renderer {
 
     // MARK: Slicing
 
+    /// `object[start:stop:step]`: Jinja2 compiles slices to a plain Python subscript, so
+    /// failures raise instead of giving Undefined.
     func slice(_ object: Value, _ start: Value, _ stop: Value, _ step: Value) throws(TemplateError) -> Value {
+        switch object {
+        case .list, .tuple, .string, .markup: break
+        case .undefined(let u): throw u.error
+        case .dict: throw TemplateError(.type, "unhashable type: 'slice'")
+        default: throw TemplateError(.type, "'\(object.typeName)' object is not subscriptable")
+        }
         func index(_ value: Value) -> Int?? {
             switch value {
             case .none: return .some(nil)
@@ -626,7 +634,7 @@ final class Renderer {
             }
         }
         guard let startIndex = index(start), let stopIndex = index(stop), let stepIndex = index(step) else {
-            return .undefined(Undefined(owner: object, key: .string("slice")))
+            throw TemplateError(.type, "slice indices must be integers or None or have an __index__ method")
         }
         let stepValue = stepIndex ?? 1
         if stepValue == 0 { throw TemplateError(.value, "slice step cannot be zero") }

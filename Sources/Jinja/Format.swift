@@ -378,6 +378,7 @@ public func percentFormat(_ format: String, _ values: Value) throws(TemplateErro
             }
             if d < 0 || (d == 0 && d.sign == .minus) { signPrefix = "-" } else if plus { signPrefix = "+" } else if space { signPrefix = " " }
         case "c":
+            if case .bool(let b) = argument { argument = .int(b ? 1 : 0) }
             switch argument {
             case .int(let v):
                 guard let scalar = Unicode.Scalar(UInt32(clamping: max(0, v))), v >= 0 else { throw TemplateError(.overflow, "%c arg not in range(0x110000)") }
@@ -405,11 +406,17 @@ public func percentFormat(_ format: String, _ values: Value) throws(TemplateErro
             out += signPrefix + body
         }
     }
-    if mapping == nil || !usedMapping {
-        if next < arguments.count, mapping == nil {
-            throw TemplateError(.type, "not all arguments converted during string formatting")
-        }
+    // Python skips this check when the argument is a mapping or any other subscriptable
+    // that is not a tuple or str (a list, say).
+    var subscriptable = false
+    switch values {
+    case .dict, .list: subscriptable = true
+    default: break
     }
+    if next < arguments.count, !subscriptable {
+        throw TemplateError(.type, "not all arguments converted during string formatting")
+    }
+    _ = usedMapping
     return out
 }
 

@@ -51,136 +51,190 @@ public final class ListRef {
 }
 
 /// A Python dict: insertion-ordered, keys compared with Python equality (`1 == 1.0 == True`).
+///
+/// While every key is a str (every JSON object, most template dicts) the members live in one
+/// array of (String, Value) pairs, which for a JSON object is the parser's own array, taken
+/// without copying; a key of another type moves them to the general form. `keys` and
+/// `values` are materialised on first use and cached until the next change.
 public final class DictRef {
-    public private(set) var keys: [Value]
-    public private(set) var values: [Value]
+    private var strings: [(String, Value)]
+    /// All members once a key that is not a str was inserted (then `strings` is empty).
+    private var general: [(Value, Value)]?
     /// Hash index, built on the first lookup once the dict has more than a few entries (most
     /// dicts of a JSON context are never searched, and small ones are scanned faster).
     private var index: [DictKey: Int]? = nil
+    private var cachedKeys: [Value]? = nil
+    private var cachedValues: [Value]? = nil
     private static let indexThreshold = 16
 
     public init() {
-        keys = []
-        values = []
+        strings = []
     }
 
     public init(_ pairs: [(Value, Value)]) {
-        keys = []
-        values = []
-        keys.reserveCapacity(pairs.count)
-        values.reserveCapacity(pairs.count)
+        strings = []
+        strings.reserveCapacity(pairs.count)
         for (key, value) in pairs { self[key] = value }
     }
 
     /// String-keyed members, as JSON objects deliver them; a repeated key keeps its first
     /// position and its last value.
     public init(stringPairs pairs: [(String, Value)]) {
-        var newKeys: [Value] = []
-        var newValues: [Value] = []
-        newKeys.reserveCapacity(pairs.count)
-        newValues.reserveCapacity(pairs.count)
+        strings = pairs
+        if pairs.count <= 1 { return }
+        // Python keeps one entry per key: look for repeats, rarely present.
+        var repeated = false
         if pairs.count <= DictRef.indexThreshold {
-            outer: for (key, value) in pairs {
-                for position in newKeys.indices {
-                    if case .string(let existing) = newKeys[position], existing == key {
-                        newValues[position] = value
-                        continue outer
-                    }
+            outer: for i in 1..<pairs.count {
+                let key = pairs[i].0
+                for j in 0..<i where pairs[j].0 == key {
+                    repeated = true
+                    break outer
                 }
-                newKeys.append(.string(key))
-                newValues.append(value)
             }
-            keys = newKeys
-            values = newValues
         } else {
-            var built: [DictKey: Int] = [:]
-            built.reserveCapacity(pairs.count)
-            for (key, value) in pairs {
-                let dictKey = DictKey(.string(key))
-                if let position = built[dictKey] {
-                    newValues[position] = value
-                } else {
-                    built[dictKey] = newKeys.count
-                    newKeys.append(.string(key))
-                    newValues.append(value)
-                }
+            var seen = Set<String>(minimumCapacity: pairs.count)
+            for (key, _) in pairs where !seen.insert(key).inserted {
+                repeated = true
+                break
             }
-            keys = newKeys
-            values = newValues
-            index = built
+        }
+        if repeated {
+            strings = []
+            for (key, value) in pairs { self[string: key] = value }
         }
     }
 
-    public var count: Int { keys.count }
+    public var count: Int { general?.count ?? strings.count }
+
+    /// The key at `position` (insertion order).
+    public func key(at position: Int) -> Value {
+        if let general { return general[position].0 }
+        return .string(strings[position].0)
+    }
+
+    /// The value at `position` (insertion order).
+    public func value(at position: Int) -> Value {
+        if let general { return general[position].1 }
+        return strings[position].1
+    }
+
+    public var keys: [Value] {
+        if let cachedKeys { return cachedKeys }
+        let built: [Value] = general.map { $0.map { $0.0 } } ?? strings.map { .string($0.0) }
+        cachedKeys = built
+        return built
+    }
+
+    public var values: [Value] {
+        if let cachedValues { return cachedValues }
+        let built: [Value] = general.map { $0.map { $0.1 } } ?? strings.map { $0.1 }
+        cachedValues = built
+        return built
+    }
+
+    public var pairs: [(Value, Value)] {
+        general ?? strings.map { (.string($0.0), $0.1) }
+    }
 
     public func copy() -> DictRef {
         let other = DictRef()
-        other.keys = keys
-        other.values = values
+        other.strings = strings
+        other.general = general
         other.index = index
         return other
     }
 
-    public var pairs: [(Value, Value)] { Array(zip(keys, values)) }
+    private func changed() {
+        cachedKeys = nil
+        cachedValues = nil
+    }
 
     @inline(__always) private func buildIndexIfNeeded() {
-        if index == nil, keys.count > DictRef.indexThreshold {
+        let total = count
+        if index == nil, total > DictRef.indexThreshold {
             var built: [DictKey: Int] = [:]
-            built.reserveCapacity(keys.count)
-            for (position, key) in keys.enumerated() where built[DictKey(key)] == nil {
-                built[DictKey(key)] = position
+            built.reserveCapacity(total)
+            for position in 0..<total {
+                let key = DictKey(self.key(at: position))
+                if built[key] == nil { built[key] = position }
             }
             index = built
         }
     }
 
     public func position(of key: Value) -> Int? {
-        if case .string(let text) = key { return position(ofString: text) }
+        switch key {
+        case .string(let text), .markup(let text): return position(ofString: text)
+        default: break
+        }
+        guard let general else {
+            // Only str keys here; 1 == 1.0 == True never equals a str.
+            return nil
+        }
         buildIndexIfNeeded()
         if let index { return index[DictKey(key)] }
-        for position in keys.indices where pyEquals(keys[position], key) { return position }
+        for position in general.indices where pyEquals(general[position].0, key) { return position }
         return nil
     }
 
     public func position(ofString text: String) -> Int? {
         buildIndexIfNeeded()
         if let index { return index[DictKey(.string(text))] }
-        for position in keys.indices {
-            switch keys[position] {
-            case .string(let other), .markup(let other): if other == text { return position }
-            default: continue
+        if let general {
+            for position in general.indices {
+                switch general[position].0 {
+                case .string(let other), .markup(let other): if other == text { return position }
+                default: continue
+                }
             }
+            return nil
         }
+        for position in strings.indices where strings[position].0 == text { return position }
         return nil
     }
 
-public subscript(key: Value) -> Value? {
-        get { position(of: key).map { values[$0] } }
+    public subscript(key: Value) -> Value? {
+        get { position(of: key).map { value(at: $0) } }
         set {
+            changed()
             if let position = position(of: key) {
-                if let newValue { values[position] = newValue } else { remove(at: position) }
-            } else if let newValue {
-                keys.append(key)
-                values.append(newValue)
-                if index != nil { index?[DictKey(key)] = keys.count - 1 }
+                if let newValue {
+                    if general != nil { general?[position].1 = newValue } else { strings[position].1 = newValue }
+                } else {
+                    remove(at: position)
+                }
+                return
             }
+            guard let newValue else { return }
+            if general == nil, case .string(let text) = key {
+                strings.append((text, newValue))
+            } else {
+                if general == nil {
+                    general = strings.map { (.string($0.0), $0.1) }
+                    strings = []
+                }
+                general?.append((key, newValue))
+            }
+            if index != nil { index?[DictKey(key)] = count - 1 }
         }
     }
 
     public subscript(string key: String) -> Value? {
-        get { position(ofString: key).map { values[$0] } }
+        get { position(ofString: key).map { value(at: $0) } }
         set { self[.string(key)] = newValue }
     }
 
     public func remove(at position: Int) {
-        keys.remove(at: position)
-        values.remove(at: position)
+        changed()
+        if general != nil { general?.remove(at: position) } else { strings.remove(at: position) }
         index = nil
     }
 
     public func removeAll() {
-        keys.removeAll()
-        values.removeAll()
+        changed()
+        strings.removeAll()
+        general = nil
         index = nil
     }
 }

@@ -51,7 +51,7 @@ func writeOutput(_ text: String) -> Bool {
     }
 }
 
-/// The whole file as bytes, or nil with errno set. Sized from fstat, read in place.
+/// The whole file as bytes, or nil with errno set. Sized from fstat and read in place.
 func readFile(_ path: String) -> [UInt8]? {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     if fd < 0 { return nil }
@@ -59,23 +59,62 @@ func readFile(_ path: String) -> [UInt8]? {
     var info = stat()
     var size = 1 << 16
     if fstat(fd, &info) == 0, info.st_size > 0 { size = Int(info.st_size) + 1 }
-    var result = [UInt8](repeating: 0, count: size)
-    var filled = 0
-    while true {
-        if filled == result.count { result.append(contentsOf: repeatElement(0, count: result.count)) }
-        let count = result.withUnsafeMutableBytes { buffer -> Int in
-            guard let base = buffer.baseAddress else { return 0 }
-            return read(fd, base + filled, buffer.count - filled)
+    var failed = false
+    var result = [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
+        initialized = 0
+        guard let base = buffer.baseAddress else { return }
+        while initialized < buffer.count {
+            let count = read(fd, base + initialized, buffer.count - initialized)
+            if count < 0 {
+                if errno == EINTR { continue }
+                failed = true
+                return
+            }
+            if count == 0 { return }
+            initialized += count
         }
-        if count < 0 {
-            if errno == EINTR { continue }
+    }
+    if failed { return nil }
+    // The file grew since fstat: read the rest in chunks.
+    if result.count == size {
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                return nil
+            }
+            if count == 0 { break }
+            result.append(contentsOf: chunk[0..<count])
+        }
+    }
+    return result
+}
+
+/// A regular file mapped read-only; nil for anything mmap refuses (pipes, empty files).
+struct MappedFile {
+    let base: UnsafeMutableRawPointer
+    let count: Int
+
+    init?(path: String) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { return nil }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_size > 0 else { return nil }
+        let size = Int(info.st_size)
+        guard let pointer = mmap(nil, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0), pointer != MAP_FAILED else {
             return nil
         }
-        if count == 0 { break }
-        filled += count
+        base = pointer
+        count = size
     }
-    result.removeLast(result.count - filled)
-    return result
+
+    var bytes: UnsafeBufferPointer<UInt8> {
+        UnsafeBufferPointer(start: base.assumingMemoryBound(to: UInt8.self), count: count)
+    }
+
+    func unmap() { munmap(base, count) }
 }
 
 /// Milliseconds on the monotonic clock.
@@ -134,14 +173,22 @@ enum RenderCommand {
         var context: [(String, Value)] = []
         let jsonStart = monotonicMilliseconds()
         if let contextPath {
-            guard let contextBytes = readFile(contextPath) else {
-                writeError("kube-haproxy-watcher render: cannot read \(contextPath): \(String(cString: strerror(errno)))")
-                return 2
+            let parsed: Result<Value, JSONError>
+            if let mapped = MappedFile(path: contextPath) {
+                // Parsed straight from the page cache: no copy of a context of many megabytes.
+                parsed = Result { () throws(JSONError) in try JSONReader.parse(mapped.bytes, as: ValueJSONBuilder.self) }
+                mapped.unmap()
+            } else {
+                guard let contextBytes = readFile(contextPath) else {
+                    writeError("kube-haproxy-watcher render: cannot read \(contextPath): \(String(cString: strerror(errno)))")
+                    return 2
+                }
+                parsed = Result { () throws(JSONError) in try JSONReader.parse(contextBytes, as: ValueJSONBuilder.self) }
             }
             let value: Value
-            do {
-                value = try JSONReader.parse(contextBytes, as: ValueJSONBuilder.self)
-            } catch {
+            switch parsed {
+            case .success(let parsedValue): value = parsedValue
+            case .failure(let error):
                 writeError("kube-haproxy-watcher render: \(contextPath): invalid JSON: \(error)")
                 return 2
             }
