@@ -718,7 +718,7 @@ private func roundTowardZero(_ d: Double) throws(TemplateError) -> String {
     case .string(let s), .markup(let s): text = s + "\n"
     case .undefined(let u): throw u.error
     // `s += "\n"` extends a list, then `s.splitlines()` fails.
-    case .list: throw TemplateError(.attribute, "'list' object has no attribute 'splitlines'")
+    case .list(let ref) where ref.isList: throw TemplateError(.attribute, "'list' object has no attribute 'splitlines'")
     case .tuple: throw TemplateError(.type, "can only concatenate tuple (not \"str\") to tuple")
     default: throw TemplateError(.type, "unsupported operand type(s) for +=: '\(call.value.typeName)' and 'str'")
     }
