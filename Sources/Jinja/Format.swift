@@ -228,6 +228,7 @@ public func htmlEscape(_ s: String) -> String {
 
 /// Python's `format % values` for str (Markup callers escape arguments before).
 public func percentFormat(_ format: String, _ values: Value) throws(TemplateError) -> String {
+    if let simple = simplePercentFormat(format, values) { return simple }
     var arguments: [Value]
     var mapping: DictRef? = nil
     switch values {
@@ -417,6 +418,56 @@ public func percentFormat(_ format: String, _ values: Value) throws(TemplateErro
         throw TemplateError(.type, "not all arguments converted during string formatting")
     }
     _ = usedMapping
+    return out
+}
+
+/// The common case without flags or widths (`"%d_%d" % (a, b)`, `"%s" % name`) in one pass
+/// over the bytes; nil sends anything else to the general implementation.
+func simplePercentFormat(_ format: String, _ values: Value) -> String? {
+    var single: [Value] = []
+    let arguments: [Value]
+    switch values {
+    case .tuple(let items): arguments = items
+    case .dict, .list, .undefined: return nil
+    default: single = [values]; arguments = single
+    }
+    var out = ""
+    out.reserveCapacity(format.utf8.count + 8 * arguments.count)
+    var next = 0
+    var literalStart = format.utf8.startIndex
+    var index = literalStart
+    let utf8 = format.utf8
+    while index != utf8.endIndex {
+        if utf8[index] != UInt8(ascii: "%") {
+            index = utf8.index(after: index)
+            continue
+        }
+        out += format[literalStart..<index]
+        let conversionIndex = utf8.index(after: index)
+        guard conversionIndex != utf8.endIndex else { return nil }
+        switch utf8[conversionIndex] {
+        case UInt8(ascii: "%"):
+            out += "%"
+        case UInt8(ascii: "s"):
+            guard next < arguments.count else { return nil }
+            switch arguments[next] {
+            case .string(let text): out += text
+            case .int(let i): out += String(i)
+            default: return nil
+            }
+            next += 1
+        case UInt8(ascii: "d"):
+            guard next < arguments.count, case .int(let i) = arguments[next] else { return nil }
+            out += String(i)
+            next += 1
+        default:
+            return nil
+        }
+        index = utf8.index(after: conversionIndex)
+        literalStart = index
+    }
+    guard next == arguments.count else { return nil }
+    out += format[literalStart..<utf8.endIndex]
     return out
 }
 

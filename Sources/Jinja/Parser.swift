@@ -809,7 +809,10 @@ struct Parser {
 
     mutating func parseCallArgs() throws(TemplateError) -> CallArguments {
         let token = try expect(.lparen)
-        var arguments = CallArguments()
+        var args: [Expr] = []
+        var kwargs: [(String, Expr)] = []
+        var dynArgs: Expr? = nil
+        var dynKwargs: Expr? = nil
         var requireComma = false
         func ensure(_ condition: Bool, _ parser: Parser) throws(TemplateError) {
             if !condition { throw parser.fail("invalid syntax for function call expression", token.line) }
@@ -820,26 +823,26 @@ struct Parser {
                 if current.kind == .rparen { break }
             }
             if current.kind == .mul {
-                try ensure(arguments.dynArgs == nil && arguments.dynKwargs == nil, self)
+                try ensure(dynArgs == nil && dynKwargs == nil, self)
                 next()
-                arguments.dynArgs = try parseExpression()
+                dynArgs = try parseExpression()
             } else if current.kind == .pow {
-                try ensure(arguments.dynKwargs == nil, self)
+                try ensure(dynKwargs == nil, self)
                 next()
-                arguments.dynKwargs = try parseExpression()
+                dynKwargs = try parseExpression()
             } else if current.kind == .name, look().kind == .assign {
-                try ensure(arguments.dynKwargs == nil, self)
+                try ensure(dynKwargs == nil, self)
                 let key = current.text
                 next(); next()
-                arguments.kwargs.append((key, try parseExpression()))
+                kwargs.append((key, try parseExpression()))
             } else {
-                try ensure(arguments.dynArgs == nil && arguments.dynKwargs == nil && arguments.kwargs.isEmpty, self)
-                arguments.args.append(try parseExpression())
+                try ensure(dynArgs == nil && dynKwargs == nil && kwargs.isEmpty, self)
+                args.append(try parseExpression())
             }
             requireComma = true
         }
         try expect(.rparen)
-        return arguments
+        return CallArguments(args: args, kwargs: kwargs, dynArgs: dynArgs, dynKwargs: dynKwargs)
     }
 
     mutating func parseCall(_ node: Expr) throws(TemplateError) -> Expr {
@@ -886,7 +889,7 @@ struct Parser {
             if testName("is") { throw fail("You cannot chain multiple tests with is") }
             var argument = try parsePrimary()
             argument = try parsePostfix(argument)
-            arguments.args = [argument]
+            arguments = CallArguments(args: [argument])
         default: break
         }
         let test = Expr.test(node, TestNode(name: name, arguments: arguments, function: tests[name], line: token.line))

@@ -4,6 +4,9 @@
 // template mutates the one object every name bound to it sees. Everything else is a value.
 
 import Shared
+#if canImport(Glibc)
+import Glibc
+#endif
 
 public enum Value {
     case none
@@ -87,7 +90,7 @@ public final class DictRef {
         if pairs.count <= DictRef.indexThreshold {
             outer: for i in 1..<pairs.count {
                 let key = pairs[i].0
-                for j in 0..<i where pairs[j].0 == key {
+                for j in 0..<i where pyStringEquals(pairs[j].0, key) {
                     repeated = true
                     break outer
                 }
@@ -184,13 +187,13 @@ public final class DictRef {
         if let general {
             for position in general.indices {
                 switch general[position].0 {
-                case .string(let other), .markup(let other): if other == text { return position }
+                case .string(let other), .markup(let other): if pyStringEquals(other, text) { return position }
                 default: continue
                 }
             }
             return nil
         }
-        for position in strings.indices where strings[position].0 == text { return position }
+        for position in strings.indices where pyStringEquals(strings[position].0, text) { return position }
         return nil
     }
 
@@ -220,8 +223,19 @@ public final class DictRef {
         }
     }
 
+    /// The value for a str key: the evaluator's `x.name` fast path.
+    @inline(__always) public func lookup(_ key: String) -> Value? {
+        if general == nil, index == nil, strings.count <= DictRef.indexThreshold {
+            return strings.withUnsafeBufferPointer { buffer -> Value? in
+                for i in 0..<buffer.count where pyStringEquals(buffer[i].0, key) { return buffer[i].1 }
+                return nil
+            }
+        }
+        return position(ofString: key).map { value(at: $0) }
+    }
+
     public subscript(string key: String) -> Value? {
-        get { position(ofString: key).map { value(at: $0) } }
+        get { lookup(key) }
         set { self[.string(key)] = newValue }
     }
 
@@ -610,13 +624,29 @@ func compareIntDouble(_ i: Int, _ d: Double) -> Int {
     return floor == d ? 0 : -1
 }
 
+/// Python's str equality: code points, not Swift's canonical equivalence ("é" written as one
+/// code point differs from "e" plus a combining accent).
+@inline(__always) public func pyStringEquals(_ a: String, _ b: String) -> Bool {
+    let count = a.utf8.count
+    guard count == b.utf8.count, a == b else { return false }
+    if count == 0 { return true }
+    let same = a.utf8.withContiguousStorageIfAvailable { x in
+        b.utf8.withContiguousStorageIfAvailable { y in
+            guard let p = x.baseAddress, let q = y.baseAddress else { return true }
+            return memcmp(p, q, count) == 0
+        }
+    }
+    if let same, let same { return same }
+    return a.utf8.elementsEqual(b.utf8)
+}
+
 /// Python `==`.
 public func pyEquals(_ lhs: Value, _ rhs: Value) -> Bool {
     switch (lhs, rhs) {
     case (.none, .none): return true
     case (.string(let a), .string(let b)), (.string(let a), .markup(let b)),
          (.markup(let a), .string(let b)), (.markup(let a), .markup(let b)):
-        return a == b
+        return pyStringEquals(a, b)
     case (.int(let a), .int(let b)): return a == b
     case (.bool(let a), .bool(let b)): return a == b
     case (.float(let a), .float(let b)): return a == b
