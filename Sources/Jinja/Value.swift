@@ -61,14 +61,58 @@ public final class ListRef {
 /// `values` are materialised on first use and cached until the next change.
 public final class DictRef {
     private var strings: [(String, Value)]
+    /// What few dicts need, kept out of line so that the many small dicts of a large JSON
+    /// context stay small.
+    private final class Extras {
+        var general: [(Value, Value)]? = nil
+        var index: [DictKey: Int]? = nil
+        var cachedKeys: [Value]? = nil
+        var cachedValues: [Value]? = nil
+    }
+    private var extras: Extras? = nil
+    private static let indexThreshold = 16
+
+    private func ensureExtras() -> Extras {
+        if let extras { return extras }
+        let created = Extras()
+        extras = created
+        return created
+    }
+
     /// All members once a key that is not a str was inserted (then `strings` is empty).
-    private var general: [(Value, Value)]?
+    private var general: [(Value, Value)]? {
+        get { extras?.general }
+        _modify {
+            let storage = ensureExtras()
+            yield &storage.general
+        }
+    }
+
     /// Hash index, built on the first lookup once the dict has more than a few entries (most
     /// dicts of a JSON context are never searched, and small ones are scanned faster).
-    private var index: [DictKey: Int]? = nil
-    private var cachedKeys: [Value]? = nil
-    private var cachedValues: [Value]? = nil
-    private static let indexThreshold = 16
+    private var index: [DictKey: Int]? {
+        get { extras?.index }
+        _modify {
+            let storage = ensureExtras()
+            yield &storage.index
+        }
+    }
+
+    private var cachedKeys: [Value]? {
+        get { extras?.cachedKeys }
+        _modify {
+            let storage = ensureExtras()
+            yield &storage.cachedKeys
+        }
+    }
+
+    private var cachedValues: [Value]? {
+        get { extras?.cachedValues }
+        _modify {
+            let storage = ensureExtras()
+            yield &storage.cachedValues
+        }
+    }
 
     public init() {
         strings = []
@@ -143,14 +187,15 @@ public final class DictRef {
     public func copy() -> DictRef {
         let other = DictRef()
         other.strings = strings
-        other.general = general
-        other.index = index
+        if let general { other.general = general }
         return other
     }
 
     private func changed() {
-        cachedKeys = nil
-        cachedValues = nil
+        if let extras {
+            extras.cachedKeys = nil
+            extras.cachedValues = nil
+        }
     }
 
     @inline(__always) private func buildIndexIfNeeded() {
@@ -225,7 +270,7 @@ public final class DictRef {
 
     /// The value for a str key: the evaluator's `x.name` fast path.
     @inline(__always) public func lookup(_ key: String) -> Value? {
-        if general == nil, index == nil, strings.count <= DictRef.indexThreshold {
+        if extras == nil, strings.count <= DictRef.indexThreshold {
             return strings.withUnsafeBufferPointer { buffer -> Value? in
                 for i in 0..<buffer.count where pyStringEquals(buffer[i].0, key) { return buffer[i].1 }
                 return nil
