@@ -39,7 +39,7 @@ private let stringMethodNames: Set<String> = [
     "replace", "format", "format_map", "find", "rfind", "index", "rindex", "count", "title", "capitalize",
     "center", "ljust", "rjust", "zfill", "isdigit", "isalpha", "isalnum", "isspace", "islower", "isupper",
     "isdecimal", "isnumeric", "istitle", "isidentifier", "isascii", "isprintable", "splitlines", "partition",
-    "rpartition", "swapcase", "casefold", "removeprefix", "removesuffix", "expandtabs", "encode",
+    "rpartition", "swapcase", "casefold", "removeprefix", "removesuffix", "expandtabs",
 ]
 
 /// Calls `receiver.name(args)`; nil when `receiver` has no such method (the evaluator then
