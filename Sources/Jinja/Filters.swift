@@ -1323,7 +1323,8 @@ func urlQuote(_ text: String, forQuery: Bool) -> String {
         guard let name = key.stringValue else {
             throw TemplateError(.type, "expected string or bytes-like object, got '\(key.typeName)'")
         }
-        if name.unicodeScalars.contains(where: { ($0.isASCII && isPySpace($0)) || $0 == "/" || $0 == ">" || $0 == "=" }) {
+        // [\s/>=] with re.ASCII: \s is only space, \t, \n, \r, \f and \v.
+        if name.unicodeScalars.contains(where: { " \t\n\r\u{0B}\u{0C}/>=".unicodeScalars.contains($0) }) {
             throw TemplateError(.value, "Invalid character in attribute name: \(reprString(name))")
         }
         let escapedValue: String
