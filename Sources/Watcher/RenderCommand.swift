@@ -117,6 +117,34 @@ struct MappedFile {
     func unmap() { munmap(base, count) }
 }
 
+/// glibc's `mallopt`; malloc.h is not part of the Glibc module.
+@_silgen_name("mallopt") func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
+@_silgen_name("malloc_usable_size") func glibcMallocUsableSize(_ pointer: UnsafeMutableRawPointer?) -> Int
+
+/// Prepares the heap for a context of `size` bytes of JSON, which becomes several times that
+/// in values: the heap is grown once, far enough for all of it, and the kernel is asked to back
+/// it with 2 MB pages. That replaces tens of thousands of page faults (a third of the time
+/// spent loading a large context) with a few hundred. A hint only: failures change nothing.
+func prepareHeap(forContextOf size: Int) {
+    guard size >= 4 << 20 else { return }
+    let reserve = min(size * 8, 1 << 30)
+    _ = glibcMallopt(-1 /* M_TRIM_THRESHOLD */, Int32(reserve))
+    _ = glibcMallopt(-2 /* M_TOP_PAD */, Int32(reserve))
+    _ = glibcMallopt(-3 /* M_MMAP_THRESHOLD */, 32 << 20)
+    guard let before = sbrk(0) else { return }
+    // The probe must reach malloc (an unused malloc/free pair would be optimised away), so
+    // its address escapes into malloc_usable_size.
+    guard let probe = malloc(16 << 20), glibcMallocUsableSize(probe) > 0 else { return }
+    defer { free(probe) }
+    guard let after = sbrk(0) else { return }
+    let hugePage = 2 << 20
+    let start = (Int(bitPattern: before) + hugePage - 1) & ~(hugePage - 1)
+    let end = Int(bitPattern: after) & ~(hugePage - 1)
+    if end > start, let pointer = UnsafeMutableRawPointer(bitPattern: start) {
+        _ = madvise(pointer, end - start, 14 /* MADV_HUGEPAGE */)
+    }
+}
+
 /// Milliseconds on the monotonic clock.
 func monotonicMilliseconds() -> Double {
     var now = timespec()
@@ -174,6 +202,9 @@ enum RenderCommand {
         let jsonStart = monotonicMilliseconds()
         if let contextPath {
             let parsed: Result<Value, JSONError>
+            // Before the file is mapped, so that the mapping cannot sit where the heap grows.
+            var info = stat()
+            if stat(contextPath, &info) == 0 { prepareHeap(forContextOf: Int(info.st_size)) }
             if let mapped = MappedFile(path: contextPath) {
                 // Parsed straight from the page cache: no copy of a context of many megabytes.
                 parsed = Result { () throws(JSONError) in try JSONReader.parse(mapped.bytes, as: ValueJSONBuilder.self) }
