@@ -19,6 +19,9 @@ public struct TemplateError: Error, CustomStringConvertible, Sendable {
         case recursion = "RecursionError"
         /// Python's `assert` failing inside a filter (`truncate` shorter than its `end`).
         case assertionFailure = "AssertionError"
+        /// A padding or repetition too large to build (Python's MemoryError has no message).
+        case memory = "MemoryError"
+        case runtimeError = "RuntimeError"
     }
 
     public var kind: Kind

@@ -2,33 +2,70 @@
 // evaluate to `Value`s with Python's semantics and Jinja2's runtime rules.
 
 /// Variables bound in one scope (a loop iteration, a macro call, a `with` block). Scopes are
-/// small, so a linear list of (slot, value) beats hashing; the template's top level lives in
-/// the renderer's dense `globals` array instead.
+/// small: the first three variables live inline, a linear scan beats hashing, and a loop
+/// reuses one scope for all its iterations unless a macro or caller captured it. The
+/// template's top level lives in the renderer's dense `globals` array instead.
 final class Scope {
-    var slots: [Int] = []
-    var values: [Value] = []
+    private var slot0 = -1, slot1 = -1, slot2 = -1
+    private var value0 = Value.none, value1 = Value.none, value2 = Value.none
+    private var moreSlots: [Int] = []
+    private var moreValues: [Value] = []
     let parent: Scope?
+    /// Set when a macro or caller (or a recursive loop) keeps this scope alive past its block.
+    var captured = false
 
     init(parent: Scope?) { self.parent = parent }
 
     @inline(__always) func get(_ slot: Int) -> Value? {
-        var i = 0
-        while i < slots.count {
-            if slots[i] == slot { return values[i] }
-            i += 1
-        }
+        if slot0 == slot { return value0 }
+        if slot1 == slot { return value1 }
+        if slot2 == slot { return value2 }
+        if moreSlots.isEmpty { return nil }
+        for i in moreSlots.indices where moreSlots[i] == slot { return moreValues[i] }
         return nil
     }
 
     @inline(__always) func set(_ slot: Int, _ value: Value) {
-        var i = 0
-        while i < slots.count {
-            if slots[i] == slot { values[i] = value; return }
-            i += 1
+        if slot0 == slot || slot0 < 0 { slot0 = slot; value0 = value; return }
+        if slot1 == slot || slot1 < 0 { slot1 = slot; value1 = value; return }
+        if slot2 == slot || slot2 < 0 { slot2 = slot; value2 = value; return }
+        for i in moreSlots.indices where moreSlots[i] == slot {
+            moreValues[i] = value
+            return
         }
-        slots.append(slot)
-        values.append(value)
+        moreSlots.append(slot)
+        moreValues.append(value)
     }
+
+    /// Forgets every variable, for the next iteration of a loop.
+    func reset() {
+        slot0 = -1; slot1 = -1; slot2 = -1
+        value0 = .none; value1 = .none; value2 = .none
+        if !moreSlots.isEmpty {
+            moreSlots.removeAll(keepingCapacity: true)
+            moreValues.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// Marks this scope and its parents as kept alive by a closure.
+    func capture() {
+        var current: Scope? = self
+        while let scope = current, !scope.captured {
+            scope.captured = true
+            current = scope.parent
+        }
+    }
+}
+
+/// The rendered text as UTF-8 bytes: appending to a byte array is cheaper than to a String.
+struct Output {
+    var bytes: [UInt8] = []
+
+    @inline(__always) mutating func append(_ text: String) {
+        bytes.append(contentsOf: text.utf8)
+    }
+
+    var string: String { String(decoding: bytes, as: UTF8.self) }
 }
 
 final class Renderer {
@@ -53,15 +90,20 @@ final class Renderer {
         for (name, value) in context {
             if let slot = slotOf[name] { globals[slot] = value }
         }
-        var out = ""
+        var out = Output()
+        out.bytes.reserveCapacity(1 << 16)
         try execute(program.body, nil, &out)
-        return out
+        return out.string
     }
 
     // MARK: Statements
 
-    func execute(_ nodes: [Node], _ scope: Scope?, _ out: inout String) throws(TemplateError) {
-        for node in nodes { try execute(node, scope, &out) }
+    func execute(_ nodes: [Node], _ scope: Scope?, _ out: inout Output) throws(TemplateError) {
+        var i = 0
+        while i < nodes.count {
+            try execute(nodes[i], scope, &out)
+            i += 1
+        }
     }
 
     @inline(__always) func located(_ error: TemplateError, _ line: Int) -> TemplateError {
@@ -71,10 +113,10 @@ final class Renderer {
         return copy
     }
 
-    func execute(_ node: Node, _ scope: Scope?, _ out: inout String) throws(TemplateError) {
+    func execute(_ node: Node, _ scope: Scope?, _ out: inout Output) throws(TemplateError) {
         switch node {
         case .templateData(let text):
-            out += text
+            out.append(text)
         case .output(let expr, let line):
             do {
                 try write(try evaluate(expr, scope), &out)
@@ -103,8 +145,9 @@ final class Renderer {
                 throw located(error, line)
             }
         case .assignBlock(let target, let filter, let body, let line):
-            var text = ""
-            try execute(body, Scope(parent: scope), &text)
+            var output = Output()
+            try execute(body, Scope(parent: scope), &output)
+            let text = output.string
             do {
                 var value: Value = autoescape ? .markup(text) : .string(text)
                 if let filter { value = try applyFilterChain(filter, value, scope) }
@@ -113,11 +156,13 @@ final class Renderer {
                 throw located(error, line)
             }
         case .macro(let macro):
+            scope?.capture()
             let closure = MacroClosure(macro: macro, scope: scope, isCaller: false)
             let value = Value.function(Function(name: macro.name, kind: .macro(closure)))
             setVariable(macro.slot, value, scope)
         case .callBlock(let callBlock):
             do {
+                scope?.capture()
                 let caller = MacroClosure(macro: callBlock.caller, scope: scope, isCaller: true)
                 let callerValue = Value.function(Function(name: "caller", kind: .macro(caller)))
                 guard case .call(let callee, let arguments, _) = callBlock.call else { return }
@@ -129,8 +174,9 @@ final class Renderer {
                 throw located(error, callBlock.line)
             }
         case .filterBlock(let filter, let body, let line):
-            var text = ""
-            try execute(body, Scope(parent: scope), &text)
+            var output = Output()
+            try execute(body, Scope(parent: scope), &output)
+            let text = output.string
             do {
                 let value = try applyFilterChain(filter, autoescape ? .markup(text) : .string(text), scope)
                 try write(value, &out)
@@ -159,17 +205,17 @@ final class Renderer {
         }
     }
 
-    func write(_ value: Value, _ out: inout String) throws(TemplateError) {
+    func write(_ value: Value, _ out: inout Output) throws(TemplateError) {
         switch value {
-        case .string(let s): out += autoescape ? htmlEscape(s) : s
-        case .markup(let s): out += s
-        case .int(let i): out += String(i)
+        case .string(let s): out.append(autoescape ? htmlEscape(s) : s)
+        case .markup(let s): out.append(s)
+        case .int(let i): out.append(String(i))
         case .undefined: return
-        case .none: out += "None"
-        case .bool(let b): out += b ? "True" : "False"
+        case .none: out.append("None")
+        case .bool(let b): out.append(b ? "True" : "False")
         default:
             let text = value.pyStr
-            out += autoescape ? htmlEscape(text) : text
+            out.append(autoescape ? htmlEscape(text) : text)
         }
     }
 
@@ -215,14 +261,15 @@ final class Renderer {
 
     // MARK: Loops
 
-    func runLoop(_ node: ForNode, _ iterable: Value, _ scope: Scope?, depth0: Int, _ out: inout String) throws(TemplateError) {
+    func runLoop(_ node: ForNode, _ iterable: Value, _ scope: Scope?, depth0: Int, _ out: inout Output) throws(TemplateError) {
         var items: [Value]
         do {
             items = try iterable.iterate()
             if let test = node.test {
                 var kept: [Value] = []
+                var testScope = Scope(parent: scope)
                 for item in items {
-                    let testScope = Scope(parent: scope)
+                    if testScope.captured { testScope = Scope(parent: scope) }
                     try assign(node.target, item, testScope)
                     if try evaluate(test, testScope).isTruthy { kept.append(item) }
                 }
@@ -237,24 +284,24 @@ final class Renderer {
         }
         var recurse: ((Value) throws(TemplateError) -> String)? = nil
         if node.recursive {
+            scope?.capture()
             recurse = { [unowned self] value throws(TemplateError) -> String in
                 self.callDepth += 1
                 defer { self.callDepth -= 1 }
                 if self.callDepth > Renderer.maximumCallDepth {
                     throw TemplateError(.recursion, "maximum recursion depth exceeded")
                 }
-                var text = ""
-                try self.runLoop(node, value, scope, depth0: depth0 + 1, &text)
-                return text
+                var output = Output()
+                try self.runLoop(node, value, scope, depth0: depth0 + 1, &output)
+                return output.string
             }
         }
         let loop = LoopContext(items: items, depth0: depth0, recurse: recurse)
         let loopValue = Value.loop(loop)
+        var iterationScope = Scope(parent: scope)
         for (index, item) in items.enumerated() {
             loop.index0 = index
-            let iterationScope = Scope(parent: scope)
-            iterationScope.slots.reserveCapacity(2)
-            iterationScope.values.reserveCapacity(2)
+            if iterationScope.captured { iterationScope = Scope(parent: scope) } else if index > 0 { iterationScope.reset() }
             iterationScope.set(node.loopSlot, loopValue)
             do {
                 try assign(node.target, item, iterationScope)
@@ -267,7 +314,21 @@ final class Renderer {
 
     // MARK: Expressions
 
-    func evaluate(_ expr: Expr, _ scope: Scope?) throws(TemplateError) -> Value {
+    /// Expression nesting across macro calls and recursive loops; bounded so that no template
+    /// can exhaust the stack (Jinja2 raises RecursionError in the same situations).
+    var evaluationDepth = 0
+    static let maximumEvaluationDepth = 500
+
+    @inline(__always) func evaluate(_ expr: Expr, _ scope: Scope?) throws(TemplateError) -> Value {
+        evaluationDepth += 1
+        defer { evaluationDepth -= 1 }
+        if evaluationDepth > Renderer.maximumEvaluationDepth {
+            throw TemplateError(.recursion, "maximum recursion depth exceeded")
+        }
+        return try evaluateNode(expr, scope)
+    }
+
+    func evaluateNode(_ expr: Expr, _ scope: Scope?) throws(TemplateError) -> Value {
         switch expr {
         case .const(let literal):
             switch literal {
@@ -285,7 +346,7 @@ final class Renderer {
             let object = try evaluate(objectExpr, scope)
             switch object {
             case .dict(let ref) where !dictMethod:
-                if let value = ref[string: name] { return value }
+                if let value = ref.lookup(name) { return value }
                 return .undefined(Undefined(owner: object, attribute: name))
             case .undefined(let u):
                 throw u.error
@@ -445,7 +506,7 @@ final class Renderer {
 
     func evaluateArguments(_ arguments: CallArguments, _ scope: Scope?) throws(TemplateError) -> Arguments {
         var result = Arguments()
-        if arguments.args.isEmpty && arguments.kwargs.isEmpty && arguments.dynArgs == nil && arguments.dynKwargs == nil { return result }
+        if arguments.isEmpty { return result }
         result.positional.reserveCapacity(arguments.args.count)
         for arg in arguments.args { result.positional.append(try evaluate(arg, scope)) }
         for (name, expr) in arguments.kwargs { result.keywords.append((name, try evaluate(expr, scope))) }
@@ -594,14 +655,23 @@ final class Renderer {
                 scope.set(argument.slot, .undefined(Undefined(hint: "parameter \(reprString(argument.name)) was not provided")))
             }
         }
-        var text = ""
-        try execute(macro.body, scope, &text)
+        var output = Output()
+        try execute(macro.body, scope, &output)
+        let text = output.string
         return autoescape ? .markup(text) : .string(text)
     }
 
     // MARK: Slicing
 
+    /// `object[start:stop:step]`: Jinja2 compiles slices to a plain Python subscript, so
+    /// failures raise instead of giving Undefined.
     func slice(_ object: Value, _ start: Value, _ stop: Value, _ step: Value) throws(TemplateError) -> Value {
+        switch object {
+        case .list, .tuple, .string, .markup: break
+        case .undefined(let u): throw u.error
+        case .dict: throw TemplateError(.type, "unhashable type: 'slice'")
+        default: throw TemplateError(.type, "'\(object.typeName)' object is not subscriptable")
+        }
         func index(_ value: Value) -> Int?? {
             switch value {
             case .none: return .some(nil)
@@ -612,30 +682,38 @@ final class Renderer {
             }
         }
         guard let startIndex = index(start), let stopIndex = index(stop), let stepIndex = index(step) else {
-            return .undefined(Undefined(owner: object, key: .string("slice")))
+            throw TemplateError(.type, "slice indices must be integers or None or have an __index__ method")
         }
         let stepValue = stepIndex ?? 1
         if stepValue == 0 { throw TemplateError(.value, "slice step cannot be zero") }
-        func indices(_ length: Int) -> [Int] {
-            var lower: Int, upper: Int
+        /// Python's `slice.indices(length)`.
+        func bounds(_ length: Int) -> (Int, Int) {
             if stepValue > 0 {
-                lower = startIndex.map { $0 < 0 ? max(0, $0 + length) : min($0, length) } ?? 0
-                upper = stopIndex.map { $0 < 0 ? max(0, $0 + length) : min($0, length) } ?? length
-                var result: [Int] = []
-                var i = lower
-                while i < upper { result.append(i); i += stepValue }
-                return result
-            } else {
-                lower = startIndex.map { $0 < 0 ? max(-1, $0 + length) : min($0, length - 1) } ?? (length - 1)
-                upper = stopIndex.map { $0 < 0 ? max(-1, $0 + length) : min($0, length - 1) } ?? -1
-                var result: [Int] = []
-                var i = lower
-                while i > upper { result.append(i); i += stepValue }
-                return result
+                return (startIndex.map { $0 < 0 ? max(0, $0 + length) : min($0, length) } ?? 0,
+                        stopIndex.map { $0 < 0 ? max(0, $0 + length) : min($0, length) } ?? length)
             }
+            return (startIndex.map { $0 < 0 ? max(-1, $0 + length) : min($0, length - 1) } ?? (length - 1),
+                    stopIndex.map { $0 < 0 ? max(-1, $0 + length) : min($0, length - 1) } ?? -1)
+        }
+        func indices(_ length: Int) -> [Int] {
+            let (lower, upper) = bounds(length)
+            var result: [Int] = []
+            var i = lower
+            if stepValue > 0 {
+                while i < upper { result.append(i); i += stepValue }
+            } else {
+                while i > upper { result.append(i); i += stepValue }
+            }
+            return result
         }
         switch object {
-        case .list(let ref): return .list(ListRef(indices(ref.items.count).map { ref.items[$0] }))
+        case .list(let ref):
+            let items = indices(ref.items.count).map { ref.items[$0] }
+            if case .range(let start, _, let step) = ref.kind {
+                let (lower, upper) = bounds(ref.items.count)
+                return .list(ListRef(items, kind: .range(start: start + lower * step, stop: start + upper * step, step: step * stepValue)))
+            }
+            return .list(ListRef(items))
         case .tuple(let items): return .tuple(indices(items.count).map { items[$0] })
         case .string(let s), .markup(let s):
             let scalars = Array(s.unicodeScalars)

@@ -49,16 +49,6 @@ public struct FilterCall {
         return try function(FilterCall(value: value, args: args, autoescape: autoescape))
     }
 
-    /// Jinja2's `make_attrgetter`: "a.b.0" looks up `a`, then `b`, then item 0.
-    public func attributePath(_ value: Value, _ path: Value) -> Value {
-        AttributeGetter(path).get(value)
-    }
-
-    /// TypeError for arguments beyond `names` (Python: "got an unexpected keyword argument").
-    public func checkArguments(_ filterName: String, _ names: [String]) throws(TemplateError) {
-        _ = try bind(filterName, names, required: 0)
-    }
-
     /// Binds the template's arguments to the Python signature `function(value, names...)`,
     /// the first `required` names without defaults; `implicit` counts the parameters Jinja2
     /// passes itself (the value, and the environment or context), which Python's messages
@@ -224,53 +214,134 @@ private func multiAttributeKey(_ attribute: Value?, lowercase: Bool) -> (Value) 
 
 /// `a < b` as Python's sort sees it.
 @inline(__always) private func lessThan(_ a: Value, _ b: Value) throws(TemplateError) -> Bool {
-    if case .int(let x) = a, case .int(let y) = b { return x < y }
-    return try pyCompare(a, b, "<") == -1
+    switch (a, b) {
+    case (.int(let x), .int(let y)): return x < y
+    case (.string(let x), .string(let y)): return utf8Less(x, y)
+    default: return try pyCompare(a, b, "<") == -1
+    }
+}
+
+/// Code point order of two strings: UTF-8 byte order is code point order.
+@inline(__always) func utf8Less(_ a: String, _ b: String) -> Bool {
+    var a = a
+    var b = b
+    return a.withUTF8 { x in
+        b.withUTF8 { y in
+            let common = Swift.min(x.count, y.count)
+            if common > 0, let p = x.baseAddress, let q = y.baseAddress {
+                let order = memcmp(p, q, common)
+                if order != 0 { return order < 0 }
+            }
+            return x.count < y.count
+        }
+    }
 }
 
 /// Python's `sorted(items, key=key, reverse=reverse)`: stable, and for short lists it makes
 /// the same comparisons in the same order as CPython (so a TypeError names the same types).
 func pySorted(_ items: [Value], reverse: Bool, key: (Value) throws(TemplateError) -> Value) throws(TemplateError) -> [Value] {
-    var keyed: [(key: Value, item: Value)] = []
-    keyed.reserveCapacity(items.count)
-    for item in items { keyed.append((try key(item), item)) }
-    if reverse { keyed.reverse() }
-    let n = keyed.count
-    if n >= 2 {
-        if n < 64 {
-            // count_run, then binary insertion (CPython's listsort for short lists).
-            var run = 2
-            if try lessThan(keyed[1].key, keyed[0].key) {
-                while run < n, try lessThan(keyed[run].key, keyed[run - 1].key) { run += 1 }
-                keyed[0..<run].reverse()
-            } else {
-                while run < n, !(try lessThan(keyed[run].key, keyed[run - 1].key)) { run += 1 }
+    var keys: [Value] = []
+    keys.reserveCapacity(items.count)
+    for item in items { keys.append(try key(item)) }
+    // CPython sorts a reversed list and reverses the result, which keeps equal keys in order.
+    var order = reverse ? Array((0..<items.count).reversed()) : Array(0..<items.count)
+    let n = order.count
+    if n >= 64, let strings = homogeneousStrings(keys) {
+        order = mergeSorted(order) { strings[$0] < strings[$1] }
+    } else if n >= 64, let ints = homogeneousInts(keys) {
+        order = mergeSorted(order) { ints[$0] < ints[$1] }
+    } else if n >= 2 {
+        // CPython's first run (the whole list when short): the same comparisons in the same
+        // order, so an unorderable pair fails with the same message.
+        try sortFirstRun(&order, keys, minimum: minimumRun(n))
+        if n >= 64 {
+            var failure: TemplateError? = nil
+            order = mergeSorted(order) { i, j in
+                if failure != nil { return false }
+                do throws(TemplateError) { return try lessThan(keys[i], keys[j]) } catch { failure = error; return false }
             }
-            var start = run
-            while start < n {
-                let pivot = keyed[start]
-                var low = 0
-                var high = start
-                while low < high {
-                    let middle = (low + high) / 2
-                    if try lessThan(pivot.key, keyed[middle].key) { high = middle } else { low = middle + 1 }
-                }
-                if low < start {
-                    keyed.remove(at: start)
-                    keyed.insert(pivot, at: low)
-                }
-                start += 1
-            }
-        } else {
-            keyed = try mergeSorted(keyed)
+            if let failure { throw failure }
         }
     }
-    if reverse { keyed.reverse() }
-    return keyed.map { $0.item }
+    if reverse { order.reverse() }
+    return order.map { items[$0] }
 }
 
-/// Stable bottom-up merge sort for longer lists.
-private func mergeSorted(_ input: [(key: Value, item: Value)]) throws(TemplateError) -> [(key: Value, item: Value)] {
+/// CPython's `merge_compute_minrun`.
+private func minimumRun(_ count: Int) -> Int {
+    var n = count
+    var r = 0
+    while n >= 64 {
+        r |= n & 1
+        n >>= 1
+    }
+    return n + r
+}
+
+/// CPython's `count_run` then `binarysort` up to `minimum` elements (listsort's first step).
+private func sortFirstRun(_ order: inout [Int], _ keys: [Value], minimum: Int) throws(TemplateError) {
+    let n = order.count
+    var run = 2
+    if try lessThan(keys[order[1]], keys[order[0]]) {
+        while run < n, try lessThan(keys[order[run]], keys[order[run - 1]]) { run += 1 }
+        order[0..<run].reverse()
+    } else {
+        while run < n, !(try lessThan(keys[order[run]], keys[order[run - 1]])) { run += 1 }
+    }
+    let end = Swift.max(run, Swift.min(minimum, n))
+    var start = run
+    while start < end {
+        let pivot = order[start]
+        var low = 0
+        var high = start
+        while low < high {
+            let middle = (low + high) / 2
+            if try lessThan(keys[pivot], keys[order[middle]]) { high = middle } else { low = middle + 1 }
+        }
+        if low < start {
+            order.remove(at: start)
+            order.insert(pivot, at: low)
+        }
+        start += 1
+    }
+}
+
+/// A string key compared by code point through its UTF-8 bytes.
+private struct CodePointKey: Comparable {
+    let text: String
+    static func < (a: CodePointKey, b: CodePointKey) -> Bool { utf8Less(a.text, b.text) }
+    static func == (a: CodePointKey, b: CodePointKey) -> Bool { a.text.utf8.elementsEqual(b.text.utf8) }
+}
+
+/// `sort(attribute=...)` keys are one-element lists (Jinja2's multi-attribute getter); for
+/// str and int items comparing the lists is comparing the items.
+@inline(__always) private func unwrappedKey(_ key: Value) -> Value {
+    if case .list(let ref) = key, ref.isList, ref.items.count == 1 { return ref.items[0] }
+    return key
+}
+
+private func homogeneousStrings(_ keys: [Value]) -> [CodePointKey]? {
+    var out: [CodePointKey] = []
+    out.reserveCapacity(keys.count)
+    for key in keys {
+        guard case .string(let s) = unwrappedKey(key) else { return nil }
+        out.append(CodePointKey(text: s))
+    }
+    return out
+}
+
+private func homogeneousInts(_ keys: [Value]) -> [Int]? {
+    var out: [Int] = []
+    out.reserveCapacity(keys.count)
+    for key in keys {
+        guard case .int(let i) = unwrappedKey(key) else { return nil }
+        out.append(i)
+    }
+    return out
+}
+
+/// Stable bottom-up merge sort of positions for longer lists.
+private func mergeSorted(_ input: [Int], by less: (Int, Int) -> Bool) -> [Int] {
     var source = input
     var target = input
     let n = source.count
@@ -282,7 +353,7 @@ private func mergeSorted(_ input: [(key: Value, item: Value)]) throws(TemplateEr
             let end = Swift.min(start + 2 * width, n)
             var i = start, j = middle, k = start
             while i < middle && j < end {
-                if try lessThan(source[j].key, source[i].key) { target[k] = source[j]; j += 1 } else { target[k] = source[i]; i += 1 }
+                if less(source[j], source[i]) { target[k] = source[j]; j += 1 } else { target[k] = source[i]; i += 1 }
                 k += 1
             }
             while i < middle { target[k] = source[i]; i += 1; k += 1 }
@@ -307,7 +378,7 @@ func pyFloat(_ value: Value) throws(TemplateError) -> Double {
         return d
     case .string(let s), .markup(let s):
         if let d = parsePythonFloat(s) { return d }
-        throw TemplateError(.value, "could not convert string to float: \(reprString(s))")
+        throw TemplateError(.value, "could not convert string to float: \(repr(value))")
     case .undefined(let u): throw u.error
     default:
         throw TemplateError(.type, "float() argument must be a string or a real number, not '\(value.typeName)'")
@@ -318,7 +389,7 @@ func pyFloat(_ value: Value) throws(TemplateError) -> Double {
 /// underscores between digits, inf/infinity/nan in any case.
 func parsePythonFloat(_ text: String) -> Double? {
     let trimmed = pyStrip(text, nil)
-    var scalars = Array(trimmed.unicodeScalars)
+    let scalars = Array(trimmed.unicodeScalars)
     guard !scalars.isEmpty else { return nil }
     var negative = false
     var body = scalars[...]
@@ -351,7 +422,6 @@ func parsePythonFloat(_ text: String) -> Double? {
         i = body.index(after: i)
     }
     guard sawDigit else { return nil }
-    scalars = Array(cleaned.unicodeScalars)
     // Swift's Double(String) accepts hex and "inf"; the grammar above already excluded those.
     return Double(cleaned)
 }
@@ -453,10 +523,11 @@ private func roundInteger(_ value: Value, _ digits: Int) -> Value {
     return .int(quotient * scale)
 }
 
+/// Python's `10 ** n` as a float: the int converted (correctly rounded) for n >= 0, C's
+/// `pow` for negative n.
 private func pow10(_ n: Int) -> Double {
-    var result = 1.0
-    for _ in 0..<Swift.abs(n) { result *= 10 }
-    return n < 0 ? 1 / result : result
+    if n >= 0 { return Double("1e\(n)") ?? .infinity }
+    return Foundation.pow(10.0, Double(n))
 }
 
 /// Elements of an iterable, with Jinja2's "Undefined iterates empty".
@@ -516,6 +587,7 @@ private func pow10(_ n: Int) -> Double {
     }
     if !current.isEmpty {
         if let fill, let linecount, current.count < linecount {
+            try requireBuildable(linecount)
             current.append(contentsOf: repeatElement(fill, count: linecount - current.count))
         }
         rows.append(.makeList(current))
@@ -530,8 +602,11 @@ private func pow10(_ n: Int) -> Double {
 
 @Sendable func filterCenter(_ call: FilterCall) throws(TemplateError) -> Value {
     let a = try call.bind("do_center", ["width"])
-    let width = try a[0].map(integerArgument) ?? 80
-    return try markupPreserving(call.value) { pyCenter($0, width) }
+    let width = try a[0].map(sizeArgument) ?? 80
+    let text = call.value.pyStr
+    let centered = try pyCenter(text, width)
+    if case .markup = call.value { return .markup(centered) }
+    return .string(centered)
 }
 
 @Sendable func filterLength(_ call: FilterCall) throws(TemplateError) -> Value {
@@ -589,7 +664,6 @@ private func pow10(_ n: Int) -> Double {
     let prefixes = binary ? ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"] : ["kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
     if bytes == 1 { return .string("1 Byte") }
     if bytes < base {
-        guard bytes.isFinite || bytes.isNaN == false else { return .string("\(bytes) Bytes") }
         return .string("\(try roundTowardZero(bytes)) Bytes")
     }
     // Python compares with the exact integer base ** (i + 2), then divides by it as a float.
@@ -630,8 +704,8 @@ private func roundTowardZero(_ d: Double) throws(TemplateError) -> String {
     case .list(let ref): if let first = ref.items.first { return first }
     case .tuple(let items): if let first = items.first { return first }
     case .dict(let ref): if ref.count > 0 { return ref.keys[0] }
-    case .string(let s), .markup(let s):
-        if let c = s.unicodeScalars.first { return call.value.isString && { if case .markup = call.value { return true } else { return false } }() ? .markup(String(c)) : .string(String(c)) }
+    // Iterating Markup yields plain str characters.
+    case .string(let s), .markup(let s): if let c = s.unicodeScalars.first { return .string(String(c)) }
     default: if let first = try elements(call.value).first { return first }
     }
     return .undefined(Undefined(hint: "No first item, sequence was empty."))
@@ -640,7 +714,9 @@ private func roundTowardZero(_ d: Double) throws(TemplateError) -> String {
 @Sendable func filterLast(_ call: FilterCall) throws(TemplateError) -> Value {
     _ = try call.bind("do_last", [], implicit: 2)
     switch call.value {
-    case .list, .tuple, .dict, .string, .markup, .undefined:
+    // reversed() indexes, and Markup's items are Markup.
+    case .markup(let s): if let c = s.unicodeScalars.last { return .markup(String(c)) }
+    case .list, .tuple, .dict, .string, .undefined:
         if let last = try elements(call.value).last { return last }
     default:
         throw TemplateError(.type, "'\(call.value.typeName)' object is not reversible")
@@ -701,7 +777,10 @@ private func roundTowardZero(_ d: Double) throws(TemplateError) -> String {
     switch a[0] {
     case nil: indention = "    "
     case .string(let s)?, .markup(let s)?: indention = s
-    case let width?: indention = String(repeating: " ", count: Swift.max(0, try integerArgument(width)))
+    case let width?:
+        let count = try sizeArgument(width)
+        try requireBuildable(count)
+        indention = String(repeating: " ", count: Swift.max(0, count))
     }
     let first = a[1]?.isTruthy ?? false
     let blank = a[2]?.isTruthy ?? false
@@ -709,6 +788,9 @@ private func roundTowardZero(_ d: Double) throws(TemplateError) -> String {
     switch call.value {
     case .string(let s), .markup(let s): text = s + "\n"
     case .undefined(let u): throw u.error
+    // `s += "\n"` extends a list, then `s.splitlines()` fails.
+    case .list(let ref) where ref.isList: throw TemplateError(.attribute, "'list' object has no attribute 'splitlines'")
+    case .tuple: throw TemplateError(.type, "can only concatenate tuple (not \"str\") to tuple")
     default: throw TemplateError(.type, "unsupported operand type(s) for +=: '\(call.value.typeName)' and 'str'")
     }
     var lines = pySplitlines(text)
@@ -852,7 +934,8 @@ private func minOrMax(_ call: FilterCall, _ function: String, greater: Bool) thr
     _ = try call.bind("do_random", [], implicit: 2)
     let items: [Value]
     switch call.value {
-    case .list, .tuple, .string, .markup: items = try elements(call.value)
+    case .list, .tuple, .string: items = try elements(call.value)
+    case .markup(let s): items = s.unicodeScalars.map { .markup(String($0)) }
     case .undefined: items = []
     default: throw TemplateError(.type, "object of type '\(call.value.typeName)' has no len()")
     }
@@ -863,8 +946,8 @@ private func minOrMax(_ call: FilterCall, _ function: String, greater: Bool) thr
 @Sendable func filterReEscape(_ call: FilterCall) throws(TemplateError) -> Value {
     _ = try call.bind("escape", [])
     guard let text = call.value.stringValue else {
-        if case .undefined(let u) = call.value { throw u.error }
-        throw TemplateError(.type, "expected str or bytes-like object, got '\(call.value.typeName)'")
+        // re.escape decodes anything but str as latin-1 bytes.
+        throw TemplateError(.type, "decoding to str: need a bytes-like object, \(call.value.typeName) found")
     }
     var out = ""
     out.reserveCapacity(text.utf8.count)
@@ -876,6 +959,8 @@ private func minOrMax(_ call: FilterCall, _ function: String, greater: Bool) thr
         }
         out.unicodeScalars.append(c)
     }
+    // Markup's translate (which re.escape uses) returns Markup.
+    if case .markup = call.value { return .markup(out) }
     return .string(out)
 }
 
@@ -950,7 +1035,11 @@ private func selectOrReject(_ call: FilterCall, keep: Bool, attribute: Bool) thr
     let precisionValue = a[0] ?? .int(0)
     let value = call.value
     guard value.isNumber else {
-        throw TemplateError(.type, "type \(value.typeName) doesn't define __round__ method")
+        if method == "common" { throw TemplateError(.type, "type \(value.typeName) doesn't define __round__ method") }
+        // math.ceil/floor(value * 10 ** precision): the product fails first, or is not a number.
+        let digits = try integerArgument(precisionValue)
+        let product = try pyMul(value, digits >= 0 ? (BigInt(10).power(digits).normalized) : .float(pow10(digits)))
+        throw TemplateError(.type, "must be real number, not \(product.typeName)")
     }
     if method == "common" {
         if precisionValue.isNone {
@@ -964,17 +1053,17 @@ private func selectOrReject(_ call: FilterCall, keep: Bool, attribute: Bool) thr
     }
     // math.ceil/floor(value * 10**precision) / 10**precision: always a float.
     let digits = try integerArgument(precisionValue)
-    let scaled: Double
-    if digits >= 0, let i = value.intValue {
-        return .float(Double(i))
-    } else {
-        scaled = (value.doubleValue ?? 0) * pow10(digits)
-    }
+    // An int times the int 10 ** precision stays exact; the quotient is the int again.
+    if digits >= 0, let i = value.intValue { return .float(Double(i)) }
+    if digits > 308 { throw TemplateError(.overflow, "int too large to convert to float") }
+    let scale = pow10(digits)
+    let scaled = (value.doubleValue ?? 0) * scale
     if !scaled.isFinite {
         throw TemplateError(scaled.isNaN ? .value : .overflow, scaled.isNaN ? "cannot convert float NaN to integer" : "cannot convert float infinity to integer")
     }
     let whole = method == "ceil" ? scaled.rounded(.up) : scaled.rounded(.down)
-    return .float(digits >= 0 ? whole / pow10(digits) : whole * pow10(-digits))
+    if scale == 0 { throw TemplateError(.zeroDivision, "float division by zero") }
+    return .float(whole / scale)
 }
 
 @Sendable func filterSafe(_ call: FilterCall) throws(TemplateError) -> Value {
@@ -1083,11 +1172,19 @@ private func selectOrReject(_ call: FilterCall, keep: Bool, attribute: Bool) thr
     let s: String
     switch call.value {
     case .string(let text), .markup(let text): s = text
-    case .undefined: return call.value
-    default: throw TemplateError(.type, "object of type '\(call.value.typeName)' has no len()")
+    default:
+        // Any sized value passes through when short enough; slicing then fails the way Python's does.
+        let size = try call.value.length()
+        if length > Int.max - leeway || size <= length + leeway { return call.value }
+        switch call.value {
+        case .dict: throw TemplateError(.type, "unhashable type: 'slice'")
+        case .list where killwords: throw TemplateError(.type, "can only concatenate list (not \"str\") to list")
+        case .tuple where killwords: throw TemplateError(.type, "can only concatenate tuple (not \"str\") to tuple")
+        default: throw TemplateError(.attribute, "'\(call.value.typeName)' object has no attribute 'rsplit'")
+        }
     }
     let scalars = Array(s.unicodeScalars)
-    if scalars.count <= length + leeway { return call.value }
+    if scalars.count <= length.addingReportingOverflow(leeway).partialValue || length > Int.max - leeway { return call.value }
     let head = scalarString(scalars[0..<Swift.max(0, length - endLength)])
     if killwords { return .string(head + end) }
     let cut = (try? pyRSplit(head, " ", maxsplit: 1))?.first ?? head
@@ -1117,7 +1214,10 @@ private func selectOrReject(_ call: FilterCall, keep: Bool, attribute: Bool) thr
     case .list, .tuple:
         var parts: [String] = []
         for item in try elements(call.value) {
-            let pair = try elements(item)
+            let pair: [Value]
+            do { pair = try elements(item) } catch {
+                throw TemplateError(.type, "cannot unpack non-iterable \(item.typeName) object")
+            }
             guard pair.count == 2 else {
                 throw TemplateError(.value, pair.count < 2 ? "not enough values to unpack (expected 2, got \(pair.count))" : "too many values to unpack (expected 2)")
             }
@@ -1171,7 +1271,10 @@ func urlQuote(_ text: String, forQuery: Bool) -> String {
             schemes.append(text)
         }
     }
-    let out = urlize(call.value.pyStr, trimLimit: trimLimit, rel: rel, target: target, extraSchemes: schemes)
+    // markupsafe.escape leaves Markup as it is.
+    let escaped: String
+    if case .markup(let text) = call.value { escaped = text } else { escaped = htmlEscape(call.value.pyStr) }
+    let out = urlize(escaped, trimLimit: trimLimit, rel: rel, target: target, extraSchemes: schemes)
     return call.autoescape ? .markup(out) : .string(out)
 }
 
@@ -1220,7 +1323,8 @@ func urlQuote(_ text: String, forQuery: Bool) -> String {
         guard let name = key.stringValue else {
             throw TemplateError(.type, "expected string or bytes-like object, got '\(key.typeName)'")
         }
-        if name.unicodeScalars.contains(where: { ($0.isASCII && isPySpace($0)) || $0 == "/" || $0 == ">" || $0 == "=" }) {
+        // [\s/>=] with re.ASCII: \s is only space, \t, \n, \r, \f and \v.
+        if name.unicodeScalars.contains(where: { " \t\n\r\u{0B}\u{0C}/>=".unicodeScalars.contains($0) }) {
             throw TemplateError(.value, "Invalid character in attribute name: \(reprString(name))")
         }
         let escapedValue: String
@@ -1236,7 +1340,11 @@ func urlQuote(_ text: String, forQuery: Bool) -> String {
     let a = try call.bind("do_tojson", ["indent"], implicit: 2)
     var indent: String? = nil
     if let i = a[0], !i.isNone {
-        if let text = i.stringValue { indent = text } else { indent = String(repeating: " ", count: Swift.max(0, try integerArgument(i))) }
+        if let text = i.stringValue { indent = text } else {
+            let count = try sizeArgument(i)
+            try requireBuildable(count)
+            indent = String(repeating: " ", count: Swift.max(0, count))
+        }
     }
     var out = ""
     try writeJSON(call.value, indent: indent, level: 0, to: &out)
@@ -1253,6 +1361,8 @@ private func writeJSON(_ value: Value, indent: String?, level: Int, to out: inou
     case .bigInt(let b): out += b.description
     case .float(let d): out += jsonFloat(d)
     case .string(let s), .markup(let s): writeJSONString(s, to: &out)
+    case .list(let ref) where !ref.isList:
+        throw TemplateError(.type, "Object of type \(value.typeName) is not JSON serializable")
     case .list, .tuple:
         let items = try value.iterate()
         if items.isEmpty { out += "[]"; return }
@@ -1436,7 +1546,7 @@ func prettyFormat(_ value: Value) -> String {
 /// `repr` with dict keys sorted, as pprint's `safe_repr` writes it.
 private func sortedRepr(_ value: Value) -> String {
     switch value {
-    case .list(let ref): return "[" + ref.items.map(sortedRepr).joined(separator: ", ") + "]"
+    case .list(let ref) where ref.isList: return "[" + ref.items.map(sortedRepr).joined(separator: ", ") + "]"
     case .tuple(let items):
         return "(" + items.map(sortedRepr).joined(separator: ", ") + (items.count == 1 ? ",)" : ")")
     case .dict(let ref):
@@ -1475,7 +1585,7 @@ private func prettyWrite(_ value: Value, indent: Int, allowance: Int, level: Int
             if !last { out += ",\n" + String(repeating: " ", count: inner) }
         }
         out += "}"
-    case .list(let ref):
+    case .list(let ref) where ref.isList:
         out += "["
         prettyItems(ref.items, indent: indent, allowance: allowance + 1, level: level, to: &out)
         out += "]"
@@ -1609,7 +1719,7 @@ private struct TextWrapper {
             while end <= n {
                 // Hyphenated word: the chunk ends with '-' after two letters (or letter-letter-),
                 // and a letter, optional '-', letter follows.
-                if end < n, text[end] == "-", !TextWrapper.isSpace(text[end - 1]) || end - 1 >= i {
+                if end < n, text[end] == "-" {
                     let hyphenEnd = end + 1
                     let behind = (letter(end - 2) && letter(end - 1)) || (letter(end - 3) && at(end - 2) == "-" && letter(end - 1))
                     let ahead = letter(hyphenEnd) && (letter(hyphenEnd + 1) || (at(hyphenEnd + 1) == "-" && letter(hyphenEnd + 2)))
@@ -1692,8 +1802,8 @@ private func isURIScheme(_ text: String) -> Bool {
     return rest.count <= 2 && rest.allSatisfy { $0 == "/" }
 }
 
-private func urlize(_ text: String, trimLimit: Int?, rel: String, target: String?, extraSchemes: [String]) -> String {
-    let escaped = htmlEscape(text)
+/// jinja2.utils.urlize over already escaped text.
+private func urlize(_ escaped: String, trimLimit: Int?, rel: String, target: String?, extraSchemes: [String]) -> String {
     let relAttribute = rel.isEmpty ? "" : " rel=\"\(htmlEscape(rel))\""
     let targetAttribute = (target?.isEmpty ?? true) ? "" : " target=\"\(htmlEscape(target ?? ""))\""
     func trim(_ url: String) -> String {
@@ -1701,24 +1811,19 @@ private func urlize(_ text: String, trimLimit: Int?, rel: String, target: String
         return scalarString(url.unicodeScalars.prefix(Swift.max(0, limit))) + "..."
     }
     var out = ""
-    // re.split(r"(\s+)"): words and the whitespace runs between them.
+    // re.split(r"(\s+)"): words, each followed by the whitespace run after it.
     var word: [Unicode.Scalar] = []
-    var space: [Unicode.Scalar] = []
-    func flushWord() {
-        out += urlizeWord(scalarString(word), relAttribute: relAttribute, targetAttribute: targetAttribute, trim: trim, extraSchemes: extraSchemes)
-        word.removeAll()
-    }
+    var inSpace = false
     for c in escaped.unicodeScalars {
-        if isPySpace(c) {
-            if !word.isEmpty || space.isEmpty && out.isEmpty { flushWord() }
-            space.append(c)
-        } else {
-            if !space.isEmpty { out += scalarString(space); space.removeAll() }
-            word.append(c)
+        let space = isPySpace(c)
+        if space && !inSpace {
+            out += urlizeWord(scalarString(word), relAttribute: relAttribute, targetAttribute: targetAttribute, trim: trim, extraSchemes: extraSchemes)
+            word.removeAll()
         }
+        if space { out.unicodeScalars.append(c) } else { word.append(c) }
+        inSpace = space
     }
-    flushWord()
-    if !space.isEmpty { out += scalarString(space) }
+    out += urlizeWord(scalarString(word), relAttribute: relAttribute, targetAttribute: targetAttribute, trim: trim, extraSchemes: extraSchemes)
     return out
 }
 
@@ -1889,29 +1994,24 @@ private func matchIPv4(_ c: [Unicode.Scalar], _ start: Int, _ rest: (Int) -> Boo
 
 /// ([\da-f]{0,4}:){2}([\da-f]{0,4}:?){1,6}, case-insensitive, matched against the whole text.
 private func matchIPv6(_ c: [Unicode.Scalar]) -> Bool {
-    func isHex(_ k: Int) -> Bool { k < c.count && (isPyDecimal(c[k]) || (c[k].isASCII && "abcdefABCDEF".unicodeScalars.contains(c[k]))) }
-    func firstPart(_ k: Int, _ count: Int) -> Bool {
-        if count == 2 { return secondPart(k, 0) }
-        var j = k
-        var options: [Int] = [k]
-        while j < c.count && j - k < 4 && isHex(j) { j += 1; options.append(j) }
-        for e in options.reversed() where e < c.count && c[e] == ":" {
-            if firstPart(e + 1, count + 1) { return true }
-        }
-        return false
+    func isHex(_ k: Int) -> Bool { isPyDecimal(c[k]) || (c[k].isASCII && "abcdefABCDEF".unicodeScalars.contains(c[k])) }
+    var k = 0
+    // Two groups that must each end with a colon: the hex run before it is forced.
+    for _ in 0..<2 {
+        let start = k
+        while k < c.count && k - start < 4 && isHex(k) { k += 1 }
+        guard k < c.count, c[k] == ":" else { return false }
+        k += 1
     }
-    func secondPart(_ k: Int, _ count: Int) -> Bool {
-        if count >= 1 && k == c.count { return true }
-        if count == 6 { return false }
-        var j = k
-        var options: [Int] = [k]
-        while j < c.count && j - k < 4 && isHex(j) { j += 1; options.append(j) }
-        for e in options.reversed() {
-            if e < c.count && c[e] == ":" && secondPart(e + 1, count + 1) { return true }
-            if e > k || count >= 0 { if secondPart(e, count + 1) && e > k { return true } }
-            if e == c.count && count + 1 >= 1 { return true }
-        }
-        return false
-    }
-    return firstPart(0, 0)
+    // Then one to six groups of up to four hex digits and an optional colon; taking the
+    // longest group each time needs the fewest groups.
+    var groups = 0
+    repeat {
+        let start = k
+        while k < c.count && k - start < 4 && isHex(k) { k += 1 }
+        if k < c.count && c[k] == ":" { k += 1 }
+        groups += 1
+        if k == start && k < c.count { return false }
+    } while k < c.count && groups < 6
+    return k == c.count
 }

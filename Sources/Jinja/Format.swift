@@ -5,11 +5,38 @@ import Foundation
 /// Python's `repr(x)`.
 public func repr(_ value: Value) -> String {
     var out = ""
-    writeRepr(value, to: &out)
+    var stack: [ObjectIdentifier] = []
+    writeRepr(value, to: &out, &stack)
     return out
 }
 
 func writeRepr(_ value: Value, to out: inout String) {
+    var stack: [ObjectIdentifier] = []
+    writeRepr(value, to: &out, &stack)
+}
+
+private let maximumReprDepth = 200
+
+/// `reprStack` holds the containers being printed, innermost last: a list that contains
+/// itself prints as `[...]`, as in Python, and absurdly deep nesting is cut short instead of
+/// exhausting the stack.
+func writeRepr(_ value: Value, to out: inout String, _ reprStack: inout [ObjectIdentifier]) {
+    var identity: ObjectIdentifier? = nil
+    switch value {
+    case .list(let ref): identity = ObjectIdentifier(ref)
+    case .dict(let ref): identity = ObjectIdentifier(ref)
+    case .namespace(let ns): identity = ObjectIdentifier(ns)
+    case .tuple: if reprStack.count > maximumReprDepth { out += "(...)"; return }
+    default: break
+    }
+    if let identity {
+        if reprStack.count > maximumReprDepth || reprStack.contains(identity) {
+            if case .dict = value { out += "{...}" } else { out += "[...]" }
+            return
+        }
+        reprStack.append(identity)
+    }
+    defer { if identity != nil { reprStack.removeLast() } }
     switch value {
     case .none: out += "None"
     case .bool(let b): out += b ? "True" : "False"
@@ -18,18 +45,29 @@ func writeRepr(_ value: Value, to out: inout String) {
     case .float(let d): out += formatFloatRepr(d)
     case .string(let s): out += reprString(s)
     case .markup(let s): out += "Markup("; out += reprString(s); out += ")"
+    case .list(let ref) where !ref.isList:
+        switch ref.kind {
+        case .range(let start, let stop, let step):
+            out += "range(\(start), \(stop)" + (step == 1 ? ")" : ", \(step))")
+            return
+        case .dictKeys: out += "dict_keys("
+        case .dictValues: out += "dict_values("
+        default: out += "dict_items("
+        }
+        writeRepr(.list(ListRef(ref.items)), to: &out, &reprStack)
+        out += ")"
     case .list(let ref):
         out += "["
         for (i, item) in ref.items.enumerated() {
             if i > 0 { out += ", " }
-            writeRepr(item, to: &out)
+            writeRepr(item, to: &out, &reprStack)
         }
         out += "]"
     case .tuple(let items):
         out += "("
         for (i, item) in items.enumerated() {
             if i > 0 { out += ", " }
-            writeRepr(item, to: &out)
+            writeRepr(item, to: &out, &reprStack)
         }
         if items.count == 1 { out += "," }
         out += ")"
@@ -37,15 +75,15 @@ func writeRepr(_ value: Value, to out: inout String) {
         out += "{"
         for i in 0..<ref.count {
             if i > 0 { out += ", " }
-            writeRepr(ref.keys[i], to: &out)
+            writeRepr(ref.keys[i], to: &out, &reprStack)
             out += ": "
-            writeRepr(ref.values[i], to: &out)
+            writeRepr(ref.values[i], to: &out, &reprStack)
         }
         out += "}"
     case .undefined: out += "Undefined"
     case .namespace(let ns):
         out += "<Namespace "
-        writeRepr(.dict(ns.attributes), to: &out)
+        writeRepr(.dict(ns.attributes), to: &out, &reprStack)
         out += ">"
     case .function(let f):
         switch f.kind {
@@ -190,6 +228,7 @@ public func htmlEscape(_ s: String) -> String {
 
 /// Python's `format % values` for str (Markup callers escape arguments before).
 public func percentFormat(_ format: String, _ values: Value) throws(TemplateError) -> String {
+    if let simple = simplePercentFormat(format, values) { return simple }
     var arguments: [Value]
     var mapping: DictRef? = nil
     switch values {
@@ -340,6 +379,7 @@ public func percentFormat(_ format: String, _ values: Value) throws(TemplateErro
             }
             if d < 0 || (d == 0 && d.sign == .minus) { signPrefix = "-" } else if plus { signPrefix = "+" } else if space { signPrefix = " " }
         case "c":
+            if case .bool(let b) = argument { argument = .int(b ? 1 : 0) }
             switch argument {
             case .int(let v):
                 guard let scalar = Unicode.Scalar(UInt32(clamping: max(0, v))), v >= 0 else { throw TemplateError(.overflow, "%c arg not in range(0x110000)") }
@@ -367,11 +407,67 @@ public func percentFormat(_ format: String, _ values: Value) throws(TemplateErro
             out += signPrefix + body
         }
     }
-    if mapping == nil || !usedMapping {
-        if next < arguments.count, mapping == nil {
-            throw TemplateError(.type, "not all arguments converted during string formatting")
-        }
+    // Python skips this check when the argument is a mapping or any other subscriptable
+    // that is not a tuple or str (a list, say).
+    var subscriptable = false
+    switch values {
+    case .dict, .list: subscriptable = true
+    default: break
     }
+    if next < arguments.count, !subscriptable {
+        throw TemplateError(.type, "not all arguments converted during string formatting")
+    }
+    _ = usedMapping
+    return out
+}
+
+/// The common case without flags or widths (`"%d_%d" % (a, b)`, `"%s" % name`) in one pass
+/// over the bytes; nil sends anything else to the general implementation.
+func simplePercentFormat(_ format: String, _ values: Value) -> String? {
+    var single: [Value] = []
+    let arguments: [Value]
+    switch values {
+    case .tuple(let items): arguments = items
+    case .dict, .list, .undefined: return nil
+    default: single = [values]; arguments = single
+    }
+    var out = ""
+    out.reserveCapacity(format.utf8.count + 8 * arguments.count)
+    var next = 0
+    var literalStart = format.utf8.startIndex
+    var index = literalStart
+    let utf8 = format.utf8
+    while index != utf8.endIndex {
+        if utf8[index] != UInt8(ascii: "%") {
+            index = utf8.index(after: index)
+            continue
+        }
+        out += format[literalStart..<index]
+        let conversionIndex = utf8.index(after: index)
+        guard conversionIndex != utf8.endIndex else { return nil }
+        switch utf8[conversionIndex] {
+        case UInt8(ascii: "%"):
+            out += "%"
+        case UInt8(ascii: "s"):
+            guard next < arguments.count else { return nil }
+            switch arguments[next] {
+            case .string(let text): out += text
+            case .int(let i): out += String(i)
+            default: return nil
+            }
+            next += 1
+        case UInt8(ascii: "d"):
+            guard next < arguments.count, case .int(let i) = arguments[next] else { return nil }
+            out += String(i)
+            next += 1
+        default:
+            return nil
+        }
+        index = utf8.index(after: conversionIndex)
+        literalStart = index
+    }
+    guard next == arguments.count else { return nil }
+    out += format[literalStart..<utf8.endIndex]
     return out
 }
 

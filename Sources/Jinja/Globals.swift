@@ -8,7 +8,8 @@ var builtinGlobals: [(String, Value)] {
         ("dict", .function(Function(name: "dict", kind: .builtin(globalDict)))),
         ("lipsum", .function(Function(name: "lipsum", kind: .builtin(globalLipsum)))),
         ("cycler", .function(Function(name: "cycler", kind: .builtin({ args throws(TemplateError) in
-            .cycler(Cycler(args.positional))
+            if args.positional.isEmpty { throw TemplateError(.runtimeError, "at least one item has to be provided") }
+            return .cycler(Cycler(args.positional))
         })))),
         ("joiner", .function(Function(name: "joiner", kind: .builtin({ args throws(TemplateError) in
             let separator = args.argument(0, "sep")?.pyStr ?? ", "
@@ -51,7 +52,7 @@ let maximumRange = 10_000_000
         items.append(.int(current))
         current += step
     }
-    return .list(ListRef(items))
+    return .list(ListRef(items, kind: .range(start: start, stop: stop, step: step)))
 }
 
 @Sendable func globalDict(_ args: Arguments) throws(TemplateError) -> Value {
@@ -99,34 +100,54 @@ private let lipsumWords = """
     varius vehicula vel velit venenatis vestibulum vitae vivamus viverra volutpat vulputate
     """.split(separator: " ").map(String.init)
 
-/// `lipsum(n=5, html=True, min=20, max=100)`: random lorem ipsum paragraphs, as Jinja2's.
+/// `lipsum(n=5, html=True, min=20, max=100)`: random lorem ipsum paragraphs, built the way
+/// Jinja2's `generate_lorem_ipsum` builds them.
 @Sendable func globalLipsum(_ args: Arguments) throws(TemplateError) -> Value {
     let count = args.argument(0, "n")?.intValue ?? 5
     let html = args.argument(1, "html")?.isTruthy ?? true
     let minimum = args.argument(2, "min")?.intValue ?? 20
     let maximum = args.argument(3, "max")?.intValue ?? 100
+    if maximum <= minimum { throw TemplateError(.value, "empty range in randrange(\(minimum), \(maximum))") }
     var generator = SystemRandomNumberGenerator()
+    func capitalized(_ word: String) -> String { word.prefix(1).uppercased() + word.dropFirst() }
     var paragraphs: [String] = []
     for _ in 0..<max(0, min(count, 10_000)) {
-        var next = true
+        var nextCapitalized = true
+        var lastComma = 0
+        var lastFullstop = 0
         var last: String? = nil
         var words: [String] = []
-        let length = Int.random(in: min(minimum, maximum)...max(minimum, maximum), using: &generator)
+        let length = Int.random(in: minimum..<min(maximum, minimum + 1_000_000), using: &generator)
         for index in 0..<length {
             var word = lipsumWords.randomElement(using: &generator) ?? "lorem"
             while word == last { word = lipsumWords.randomElement(using: &generator) ?? "lorem" }
             last = word
-            if next { word = word.prefix(1).uppercased() + word.dropFirst(); next = false }
-            if index > 0, Int.random(in: 0..<100, using: &generator) < 10, index < length - 1 {
-                words[words.count - 1] += Bool.random(using: &generator) ? "," : "."
-                if words[words.count - 1].hasSuffix(".") { word = word.prefix(1).uppercased() + word.dropFirst() }
+            if nextCapitalized {
+                word = capitalized(word)
+                nextCapitalized = false
+            }
+            if index - Int.random(in: 3..<8, using: &generator) > lastComma {
+                lastComma = index
+                lastFullstop += 2
+                word += ","
+            }
+            if index - Int.random(in: 10..<20, using: &generator) > lastFullstop {
+                lastComma = index
+                lastFullstop = index
+                word += "."
+                nextCapitalized = true
             }
             words.append(word)
         }
         var paragraph = words.joined(separator: " ")
-        if !paragraph.hasSuffix(".") { paragraph += "." }
+        if paragraph.hasSuffix(",") {
+            paragraph.removeLast()
+            paragraph += "."
+        } else if !paragraph.hasSuffix(".") {
+            paragraph += "."
+        }
         paragraphs.append(paragraph)
     }
-    if html { return .markup(paragraphs.map { "<p>\(htmlEscape($0))</p>" }.joined(separator: "\n")) }
-    return .string(paragraphs.joined(separator: "\n\n"))
+    if !html { return .string(paragraphs.joined(separator: "\n\n")) }
+    return .markup(paragraphs.map { "<p>\(htmlEscape($0))</p>" }.joined(separator: "\n"))
 }

@@ -58,26 +58,52 @@ enum CompareOperator: Sendable {
     }
 }
 
-struct CallArguments: Sendable {
-    var args: [Expr] = []
-    var kwargs: [(String, Expr)] = []
-    var dynArgs: Expr? = nil
-    var dynKwargs: Expr? = nil
+// Node payloads with several fields are classes: the evaluator then binds one reference
+// instead of retaining every field.
+
+final class CallArguments: Sendable {
+    let args: [Expr]
+    let kwargs: [(String, Expr)]
+    let dynArgs: Expr?
+    let dynKwargs: Expr?
+    let isEmpty: Bool
+
+    init(args: [Expr] = [], kwargs: [(String, Expr)] = [], dynArgs: Expr? = nil, dynKwargs: Expr? = nil) {
+        self.args = args
+        self.kwargs = kwargs
+        self.dynArgs = dynArgs
+        self.dynKwargs = dynKwargs
+        self.isEmpty = args.isEmpty && kwargs.isEmpty && dynArgs == nil && dynKwargs == nil
+    }
 }
 
-struct FilterNode: Sendable {
+final class FilterNode: Sendable {
     let name: String
     let arguments: CallArguments
     /// nil when no such filter exists (an error at compile time, or at run time inside `if`).
     let function: Filter?
     let line: Int
+
+    init(name: String, arguments: CallArguments, function: Filter?, line: Int) {
+        self.name = name
+        self.arguments = arguments
+        self.function = function
+        self.line = line
+    }
 }
 
-struct TestNode: Sendable {
+final class TestNode: Sendable {
     let name: String
     let arguments: CallArguments
     let function: Test?
     let line: Int
+
+    init(name: String, arguments: CallArguments, function: Test?, line: Int) {
+        self.name = name
+        self.arguments = arguments
+        self.function = function
+        self.line = line
+    }
 }
 
 /// Assignment targets: `x`, `a, b`, `ns.attr`.
@@ -105,13 +131,18 @@ indirect enum Node: Sendable {
     case needsLoader(line: Int)
 }
 
-struct IfNode: Sendable {
+final class IfNode: Sendable {
     /// `if` and every `elif`, in order.
     let branches: [(test: Expr, body: [Node], line: Int)]
     let else_: [Node]
+
+    init(branches: [(test: Expr, body: [Node], line: Int)], else_: [Node]) {
+        self.branches = branches
+        self.else_ = else_
+    }
 }
 
-struct ForNode: Sendable {
+final class ForNode: Sendable {
     let target: Target
     let iter: Expr
     let body: [Node]
@@ -121,6 +152,17 @@ struct ForNode: Sendable {
     /// Slot of the name `loop` (bound in the body).
     let loopSlot: Int
     let line: Int
+
+    init(target: Target, iter: Expr, body: [Node], else_: [Node], test: Expr?, recursive: Bool, loopSlot: Int, line: Int) {
+        self.target = target
+        self.iter = iter
+        self.body = body
+        self.else_ = else_
+        self.test = test
+        self.recursive = recursive
+        self.loopSlot = loopSlot
+        self.line = line
+    }
 }
 
 public final class MacroDefinition: Sendable {
@@ -155,11 +197,17 @@ public final class MacroDefinition: Sendable {
     }
 }
 
-struct CallBlockNode: Sendable {
+final class CallBlockNode: Sendable {
     let call: Expr
     /// The caller's signature and body, as an anonymous macro.
     let caller: MacroDefinition
     let line: Int
+
+    init(call: Expr, caller: MacroDefinition, line: Int) {
+        self.call = call
+        self.caller = caller
+        self.line = line
+    }
 }
 
 /// A parsed template: the body and the names its slots stand for.

@@ -295,7 +295,7 @@ func compareSequences(_ x: [Value], _ y: [Value], _ symbol: String) throws(Templ
 
 /// Code point order (Swift's String `<` uses Unicode canonical ordering, Python does not).
 public func compareCodePoints(_ x: String, _ y: String) -> Int {
-    if x == y { return 0 }
+    if pyStringEquals(x, y) { return 0 }
     var i = x.unicodeScalars.makeIterator()
     var j = y.unicodeScalars.makeIterator()
     while true {
@@ -313,7 +313,6 @@ public func pyContains(_ container: Value, _ item: Value) throws(TemplateError) 
     switch container {
     case .string(let s), .markup(let s):
         guard let needle = item.stringValue else {
-            if case .undefined(let u) = item { throw u.error }
             throw TemplateError(.type, "'in <string>' requires string as left operand, not \(item.typeName)")
         }
         return utf8Find(s, needle, from: 0) != nil
@@ -323,7 +322,6 @@ public func pyContains(_ container: Value, _ item: Value) throws(TemplateError) 
         try requireHashable(item)
         return ref[item] != nil
     case .undefined: return false
-    case .namespace(let ns): return ns.attributes[item] != nil
     default: throw TemplateError(.type, "argument of type '\(container.typeName)' is not iterable")
     }
 }

@@ -11,7 +11,16 @@ struct Parser {
     /// Names loaded inside the macro bodies being parsed (innermost last).
     var macroLoads: [Set<String>] = []
     var depth = 0
-    static let maximumDepth = 200
+    /// Nesting deeper than this (parentheses, chained operators, filters, blocks) is refused:
+    /// Jinja2 itself stops near there with a RecursionError, and evaluation stays far from
+    /// the end of the stack.
+    static let maximumDepth = 100
+
+    /// Counts one more level of nesting; the caller gives it back with `depth -= n`.
+    mutating func deeper() throws(TemplateError) {
+        depth += 1
+        if depth > Parser.maximumDepth { throw fail("maximum nesting depth exceeded") }
+    }
 
     static let statementKeywords: Set<String> = [
         "for", "if", "block", "extends", "print", "macro", "include", "from", "import", "set", "with", "autoescape",
@@ -463,7 +472,10 @@ struct Parser {
     mutating func parseCondexpr() throws(TemplateError) -> Expr {
         var line = current.line
         var expr1 = try parseOr()
+        let saved = depth
+        defer { depth = saved }
         while skipIfName("if") {
+            try deeper()
             let expr2 = try parseOr()
             var expr3: Expr? = nil
             if skipIfName("else") { expr3 = try parseCondexpr() }
@@ -475,13 +487,23 @@ struct Parser {
 
     mutating func parseOr() throws(TemplateError) -> Expr {
         var left = try parseAnd()
-        while skipIfName("or") { left = .or(left, try parseAnd()) }
+        let saved = depth
+        defer { depth = saved }
+        while skipIfName("or") {
+            try deeper()
+            left = .or(left, try parseAnd())
+        }
         return left
     }
 
     mutating func parseAnd() throws(TemplateError) -> Expr {
         var left = try parseNot()
-        while skipIfName("and") { left = .and(left, try parseNot()) }
+        let saved = depth
+        defer { depth = saved }
+        while skipIfName("and") {
+            try deeper()
+            left = .and(left, try parseNot())
+        }
         return left
     }
 
@@ -499,7 +521,10 @@ struct Parser {
     mutating func parseCompare() throws(TemplateError) -> Expr {
         let expr = try parseMath1()
         var ops: [(CompareOperator, Expr)] = []
+        let saved = depth
+        defer { depth = saved }
         while true {
+            try deeper()
             let op: CompareOperator?
             switch current.kind {
             case .eq: op = .eq
@@ -527,7 +552,10 @@ struct Parser {
 
     mutating func parseMath1() throws(TemplateError) -> Expr {
         var left = try parseConcat()
+        let saved = depth
+        defer { depth = saved }
         while current.kind == .add || current.kind == .sub {
+            try deeper()
             let op: BinaryOperator = current.kind == .add ? .add : .sub
             next()
             left = .binary(op, left, try parseConcat())
@@ -546,6 +574,8 @@ struct Parser {
 
     mutating func parseMath2() throws(TemplateError) -> Expr {
         var left = try parsePow()
+        let saved = depth
+        defer { depth = saved }
         while true {
             let op: BinaryOperator
             switch current.kind {
@@ -555,6 +585,7 @@ struct Parser {
             case .mod: op = .mod
             default: return left
             }
+            try deeper()
             next()
             left = .binary(op, left, try parsePow())
         }
@@ -562,7 +593,10 @@ struct Parser {
 
     mutating func parsePow() throws(TemplateError) -> Expr {
         var left = try parseUnary()
+        let saved = depth
+        defer { depth = saved }
         while current.kind == .pow {
+            try deeper()
             next()
             left = .binary(.pow, left, try parseUnary())
         }
@@ -700,7 +734,10 @@ struct Parser {
 
     mutating func parsePostfix(_ start: Expr) throws(TemplateError) -> Expr {
         var node = start
+        let saved = depth
+        defer { depth = saved }
         while true {
+            try deeper()
             switch current.kind {
             case .dot, .lbracket: node = try parseSubscript(node)
             case .lparen: node = try parseCall(node)
@@ -711,7 +748,10 @@ struct Parser {
 
     mutating func parseFilterExpr(_ start: Expr) throws(TemplateError) -> Expr {
         var node = start
+        let saved = depth
+        defer { depth = saved }
         while true {
+            try deeper()
             if current.kind == .pipe {
                 node = try parseFilter(node) ?? node
             } else if testName("is") {
@@ -769,7 +809,10 @@ struct Parser {
 
     mutating func parseCallArgs() throws(TemplateError) -> CallArguments {
         let token = try expect(.lparen)
-        var arguments = CallArguments()
+        var args: [Expr] = []
+        var kwargs: [(String, Expr)] = []
+        var dynArgs: Expr? = nil
+        var dynKwargs: Expr? = nil
         var requireComma = false
         func ensure(_ condition: Bool, _ parser: Parser) throws(TemplateError) {
             if !condition { throw parser.fail("invalid syntax for function call expression", token.line) }
@@ -780,26 +823,26 @@ struct Parser {
                 if current.kind == .rparen { break }
             }
             if current.kind == .mul {
-                try ensure(arguments.dynArgs == nil && arguments.dynKwargs == nil, self)
+                try ensure(dynArgs == nil && dynKwargs == nil, self)
                 next()
-                arguments.dynArgs = try parseExpression()
+                dynArgs = try parseExpression()
             } else if current.kind == .pow {
-                try ensure(arguments.dynKwargs == nil, self)
+                try ensure(dynKwargs == nil, self)
                 next()
-                arguments.dynKwargs = try parseExpression()
+                dynKwargs = try parseExpression()
             } else if current.kind == .name, look().kind == .assign {
-                try ensure(arguments.dynKwargs == nil, self)
+                try ensure(dynKwargs == nil, self)
                 let key = current.text
                 next(); next()
-                arguments.kwargs.append((key, try parseExpression()))
+                kwargs.append((key, try parseExpression()))
             } else {
-                try ensure(arguments.dynArgs == nil && arguments.dynKwargs == nil && arguments.kwargs.isEmpty, self)
-                arguments.args.append(try parseExpression())
+                try ensure(dynArgs == nil && dynKwargs == nil && kwargs.isEmpty, self)
+                args.append(try parseExpression())
             }
             requireComma = true
         }
         try expect(.rparen)
-        return arguments
+        return CallArguments(args: args, kwargs: kwargs, dynArgs: dynArgs, dynKwargs: dynKwargs)
     }
 
     mutating func parseCall(_ node: Expr) throws(TemplateError) -> Expr {
@@ -811,7 +854,10 @@ struct Parser {
     mutating func parseFilter(_ start: Expr?, startInline: Bool = false) throws(TemplateError) -> Expr? {
         var node = start
         var inline = startInline
+        let saved = depth
+        defer { depth = saved }
         while current.kind == .pipe || inline {
+            try deeper()
             if !inline { next() }
             let token = try expect(.name)
             var name = token.text
@@ -843,7 +889,7 @@ struct Parser {
             if testName("is") { throw fail("You cannot chain multiple tests with is") }
             var argument = try parsePrimary()
             argument = try parsePostfix(argument)
-            arguments.args = [argument]
+            arguments = CallArguments(args: [argument])
         default: break
         }
         let test = Expr.test(node, TestNode(name: name, arguments: arguments, function: tests[name], line: token.line))

@@ -17,10 +17,15 @@ public func methodExists(_ receiver: Value, _ name: String) -> Bool {
              "iteritems", "iterkeys", "itervalues", "has_key": return true
         default: return false
         }
-    case .list:
-        switch name {
-        case "index", "count", "append", "extend", "insert", "pop", "remove", "reverse", "sort", "clear", "copy": return true
-        default: return false
+    case .list(let ref):
+        switch ref.kind {
+        case .list:
+            switch name {
+            case "index", "count", "append", "extend", "insert", "pop", "remove", "reverse", "sort", "clear", "copy": return true
+            default: return false
+            }
+        case .range: return name == "index" || name == "count"
+        case .dictKeys, .dictValues, .dictItems: return false
         }
     case .tuple: return name == "index" || name == "count"
     case .int, .bigInt, .bool: return name == "bit_length" || name == "conjugate" || name == "as_integer_ratio"
@@ -34,7 +39,7 @@ private let stringMethodNames: Set<String> = [
     "replace", "format", "format_map", "find", "rfind", "index", "rindex", "count", "title", "capitalize",
     "center", "ljust", "rjust", "zfill", "isdigit", "isalpha", "isalnum", "isspace", "islower", "isupper",
     "isdecimal", "isnumeric", "istitle", "isidentifier", "isascii", "isprintable", "splitlines", "partition",
-    "rpartition", "swapcase", "casefold", "removeprefix", "removesuffix", "expandtabs", "encode",
+    "rpartition", "swapcase", "casefold", "removeprefix", "removesuffix", "expandtabs",
 ]
 
 /// Calls `receiver.name(args)`; nil when `receiver` has no such method (the evaluator then
@@ -70,7 +75,7 @@ public func callMethod(_ receiver: Value, _ name: String, _ args: Arguments) thr
 private func positionalArguments(_ args: Arguments, _ method: String, min: Int, max: Int, owner: String = "str", legacy: Bool = false) throws(TemplateError) -> [Value] {
     let bare = method.split(separator: ".").last.map(String.init) ?? method
     let qualified = "\(owner).\(bare)"
-    if !args.keywords.isEmpty { throw TemplateError(.type, "\(qualified)() takes no keyword arguments") }
+    if !args.keywords.isEmpty { throw TemplateError(.type, "\(legacy ? bare : qualified)() takes no keyword arguments") }
     let count = args.positional.count
     if count >= min && count <= max { return args.positional }
     func arguments(_ n: Int) -> String { n == 1 ? "1 argument" : "\(n) arguments" }
@@ -87,14 +92,15 @@ private func positionalArguments(_ args: Arguments, _ method: String, min: Int, 
 
 /// Arguments that may also be given by keyword, as for `split(sep=None, maxsplit=-1)`.
 private func boundArguments(_ args: Arguments, _ method: String, _ names: [String]) throws(TemplateError) -> [Value?] {
-    if args.positional.count > names.count {
-        throw TemplateError(.type, "\(method)() takes at most \(names.count) argument\(names.count == 1 ? "" : "s") (\(args.positional.count) given)")
+    let given = args.positional.count + args.keywords.count
+    if given > names.count {
+        throw TemplateError(.type, "\(method)() takes at most \(names.count) argument\(names.count == 1 ? "" : "s") (\(given) given)")
     }
     var bound: [Value?] = Array(repeating: nil, count: names.count)
     for (i, value) in args.positional.enumerated() { bound[i] = value }
     for (key, value) in args.keywords {
         guard let position = names.firstIndex(of: key) else {
-            throw TemplateError(.type, "\(method)() got an unexpected keyword argument '\(key)'")
+            throw TemplateError(.type, "'\(key)' is an invalid keyword argument for \(method)()")
         }
         if bound[position] != nil {
             throw TemplateError(.type, "argument for \(method)() given by name ('\(key)') and position (\(position + 1))")
@@ -104,9 +110,16 @@ private func boundArguments(_ args: Arguments, _ method: String, _ names: [Strin
     return bound
 }
 
-private func stringArgument(_ value: Value, _ method: String, position: Int = 1) throws(TemplateError) -> String {
+private func stringArgument(_ value: Value, _ method: String, position: Int? = 1) throws(TemplateError) -> String {
     if let s = value.stringValue { return s }
-    throw TemplateError(.type, "\(method)() argument \(position) must be str, not \(value.typeName)")
+    let argument = position.map { "argument \($0)" } ?? "argument"
+    throw TemplateError(.type, "\(method)() \(argument) must be str, not \(value.isNone ? "None" : value.typeName)")
+}
+
+/// A length or width: Python refuses ints past a C `Py_ssize_t`.
+func sizeArgument(_ value: Value) throws(TemplateError) -> Int {
+    if case .bigInt = value { throw TemplateError(.overflow, "Python int too large to convert to C ssize_t") }
+    return try intArgument(value)
 }
 
 private func intArgument(_ value: Value) throws(TemplateError) -> Int {
@@ -115,12 +128,13 @@ private func intArgument(_ value: Value) throws(TemplateError) -> Int {
     throw TemplateError(.type, "'\(value.typeName)' object cannot be interpreted as an integer")
 }
 
-/// Optional slice bound (`None` means absent), as `str.find(sub, start, end)` takes it.
-private func sliceBound(_ value: Value?) throws(TemplateError) -> Int? {
-    guard let value, !value.isNone else { return nil }
+/// Optional slice bound (`None` means absent), as `str.find(sub, start, end)` takes it;
+/// `list.index` takes no None.
+private func sliceBound(_ value: Value?, noneAllowed: Bool = true) throws(TemplateError) -> Int? {
+    guard let value, !(noneAllowed && value.isNone) else { return nil }
     if let i = value.intValue { return i }
     if case .bigInt(let b) = value { return b.negative ? Int.min / 2 : Int.max / 2 }
-    throw TemplateError(.type, "slice indices must be integers or None or have an __index__ method")
+    throw TemplateError(.type, "slice indices must be integers \(noneAllowed ? "or None " : "")or have an __index__ method")
 }
 
 /// Python's slice index normalization for `[start:end]` of a sequence of `count` elements.
@@ -523,22 +537,33 @@ func pySplitlines(_ s: String, keepends: Bool = false) -> [String] {
     return lines
 }
 
+/// The longest string padding may build; past it Python would run out of memory, the engine
+/// raises the MemoryError itself.
+let maximumPaddedLength = 1 << 27
+
+@inline(__always) func requireBuildable(_ length: Int) throws(TemplateError) {
+    if length > maximumPaddedLength { throw TemplateError(.memory, "") }
+}
+
 /// `str.center(width, fill)` with CPython's choice of where the odd space goes.
-func pyCenter(_ s: String, _ width: Int, _ fill: Unicode.Scalar = " ") -> String {
+func pyCenter(_ s: String, _ width: Int, _ fill: Unicode.Scalar = " ") throws(TemplateError) -> String {
     let length = s.unicodeScalars.count
     guard width > length else { return s }
+    try requireBuildable(width)
     let margin = width - length
     let left = margin / 2 + (margin & width & 1)
     return repeated(fill, left) + s + repeated(fill, margin - left)
 }
 
-func pyLJust(_ s: String, _ width: Int, _ fill: Unicode.Scalar = " ") -> String {
+func pyLJust(_ s: String, _ width: Int, _ fill: Unicode.Scalar = " ") throws(TemplateError) -> String {
     let length = s.unicodeScalars.count
+    try requireBuildable(width)
     return width > length ? s + repeated(fill, width - length) : s
 }
 
-func pyRJust(_ s: String, _ width: Int, _ fill: Unicode.Scalar = " ") -> String {
+func pyRJust(_ s: String, _ width: Int, _ fill: Unicode.Scalar = " ") throws(TemplateError) -> String {
     let length = s.unicodeScalars.count
+    try requireBuildable(width)
     return width > length ? repeated(fill, width - length) + s : s
 }
 
@@ -547,9 +572,10 @@ func repeated(_ c: Unicode.Scalar, _ count: Int) -> String {
     return String(repeating: String(c), count: count)
 }
 
-func pyZfill(_ s: String, _ width: Int) -> String {
+func pyZfill(_ s: String, _ width: Int) throws(TemplateError) -> String {
     let length = s.unicodeScalars.count
     guard width > length else { return s }
+    try requireBuildable(width)
     let zeros = repeated("0", width - length)
     if let first = s.unicodeScalars.first, first == "+" || first == "-" {
         return String(first) + zeros + String(s.unicodeScalars.dropFirst())
@@ -557,18 +583,23 @@ func pyZfill(_ s: String, _ width: Int) -> String {
     return zeros + s
 }
 
-func pyExpandtabs(_ s: String, _ tabsize: Int) -> String {
+func pyExpandtabs(_ s: String, _ tabsize: Int) throws(TemplateError) -> String {
+    if tabsize > Int(Int32.max) { throw TemplateError(.overflow, "Python int too large to convert to C int") }
     var out = ""
     var column = 0
+    var length = 0
     for c in s.unicodeScalars {
         if c == "\t" {
             if tabsize > 0 {
                 let spaces = tabsize - column % tabsize
+                length += spaces
+                try requireBuildable(length)
                 out += repeated(" ", spaces)
                 column += spaces
             }
         } else {
             out.unicodeScalars.append(c)
+            length += 1
             column = (c == "\n" || c == "\r") ? 0 : column + 1
         }
     }
@@ -590,20 +621,73 @@ func pyJoin(_ separator: String, _ items: [Value]) throws(TemplateError) -> Stri
 
 // MARK: - str methods
 
+/// The methods markupsafe's Markup defines in Python: (parameters, how many are required, how
+/// many leading ones are positional-only). Wrong calls fail with Python-function messages.
+private let markupSignatures: [String: (names: [String], required: Int, positionalOnly: Int)] = [
+    "capitalize": ([], 0, 0), "title": ([], 0, 0), "lower": ([], 0, 0), "upper": ([], 0, 0),
+    "swapcase": ([], 0, 0), "casefold": ([], 0, 0),
+    "replace": (["old", "new", "count"], 2, 3),
+    "ljust": (["width", "fillchar"], 1, 2), "rjust": (["width", "fillchar"], 1, 2), "center": (["width", "fillchar"], 1, 2),
+    "lstrip": (["chars"], 0, 1), "rstrip": (["chars"], 0, 1), "strip": (["chars"], 0, 1),
+    "expandtabs": (["tabsize"], 0, 0), "zfill": (["width"], 1, 1),
+    "removeprefix": (["prefix"], 1, 1), "removesuffix": (["suffix"], 1, 0),
+    "partition": (["sep"], 1, 1), "rpartition": (["sep"], 1, 1),
+    "join": (["iterable"], 1, 1), "format_map": (["mapping"], 1, 1),
+    "split": (["sep", "maxsplit"], 0, 0), "rsplit": (["sep", "maxsplit"], 0, 0), "splitlines": (["keepends"], 0, 0),
+]
+
+/// Binds a call of one of Markup's own methods as Python binds a function call, returning
+/// the arguments as positional ones.
+private func markupArguments(_ name: String, _ args: Arguments) throws(TemplateError) -> Arguments {
+    guard let signature = markupSignatures[name] else { return args }
+    let function = "Markup.\(name)()"
+    var bound: [Value?] = Array(repeating: nil, count: signature.names.count)
+    for (i, value) in args.positional.enumerated() where i < bound.count { bound[i] = value }
+    for (key, value) in args.keywords {
+        guard let position = signature.names.firstIndex(of: key) else {
+            throw TemplateError(.type, "\(function) got an unexpected keyword argument '\(key)'")
+        }
+        if position < signature.positionalOnly {
+            throw TemplateError(.type, "\(function) got some positional-only arguments passed as keyword arguments: '\(key)'")
+        }
+        if position < args.positional.count {
+            throw TemplateError(.type, "\(function) got multiple values for argument '\(key)'")
+        }
+        bound[position] = value
+    }
+    if args.positional.count > signature.names.count {
+        let most = signature.names.count + 1
+        let least = signature.required + 1
+        let takes = least == most ? "\(most) positional argument\(most == 1 ? "" : "s")" : "from \(least) to \(most) positional arguments"
+        throw TemplateError(.type, "\(function) takes \(takes) but \(args.positional.count + 1) were given")
+    }
+    let missing = (0..<signature.required).filter { bound[$0] == nil }.map { "'\(signature.names[$0])'" }
+    if !missing.isEmpty {
+        let list = missing.count == 1 ? missing[0] : missing.dropLast().joined(separator: ", ") + " and " + (missing.last ?? "")
+        throw TemplateError(.type, "\(function) missing \(missing.count) required positional argument\(missing.count == 1 ? "" : "s"): \(list)")
+    }
+    // Trailing defaults stay absent; the only possible gap is split's `sep` when just
+    // `maxsplit` is named, and None is its default.
+    let given = (bound.lastIndex { $0 != nil } ?? -1) + 1
+    return Arguments(bound[0..<given].map { $0 ?? .none })
+}
+
 private func callStringMethod(_ s: String, markup: Bool, _ name: String, _ args: Arguments) throws(TemplateError) -> Value? {
     let method = name
+    let args = markup ? try markupArguments(name, args) : args
+    let owner = markup ? "Markup" : "str"
     /// Markup's string methods return Markup.
     func text(_ result: String) -> Value { markup ? .markup(result) : .string(result) }
     func list(_ parts: [String]) -> Value { .makeList(parts.map(text)) }
     switch name {
-    case "lower": _ = try positionalArguments(args, method, min: 0, max: 0); return text(pyLower(s))
-    case "upper": _ = try positionalArguments(args, method, min: 0, max: 0); return text(pyUpper(s))
-    case "title": _ = try positionalArguments(args, method, min: 0, max: 0); return text(pyTitle(s))
-    case "capitalize": _ = try positionalArguments(args, method, min: 0, max: 0); return text(pyCapitalize(s))
-    case "swapcase": _ = try positionalArguments(args, method, min: 0, max: 0); return text(pySwapcase(s))
-    case "casefold": _ = try positionalArguments(args, method, min: 0, max: 0); return text(pyCasefold(s))
+    case "lower": _ = try positionalArguments(args, method, min: 0, max: 0, owner: owner); return text(pyLower(s))
+    case "upper": _ = try positionalArguments(args, method, min: 0, max: 0, owner: owner); return text(pyUpper(s))
+    case "title": _ = try positionalArguments(args, method, min: 0, max: 0, owner: owner); return text(pyTitle(s))
+    case "capitalize": _ = try positionalArguments(args, method, min: 0, max: 0, owner: owner); return text(pyCapitalize(s))
+    case "swapcase": _ = try positionalArguments(args, method, min: 0, max: 0, owner: owner); return text(pySwapcase(s))
+    case "casefold": _ = try positionalArguments(args, method, min: 0, max: 0, owner: owner); return text(pyCasefold(s))
     case "strip", "lstrip", "rstrip":
-        let a = try positionalArguments(args, name, min: 0, max: 1)
+        let a = try positionalArguments(args, name, min: 0, max: 1, owner: owner)
         var chars: String? = nil
         if let first = a.first, !first.isNone {
             guard let c = first.stringValue else { throw TemplateError(.type, "\(name) arg must be None or str") }
@@ -612,42 +696,50 @@ private func callStringMethod(_ s: String, markup: Bool, _ name: String, _ args:
         return text(pyStrip(s, chars, name == "strip" ? .both : name == "lstrip" ? .left : .right))
     case "split", "rsplit":
         let a = try boundArguments(args, name, ["sep", "maxsplit"])
+        let maxsplit = try a[1].map(intArgument) ?? -1
         var sep: String? = nil
         if let value = a[0], !value.isNone {
             guard let text = value.stringValue else { throw TemplateError(.type, "must be str or None, not \(value.typeName)") }
             sep = text
         }
-        let maxsplit = try a[1].map(intArgument) ?? -1
         return list(name == "split" ? try pySplit(s, sep, maxsplit: maxsplit) : try pyRSplit(s, sep, maxsplit: maxsplit))
     case "splitlines":
         let a = try boundArguments(args, name, ["keepends"])
-        return list(pySplitlines(s, keepends: a[0]?.isTruthy ?? false))
+        let keepends = try a[0].map(intArgument) ?? 0
+        return list(pySplitlines(s, keepends: keepends != 0))
     case "join":
-        let a = try positionalArguments(args, method, min: 1, max: 1)
-        let items = try a[0].iterate()
+        let a = try positionalArguments(args, method, min: 1, max: 1, owner: owner)
+        let items: [Value]
+        do { items = try a[0].iterate() } catch {
+            // Markup.join maps escape over the argument first.
+            throw markup ? error : TemplateError(.type, "can only join an iterable")
+        }
         if markup {
             return .markup(try pyJoin(s, items.map { item in item.stringValue == nil ? item : .string(escapeForMarkup(item)) }))
         }
         return .string(try pyJoin(s, items))
     case "replace":
-        let a = try positionalArguments(args, "replace", min: 2, max: 3)
+        let a = try positionalArguments(args, "replace", min: 2, max: 3, owner: owner)
         let old = try stringArgument(a[0], "replace", position: 1)
         let new = try stringArgument(a[1], "replace", position: 2)
         let count = a.count > 2 ? try intArgument(a[2]) : -1
         return text(pyReplace(s, old, markup ? escapeForMarkup(a[1]) : new, count: count))
     case "find", "rfind", "index", "rindex", "count":
-        let a = try positionalArguments(args, name, min: 1, max: 3, legacy: true)
+        let a = try positionalArguments(args, name, min: 1, max: 3, owner: owner, legacy: true)
+        // CPython reads the slice bounds before it looks at the substring.
+        let start = try sliceBound(a.count > 1 ? a[1] : nil)
+        let end = try sliceBound(a.count > 2 ? a[2] : nil)
         guard let sub = a[0].stringValue else {
             throw TemplateError(.type, "must be str, not \(a[0].typeName)")
         }
-        let start = try sliceBound(a.count > 1 ? a[1] : nil)
-        let end = try sliceBound(a.count > 2 ? a[2] : nil)
         if name == "count" { return .int(pyCount(s, sub, start, end)) }
         let found = pyFind(s, sub, start, end, name.hasPrefix("r") ? .backward : .forward)
         if found < 0 && name.hasSuffix("index") { throw TemplateError(.value, "substring not found") }
         return .int(found)
     case "startswith", "endswith":
-        let a = try positionalArguments(args, name, min: 1, max: 3, legacy: true)
+        let a = try positionalArguments(args, name, min: 1, max: 3, owner: owner, legacy: true)
+        let start = try sliceBound(a.count > 1 ? a[1] : nil)
+        let end = try sliceBound(a.count > 2 ? a[2] : nil)
         var candidates: [String] = []
         switch a[0] {
         case .string(let p), .markup(let p): candidates = [p]
@@ -661,8 +753,6 @@ private func callStringMethod(_ s: String, markup: Bool, _ name: String, _ args:
         default:
             throw TemplateError(.type, "\(name) first arg must be str or a tuple of str, not \(a[0].typeName)")
         }
-        let start = try sliceBound(a.count > 1 ? a[1] : nil)
-        let end = try sliceBound(a.count > 2 ? a[2] : nil)
         if start == nil && end == nil {
             // The common case, without copying the string.
             let utf8 = s.utf8
@@ -686,12 +776,13 @@ private func callStringMethod(_ s: String, markup: Bool, _ name: String, _ args:
         }
         return .bool(false)
     case "center", "ljust", "rjust":
-        let a = try positionalArguments(args, name, min: 1, max: 2)
-        let width = try intArgument(a[0])
+        let a = try positionalArguments(args, name, min: 1, max: 2, owner: owner)
+        let width = try sizeArgument(a[0])
         var fill: Unicode.Scalar = " "
         if a.count > 1 {
-            guard let f = a[1].stringValue else {
-                throw TemplateError(.type, "\(name)() argument 2 must be str, not \(a[1].typeName)")
+            // Markup escapes the fill character (so '<' becomes too long a fill).
+            guard let f = markup ? escapeForMarkup(a[1]) : a[1].stringValue else {
+                throw TemplateError(.type, "The fill character must be a unicode character, not \(a[1].typeName)")
             }
             guard f.unicodeScalars.count == 1, let only = f.unicodeScalars.first else {
                 throw TemplateError(.type, "The fill character must be exactly one character long")
@@ -699,18 +790,18 @@ private func callStringMethod(_ s: String, markup: Bool, _ name: String, _ args:
             fill = only
         }
         switch name {
-        case "center": return text(pyCenter(s, width, fill))
-        case "ljust": return text(pyLJust(s, width, fill))
-        default: return text(pyRJust(s, width, fill))
+        case "center": return text(try pyCenter(s, width, fill))
+        case "ljust": return text(try pyLJust(s, width, fill))
+        default: return text(try pyRJust(s, width, fill))
         }
     case "zfill":
-        let a = try positionalArguments(args, method, min: 1, max: 1)
-        return text(pyZfill(s, try intArgument(a[0])))
+        let a = try positionalArguments(args, method, min: 1, max: 1, owner: owner)
+        return text(try pyZfill(s, try sizeArgument(a[0])))
     case "expandtabs":
         let a = try boundArguments(args, name, ["tabsize"])
-        return text(pyExpandtabs(s, try a[0].map(intArgument) ?? 8))
+        return text(try pyExpandtabs(s, try a[0].map(sizeArgument) ?? 8))
     case "partition", "rpartition":
-        let a = try positionalArguments(args, method, min: 1, max: 1)
+        let a = try positionalArguments(args, method, min: 1, max: 1, owner: owner)
         guard let sep = a[0].stringValue else { throw TemplateError(.type, "must be str, not \(a[0].typeName)") }
         if sep.isEmpty { throw TemplateError(.value, "empty separator") }
         let bytes = Array(s.utf8)
@@ -721,8 +812,8 @@ private func callStringMethod(_ s: String, markup: Bool, _ name: String, _ args:
         }
         return .tuple([text(string(bytes[0..<found])), text(sep), text(string(bytes[(found + needle.count)...]))])
     case "removeprefix", "removesuffix":
-        let a = try positionalArguments(args, method, min: 1, max: 1)
-        let affix = try stringArgument(a[0], name)
+        let a = try positionalArguments(args, method, min: 1, max: 1, owner: owner)
+        let affix = try stringArgument(a[0], name, position: nil)
         if name == "removeprefix" {
             if !affix.isEmpty && s.utf8.starts(with: affix.utf8) { return text(string(Array(s.utf8)[affix.utf8.count...])) }
         } else if !affix.isEmpty && s.utf8.reversed().starts(with: affix.utf8.reversed()) {
@@ -731,7 +822,7 @@ private func callStringMethod(_ s: String, markup: Bool, _ name: String, _ args:
         }
         return text(s)
     case "isdigit", "isalpha", "isalnum", "isspace", "isdecimal", "isnumeric", "isascii", "isprintable":
-        _ = try positionalArguments(args, method, min: 0, max: 0)
+        _ = try positionalArguments(args, method, min: 0, max: 0, owner: owner)
         let predicate: (Unicode.Scalar) -> Bool
         switch name {
         case "isdigit": predicate = isPyDigit
@@ -744,10 +835,10 @@ private func callStringMethod(_ s: String, markup: Bool, _ name: String, _ args:
         default: return .bool(s.unicodeScalars.allSatisfy(isPyPrintable))
         }
         return .bool(!s.isEmpty && s.unicodeScalars.allSatisfy(predicate))
-    case "islower": _ = try positionalArguments(args, method, min: 0, max: 0); return .bool(pyIsLower(s))
-    case "isupper": _ = try positionalArguments(args, method, min: 0, max: 0); return .bool(pyIsUpper(s))
+    case "islower": _ = try positionalArguments(args, method, min: 0, max: 0, owner: owner); return .bool(pyIsLower(s))
+    case "isupper": _ = try positionalArguments(args, method, min: 0, max: 0, owner: owner); return .bool(pyIsUpper(s))
     case "istitle":
-        _ = try positionalArguments(args, method, min: 0, max: 0)
+        _ = try positionalArguments(args, method, min: 0, max: 0, owner: owner)
         var cased = false
         var previousCased = false
         for c in s.unicodeScalars {
@@ -765,7 +856,7 @@ private func callStringMethod(_ s: String, markup: Bool, _ name: String, _ args:
         }
         return .bool(cased)
     case "isidentifier":
-        _ = try positionalArguments(args, method, min: 0, max: 0)
+        _ = try positionalArguments(args, method, min: 0, max: 0, owner: owner)
         guard let first = s.unicodeScalars.first, first == "_" || first.properties.isXIDStart else { return .bool(false) }
         return .bool(s.unicodeScalars.dropFirst().allSatisfy { $0.properties.isXIDContinue })
     case "format":
@@ -774,9 +865,8 @@ private func callStringMethod(_ s: String, markup: Bool, _ name: String, _ args:
         }
         return .string(try pyStrFormat(s, args))
     case "format_map":
-        let a = try positionalArguments(args, method, min: 1, max: 1)
-        guard case .dict(let ref) = a[0] else { return .string(try pyStrFormat(s, Arguments([], keywords: []), mapping: nil)) }
-        return .string(try pyStrFormat(s, Arguments(), mapping: ref))
+        let a = try positionalArguments(args, method, min: 1, max: 1, owner: owner)
+        return text(try pyStrFormat(s, Arguments(), mapping: a[0], escape: markup))
     default:
         return nil
     }
@@ -809,20 +899,21 @@ func pyIsUpper(_ s: String) -> Bool {
 // MARK: - str.format
 
 /// Python's `str.format(*args, **kwargs)`.
-func pyStrFormat(_ format: String, _ args: Arguments, mapping: DictRef? = nil, escape: Bool = false) throws(TemplateError) -> String {
+func pyStrFormat(_ format: String, _ args: Arguments, mapping: Value? = nil, escape: Bool = false) throws(TemplateError) -> String {
     var state = FormatState(args: args, mapping: mapping, escape: escape)
     return try state.render(Array(format.unicodeScalars), depth: 2)
 }
 
 private struct FormatState {
     let args: Arguments
-    let mapping: DictRef?
+    /// `format_map`'s argument: names are looked up with `mapping[name]`.
+    let mapping: Value?
     let escape: Bool
     var autoNumber = 0
     /// nil until the first field decides between automatic and manual numbering.
     var automatic: Bool? = nil
 
-    init(args: Arguments, mapping: DictRef?, escape: Bool) {
+    init(args: Arguments, mapping: Value?, escape: Bool) {
         self.args = args
         self.mapping = mapping
         self.escape = escape
@@ -921,8 +1012,7 @@ private struct FormatState {
             value = try positional(index)
         } else {
             if let mapping {
-                guard let found = mapping[string: first] else { throw TemplateError(.key, reprString(first)) }
-                value = found
+                value = try pythonGetitem(mapping, .string(first))
             } else {
                 guard let found = args.keyword(first) else { throw TemplateError(.key, reprString(first)) }
                 value = found
@@ -1042,16 +1132,23 @@ private struct FormatSpec {
             if align == nil { fill = "0"; zeroPadded = true }
             i += 1
         }
-        var digits = 0
         while i < p.count, p[i].value >= 0x30 && p[i].value <= 0x39 {
-            width = width * 10 + Int(p[i].value - 0x30); i += 1; digits += 1
+            let (tens, o1) = width.multipliedReportingOverflow(by: 10)
+            let (next, o2) = tens.addingReportingOverflow(Int(p[i].value - 0x30))
+            if o1 || o2 { throw TemplateError(.value, "Too many decimal digits in format string") }
+            width = next; i += 1
         }
         if i < p.count && (p[i] == "," || p[i] == "_") { grouping = p[i]; i += 1 }
         if i < p.count && p[i] == "." {
             i += 1
             var value = 0
             var any = false
-            while i < p.count, p[i].value >= 0x30 && p[i].value <= 0x39 { value = value * 10 + Int(p[i].value - 0x30); i += 1; any = true }
+            while i < p.count, p[i].value >= 0x30 && p[i].value <= 0x39 {
+                let (tens, o1) = value.multipliedReportingOverflow(by: 10)
+                let (next, o2) = tens.addingReportingOverflow(Int(p[i].value - 0x30))
+                if o1 || o2 { throw TemplateError(.value, "Too many decimal digits in format string") }
+                value = next; i += 1; any = true
+            }
             if !any { throw TemplateError(.value, "Format specifier missing precision") }
             precision = value
         }
@@ -1059,13 +1156,13 @@ private struct FormatSpec {
             throw TemplateError(.value, "Invalid format specifier '\(text)' for object of type '\(typeName)'")
         }
         if i < p.count { type = p[i] }
-        _ = digits
     }
 
     /// Pads `body` (with `prefix` = sign and base prefix) to the width.
-    func pad(_ prefix: String, _ body: String, defaultAlign: Unicode.Scalar) -> String {
+    func pad(_ prefix: String, _ body: String, defaultAlign: Unicode.Scalar) throws(TemplateError) -> String {
         let length = prefix.unicodeScalars.count + body.unicodeScalars.count
         guard width > length else { return prefix + body }
+        try requireBuildable(width)
         let padding = width - length
         switch align ?? (zeroPadded && defaultAlign == ">" ? "=" : defaultAlign) {
         case "<": return prefix + body + repeated(fill, padding)
@@ -1117,7 +1214,7 @@ func formatValue(_ value: Value, _ specText: String) throws(TemplateError) -> St
         if let precision = spec.precision, precision < s.unicodeScalars.count {
             body = scalarString(s.unicodeScalars.prefix(precision))
         }
-        return spec.pad("", body, defaultAlign: "<")
+        return try spec.pad("", body, defaultAlign: "<")
     case .int, .bigInt, .bool:
         if case .bool = value, specText.isEmpty { return value.pyStr }
         let spec = try FormatSpec(specText, typeName: "int")
@@ -1152,7 +1249,7 @@ private func formatInteger(_ value: Value, _ spec: FormatSpec) throws(TemplateEr
         guard let code = value.intValue, code >= 0, code <= 0x10FFFF, let scalar = Unicode.Scalar(UInt32(code)) else {
             throw TemplateError(.overflow, "%c arg not in range(0x110000)")
         }
-        return spec.pad("", String(scalar), defaultAlign: ">")
+        return try spec.pad("", String(scalar), defaultAlign: ">")
     case let other?:
         throw TemplateError(.value, "Unknown format code '\(String(other))' for object of type '\(value.typeName)'")
     }
@@ -1174,7 +1271,7 @@ private func formatInteger(_ value: Value, _ spec: FormatSpec) throws(TemplateEr
         magnitude = groupedPadded(magnitude, grouping, every: radix == 10 ? 3 : 4, spec: spec, used: head)
     }
     let sign = negative ? "-" : spec.sign == "+" ? "+" : spec.sign == " " ? " " : ""
-    return spec.pad(sign + (spec.alternate ? prefix : ""), magnitude, defaultAlign: ">")
+    return try spec.pad(sign + (spec.alternate ? prefix : ""), magnitude, defaultAlign: ">")
 }
 
 private func formatFloat(_ value: Double, _ spec: FormatSpec) throws(TemplateError) -> String {
@@ -1217,7 +1314,7 @@ private func formatFloat(_ value: Double, _ spec: FormatSpec) throws(TemplateErr
         body = groupedPadded(String(body[..<integerEnd]), grouping, every: 3, spec: spec, used: head) + rest
     }
     let sign = negative ? "-" : spec.sign == "+" ? "+" : spec.sign == " " ? " " : ""
-    return spec.pad(sign, body + suffix, defaultAlign: ">")
+    return try spec.pad(sign, body + suffix, defaultAlign: ">")
 }
 
 /// C's printf conversion of a finite non-negative double (glibc rounds correctly, as Python does).
@@ -1230,8 +1327,8 @@ func cFormat(_ d: Double, precision: Int, conversion: String) -> String {
 
 private func sequenceIndex(_ items: [Value], _ args: Arguments, owner: String, missing: String) throws(TemplateError) -> Value {
     let a = try positionalArguments(args, "index", min: 1, max: 3, owner: owner)
-    let start = try sliceBound(a.count > 1 ? a[1] : nil)
-    let end = try sliceBound(a.count > 2 ? a[2] : nil)
+    let start = try sliceBound(a.count > 1 ? a[1] : nil, noneAllowed: false)
+    let end = try sliceBound(a.count > 2 ? a[2] : nil, noneAllowed: false)
     let (lower, upper) = normalizedRange(start, end, count: items.count)
     if lower < upper {
         for i in lower..<upper where pyEquals(items[i], a[0]) { return .int(i) }
@@ -1245,6 +1342,12 @@ private func sequenceCount(_ items: [Value], _ args: Arguments, owner: String) t
 }
 
 private func callListMethod(_ ref: ListRef, _ name: String, _ args: Arguments) throws(TemplateError) -> Value? {
+    guard methodExists(.list(ref), name) else { return nil }
+    if case .range = ref.kind {
+        if name == "count" { return try sequenceCount(ref.items, args, owner: "range") }
+        let a = try positionalArguments(args, "index", min: 1, max: 1, owner: "range")
+        return try sequenceIndex(ref.items, args, owner: "range", missing: "\(repr(a[0])) is not in range")
+    }
     switch name {
     case "index":
         let a = try positionalArguments(args, "index", min: 1, max: 3, owner: "list")
@@ -1266,8 +1369,8 @@ private func callListMethod(_ ref: ListRef, _ name: String, _ args: Arguments) t
         return Value.none
     case "pop":
         let a = try positionalArguments(args, "pop", min: 0, max: 1, owner: "list")
-        if ref.items.isEmpty { throw TemplateError(.index, "pop from empty list") }
         var position = a.isEmpty ? -1 : try intArgument(a[0])
+        if ref.items.isEmpty { throw TemplateError(.index, "pop from empty list") }
         if position < 0 { position += ref.items.count }
         guard position >= 0 && position < ref.items.count else { throw TemplateError(.index, "pop index out of range") }
         return ref.items.remove(at: position)
@@ -1283,13 +1386,18 @@ private func callListMethod(_ ref: ListRef, _ name: String, _ args: Arguments) t
         ref.items.reverse()
         return Value.none
     case "sort":
+        let given = args.positional.count + args.keywords.count
+        if given > 2 {
+            let kind = args.positional.isEmpty ? "keyword arguments" : "arguments"
+            throw TemplateError(.type, "sort() takes at most 2 \(kind) (\(given) given)")
+        }
         if !args.positional.isEmpty { throw TemplateError(.type, "sort() takes no positional arguments") }
         var reverse = false
         for (key, value) in args.keywords {
             switch key {
             case "reverse": reverse = value.isTruthy
             case "key": if !value.isNone { throw TemplateError(.type, "a sort key function is not supported in templates") }
-            default: throw TemplateError(.type, "sort() got an unexpected keyword argument '\(key)'")
+            default: throw TemplateError(.type, "'\(key)' is an invalid keyword argument for sort()")
             }
         }
         ref.items = try pySorted(ref.items, reverse: reverse) { $0 }
@@ -1313,13 +1421,13 @@ private func callDictMethod(_ ref: DictRef, _ name: String, _ args: Arguments) t
         var pairs: [Value] = []
         pairs.reserveCapacity(ref.count)
         for i in 0..<ref.count { pairs.append(.tuple([ref.keys[i], ref.values[i]])) }
-        return .makeList(pairs)
+        return .list(ListRef(pairs, kind: .dictItems))
     case "keys", "iterkeys":
         _ = try positionalArguments(args, "\(name)", min: 0, max: 0, owner: "dict")
-        return .makeList(ref.keys)
+        return .list(ListRef(ref.keys, kind: .dictKeys))
     case "values", "itervalues":
         _ = try positionalArguments(args, "\(name)", min: 0, max: 0, owner: "dict")
-        return .makeList(ref.values)
+        return .list(ListRef(ref.values, kind: .dictValues))
     case "get":
         let a = try positionalArguments(args, "get", min: 1, max: 2, owner: "dict")
         try requireHashable(a[0])
@@ -1359,7 +1467,10 @@ private func callDictMethod(_ ref: DictRef, _ name: String, _ args: Arguments) t
                 for i in 0..<other.count { ref[other.keys[i]] = other.values[i] }
             default:
                 for (i, item) in try source.iterate().enumerated() {
-                    let pair = try item.iterate()
+                    let pair: [Value]
+                    do { pair = try item.iterate() } catch {
+                        throw TemplateError(.type, "cannot convert dictionary update sequence element #\(i) to a sequence")
+                    }
                     guard pair.count == 2 else {
                         throw TemplateError(.value, "dictionary update sequence element #\(i) has length \(pair.count); 2 is required")
                     }
@@ -1406,11 +1517,11 @@ private func callNumberMethod(_ value: Value, _ name: String, _ args: Arguments)
         _ = try positionalArguments(args, "hex", min: 0, max: 0, owner: "float")
         return .string(String(format: "%a", d))
     case (_, "as_integer_ratio"):
-        _ = try positionalArguments(args, "as_integer_ratio", min: 0, max: 0, owner: "int")
+        _ = try positionalArguments(args, "as_integer_ratio", min: 0, max: 0, owner: value.typeName)
         if case .bool(let b) = value { return .tuple([.int(b ? 1 : 0), .int(1)]) }
         return .tuple([value, .int(1)])
     case (_, "bit_length"):
-        _ = try positionalArguments(args, "bit_length", min: 0, max: 0, owner: "int")
+        _ = try positionalArguments(args, "bit_length", min: 0, max: 0, owner: value.typeName)
         switch value {
         case .bigInt(let b):
             guard let top = b.limbs.last else { return .int(0) }

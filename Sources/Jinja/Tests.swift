@@ -81,12 +81,14 @@ private func noArguments(_ call: FilterCall, _ function: String) throws(Template
 
 @Sendable func testFilter(_ call: FilterCall) throws(TemplateError) -> Bool {
     _ = try call.bind("test_filter", [], implicit: 2)
+    try requireHashable(call.value)
     guard let name = call.value.stringValue else { return false }
     return filters[name] != nil
 }
 
 @Sendable func testTest(_ call: FilterCall) throws(TemplateError) -> Bool {
     _ = try call.bind("test_test", [], implicit: 2)
+    try requireHashable(call.value)
     guard let name = call.value.stringValue else { return false }
     return tests[name] != nil
 }
@@ -158,7 +160,13 @@ private func noArguments(_ call: FilterCall, _ function: String) throws(Template
 @Sendable func testSequence(_ call: FilterCall) throws(TemplateError) -> Bool {
     try noArguments(call, "test_sequence")
     switch call.value {
-    case .string, .markup, .list, .tuple, .dict, .undefined: return true
+    case .string, .markup, .tuple, .dict, .undefined: return true
+    // Ranges index; dict views have a length but no __getitem__.
+    case .list(let ref):
+        switch ref.kind {
+        case .list, .range: return true
+        case .dictKeys, .dictValues, .dictItems: return false
+        }
     default: return false
     }
 }

@@ -4,6 +4,9 @@
 // template mutates the one object every name bound to it sees. Everything else is a value.
 
 import Shared
+#if canImport(Glibc)
+import Glibc
+#endif
 
 public enum Value {
     case none
@@ -31,141 +34,266 @@ public enum Value {
 // MARK: - Containers
 
 public final class ListRef {
+    /// What Python type the sequence is: a list, or one of the read-only sequences that
+    /// behave as lists in templates but print differently (`range(0, 3)`, `dict_keys([...])`).
+    public enum Kind {
+        case list
+        case range(start: Int, stop: Int, step: Int)
+        case dictKeys, dictValues, dictItems
+    }
+
     public var items: [Value]
-    public init(_ items: [Value] = []) { self.items = items }
+    public var kind: Kind
+
+    public init(_ items: [Value] = [], kind: Kind = .list) {
+        self.items = items
+        self.kind = kind
+    }
+
+    public var isList: Bool { if case .list = kind { return true } else { return false } }
 }
 
 /// A Python dict: insertion-ordered, keys compared with Python equality (`1 == 1.0 == True`).
+///
+/// While every key is a str (every JSON object, most template dicts) the members live in one
+/// array of (String, Value) pairs, which for a JSON object is the parser's own array, taken
+/// without copying; a key of another type moves them to the general form. `keys` and
+/// `values` are materialised on first use and cached until the next change.
 public final class DictRef {
-    public private(set) var keys: [Value]
-    public private(set) var values: [Value]
-    /// Hash index, built on the first lookup once the dict has more than a few entries (most
-    /// dicts of a JSON context are never searched, and small ones are scanned faster).
-    private var index: [DictKey: Int]? = nil
+    private var strings: [(String, Value)]
+    /// What few dicts need, kept out of line so that the many small dicts of a large JSON
+    /// context stay small.
+    private final class Extras {
+        var general: [(Value, Value)]? = nil
+        var index: [DictKey: Int]? = nil
+        var cachedKeys: [Value]? = nil
+        var cachedValues: [Value]? = nil
+    }
+    private var extras: Extras? = nil
     private static let indexThreshold = 16
 
+    private func ensureExtras() -> Extras {
+        if let extras { return extras }
+        let created = Extras()
+        extras = created
+        return created
+    }
+
+    /// All members once a key that is not a str was inserted (then `strings` is empty).
+    private var general: [(Value, Value)]? {
+        get { extras?.general }
+        _modify {
+            let storage = ensureExtras()
+            yield &storage.general
+        }
+    }
+
+    /// Hash index, built on the first lookup once the dict has more than a few entries (most
+    /// dicts of a JSON context are never searched, and small ones are scanned faster).
+    private var index: [DictKey: Int]? {
+        get { extras?.index }
+        _modify {
+            let storage = ensureExtras()
+            yield &storage.index
+        }
+    }
+
+    private var cachedKeys: [Value]? {
+        get { extras?.cachedKeys }
+        _modify {
+            let storage = ensureExtras()
+            yield &storage.cachedKeys
+        }
+    }
+
+    private var cachedValues: [Value]? {
+        get { extras?.cachedValues }
+        _modify {
+            let storage = ensureExtras()
+            yield &storage.cachedValues
+        }
+    }
+
     public init() {
-        keys = []
-        values = []
+        strings = []
     }
 
     public init(_ pairs: [(Value, Value)]) {
-        keys = []
-        values = []
-        keys.reserveCapacity(pairs.count)
-        values.reserveCapacity(pairs.count)
+        strings = []
+        strings.reserveCapacity(pairs.count)
         for (key, value) in pairs { self[key] = value }
     }
 
     /// String-keyed members, as JSON objects deliver them; a repeated key keeps its first
     /// position and its last value.
     public init(stringPairs pairs: [(String, Value)]) {
-        var newKeys: [Value] = []
-        var newValues: [Value] = []
-        newKeys.reserveCapacity(pairs.count)
-        newValues.reserveCapacity(pairs.count)
+        strings = pairs
+        if pairs.count <= 1 { return }
+        // Python keeps one entry per key: look for repeats, rarely present.
+        var repeated = false
         if pairs.count <= DictRef.indexThreshold {
-            outer: for (key, value) in pairs {
-                for position in newKeys.indices {
-                    if case .string(let existing) = newKeys[position], existing == key {
-                        newValues[position] = value
-                        continue outer
-                    }
+            outer: for i in 1..<pairs.count {
+                let key = pairs[i].0
+                for j in 0..<i where pyStringEquals(pairs[j].0, key) {
+                    repeated = true
+                    break outer
                 }
-                newKeys.append(.string(key))
-                newValues.append(value)
             }
-            keys = newKeys
-            values = newValues
         } else {
-            var built: [DictKey: Int] = [:]
-            built.reserveCapacity(pairs.count)
-            for (key, value) in pairs {
-                let dictKey = DictKey(.string(key))
-                if let position = built[dictKey] {
-                    newValues[position] = value
-                } else {
-                    built[dictKey] = newKeys.count
-                    newKeys.append(.string(key))
-                    newValues.append(value)
-                }
+            var seen = Set<String>(minimumCapacity: pairs.count)
+            for (key, _) in pairs where !seen.insert(key).inserted {
+                repeated = true
+                break
             }
-            keys = newKeys
-            values = newValues
-            index = built
+        }
+        if repeated {
+            strings = []
+            for (key, value) in pairs { self[string: key] = value }
         }
     }
 
-    public var count: Int { keys.count }
+    public var count: Int { general?.count ?? strings.count }
+
+    /// The key at `position` (insertion order).
+    public func key(at position: Int) -> Value {
+        if let general { return general[position].0 }
+        return .string(strings[position].0)
+    }
+
+    /// The value at `position` (insertion order).
+    public func value(at position: Int) -> Value {
+        if let general { return general[position].1 }
+        return strings[position].1
+    }
+
+    public var keys: [Value] {
+        if let cachedKeys { return cachedKeys }
+        let built: [Value] = general.map { $0.map { $0.0 } } ?? strings.map { .string($0.0) }
+        cachedKeys = built
+        return built
+    }
+
+    public var values: [Value] {
+        if let cachedValues { return cachedValues }
+        let built: [Value] = general.map { $0.map { $0.1 } } ?? strings.map { $0.1 }
+        cachedValues = built
+        return built
+    }
+
+    public var pairs: [(Value, Value)] {
+        general ?? strings.map { (.string($0.0), $0.1) }
+    }
 
     public func copy() -> DictRef {
         let other = DictRef()
-        other.keys = keys
-        other.values = values
-        other.index = index
+        other.strings = strings
+        if let general { other.general = general }
         return other
     }
 
-    public var pairs: [(Value, Value)] { Array(zip(keys, values)) }
+    private func changed() {
+        if let extras {
+            extras.cachedKeys = nil
+            extras.cachedValues = nil
+        }
+    }
 
     @inline(__always) private func buildIndexIfNeeded() {
-        if index == nil, keys.count > DictRef.indexThreshold {
+        let total = count
+        if index == nil, total > DictRef.indexThreshold {
             var built: [DictKey: Int] = [:]
-            built.reserveCapacity(keys.count)
-            for (position, key) in keys.enumerated() where built[DictKey(key)] == nil {
-                built[DictKey(key)] = position
+            built.reserveCapacity(total)
+            for position in 0..<total {
+                let key = DictKey(self.key(at: position))
+                if built[key] == nil { built[key] = position }
             }
             index = built
         }
     }
 
     public func position(of key: Value) -> Int? {
-        if case .string(let text) = key { return position(ofString: text) }
+        switch key {
+        case .string(let text), .markup(let text): return position(ofString: text)
+        default: break
+        }
+        guard let general else {
+            // Only str keys here; 1 == 1.0 == True never equals a str.
+            return nil
+        }
         buildIndexIfNeeded()
         if let index { return index[DictKey(key)] }
-        for position in keys.indices where pyEquals(keys[position], key) { return position }
+        for position in general.indices where pyEquals(general[position].0, key) { return position }
         return nil
     }
 
     public func position(ofString text: String) -> Int? {
         buildIndexIfNeeded()
         if let index { return index[DictKey(.string(text))] }
-        for position in keys.indices {
-            switch keys[position] {
-            case .string(let other), .markup(let other): if other == text { return position }
-            default: continue
+        if let general {
+            for position in general.indices {
+                switch general[position].0 {
+                case .string(let other), .markup(let other): if pyStringEquals(other, text) { return position }
+                default: continue
+                }
             }
+            return nil
         }
+        for position in strings.indices where pyStringEquals(strings[position].0, text) { return position }
         return nil
     }
 
-public subscript(key: Value) -> Value? {
-        get { position(of: key).map { values[$0] } }
+    public subscript(key: Value) -> Value? {
+        get { position(of: key).map { value(at: $0) } }
         set {
+            changed()
             if let position = position(of: key) {
-                if let newValue { values[position] = newValue } else { remove(at: position) }
-            } else if let newValue {
-                keys.append(key)
-                values.append(newValue)
-                if index != nil { index?[DictKey(key)] = keys.count - 1 }
+                if let newValue {
+                    if general != nil { general?[position].1 = newValue } else { strings[position].1 = newValue }
+                } else {
+                    remove(at: position)
+                }
+                return
             }
+            guard let newValue else { return }
+            if general == nil, case .string(let text) = key {
+                strings.append((text, newValue))
+            } else {
+                if general == nil {
+                    general = strings.map { (.string($0.0), $0.1) }
+                    strings = []
+                }
+                general?.append((key, newValue))
+            }
+            if index != nil { index?[DictKey(key)] = count - 1 }
         }
     }
 
+    /// The value for a str key: the evaluator's `x.name` fast path.
+    @inline(__always) public func lookup(_ key: String) -> Value? {
+        if extras == nil, strings.count <= DictRef.indexThreshold {
+            return strings.withUnsafeBufferPointer { buffer -> Value? in
+                for i in 0..<buffer.count where pyStringEquals(buffer[i].0, key) { return buffer[i].1 }
+                return nil
+            }
+        }
+        return position(ofString: key).map { value(at: $0) }
+    }
+
     public subscript(string key: String) -> Value? {
-        get { position(ofString: key).map { values[$0] } }
+        get { lookup(key) }
         set { self[.string(key)] = newValue }
     }
 
     public func remove(at position: Int) {
-        keys.remove(at: position)
-        values.remove(at: position)
+        changed()
+        if general != nil { general?.remove(at: position) } else { strings.remove(at: position) }
         index = nil
     }
 
     public func removeAll() {
-        keys.removeAll()
-        values.removeAll()
+        changed()
+        strings.removeAll()
+        general = nil
         index = nil
     }
 }
@@ -190,7 +318,8 @@ func pyHash(_ value: Value, into hasher: inout Hasher) {
     case .tuple(let items):
         hasher.combine(items.count)
         for item in items { pyHash(item, into: &hasher) }
-    case .list(let ref): hasher.combine(ObjectIdentifier(ref))
+    case .list(let ref):
+        if case .range = ref.kind { hasher.combine(ref.items.count) } else { hasher.combine(ObjectIdentifier(ref)) }
     case .dict(let ref): hasher.combine(ObjectIdentifier(ref))
     case .undefined: hasher.combine(1 as UInt8)
     case .function(let f): hasher.combine(ObjectIdentifier(f))
@@ -204,7 +333,10 @@ func pyHash(_ value: Value, into hasher: inout Hasher) {
 /// `TypeError: unhashable type: 'list'` for values Python refuses as dict keys.
 func requireHashable(_ value: Value) throws(TemplateError) {
     switch value {
-    case .list, .dict: throw TemplateError(.type, "unhashable type: '\(value.typeName)'")
+    case .list(let ref):
+        if case .range = ref.kind { return }
+        throw TemplateError(.type, "unhashable type: '\(value.typeName)'")
+    case .dict: throw TemplateError(.type, "unhashable type: '\(value.typeName)'")
     case .tuple(let items): for item in items { try requireHashable(item) }
     default: return
     }
@@ -391,7 +523,14 @@ extension Value {
         case .float: return "float"
         case .string: return "str"
         case .markup: return "Markup"
-        case .list: return "list"
+        case .list(let ref):
+            switch ref.kind {
+            case .list: return "list"
+            case .range: return "range"
+            case .dictKeys: return "dict_keys"
+            case .dictValues: return "dict_values"
+            case .dictItems: return "dict_items"
+            }
         case .tuple: return "tuple"
         case .dict: return "dict"
         case .undefined: return "Undefined"
@@ -497,9 +636,9 @@ extension Value {
         case .tuple(let items): return items
         case .dict(let ref): return ref.keys
         case .string(let s): return s.unicodeScalars.map { .string(String($0)) }
-        case .markup(let s): return s.unicodeScalars.map { .markup(String($0)) }
+        // Markup does not override str.__iter__: its characters come out as plain str.
+        case .markup(let s): return s.unicodeScalars.map { .string(String($0)) }
         case .undefined: return []
-        case .namespace(let n): return n.attributes.keys
         default: throw TemplateError(.type, "'\(typeName)' object is not iterable")
         }
     }
@@ -530,13 +669,29 @@ func compareIntDouble(_ i: Int, _ d: Double) -> Int {
     return floor == d ? 0 : -1
 }
 
+/// Python's str equality: code points, not Swift's canonical equivalence ("é" written as one
+/// code point differs from "e" plus a combining accent).
+@inline(__always) public func pyStringEquals(_ a: String, _ b: String) -> Bool {
+    let count = a.utf8.count
+    guard count == b.utf8.count, a == b else { return false }
+    if count == 0 { return true }
+    let same = a.utf8.withContiguousStorageIfAvailable { x in
+        b.utf8.withContiguousStorageIfAvailable { y in
+            guard let p = x.baseAddress, let q = y.baseAddress else { return true }
+            return memcmp(p, q, count) == 0
+        }
+    }
+    if let same, let same { return same }
+    return a.utf8.elementsEqual(b.utf8)
+}
+
 /// Python `==`.
 public func pyEquals(_ lhs: Value, _ rhs: Value) -> Bool {
     switch (lhs, rhs) {
     case (.none, .none): return true
     case (.string(let a), .string(let b)), (.string(let a), .markup(let b)),
          (.markup(let a), .string(let b)), (.markup(let a), .markup(let b)):
-        return a == b
+        return pyStringEquals(a, b)
     case (.int(let a), .int(let b)): return a == b
     case (.bool(let a), .bool(let b)): return a == b
     case (.float(let a), .float(let b)): return a == b
@@ -550,6 +705,10 @@ public func pyEquals(_ lhs: Value, _ rhs: Value) -> Bool {
         guard let a = lhs.doubleValue, let b = rhs.doubleValue else { return false }
         return a == b
     case (.list(let a), .list(let b)):
+        if a.isList != b.isList {
+            if case .range = a.kind, case .range = b.kind { return a.items.count == b.items.count && zip(a.items, b.items).allSatisfy { pyEquals($0, $1) } }
+            return false
+        }
         return a === b || (a.items.count == b.items.count && zip(a.items, b.items).allSatisfy { pyEquals($0, $1) })
     case (.tuple(let a), .tuple(let b)):
         return a.count == b.count && zip(a, b).allSatisfy { pyEquals($0, $1) }
@@ -586,7 +745,7 @@ public func getAttribute(_ object: Value, _ name: String) -> Value {
     case .cycler(let c):
         switch name {
         case "current": return c.current
-        case "items": return .makeList(c.items)
+        case "items": return .tuple(c.items)
         case "next", "reset": return .function(Function(name: name, kind: .boundMethod(receiver: object, name: name)))
         default: break
         }

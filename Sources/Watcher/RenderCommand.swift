@@ -61,7 +61,7 @@ func writeOutput(_ text: String) -> Bool {
     }
 }
 
-/// The whole file as bytes, or nil with errno set. Sized from fstat, read in place.
+/// The whole file as bytes, or nil with errno set. Sized from fstat and read in place.
 func readFile(_ path: String) -> [UInt8]? {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     if fd < 0 { return nil }
@@ -69,23 +69,90 @@ func readFile(_ path: String) -> [UInt8]? {
     var info = stat()
     var size = 1 << 16
     if fstat(fd, &info) == 0, info.st_size > 0 { size = Int(info.st_size) + 1 }
-    var result = [UInt8](repeating: 0, count: size)
-    var filled = 0
-    while true {
-        if filled == result.count { result.append(contentsOf: repeatElement(0, count: result.count)) }
-        let count = result.withUnsafeMutableBytes { buffer -> Int in
-            guard let base = buffer.baseAddress else { return 0 }
-            return read(fd, base + filled, buffer.count - filled)
+    var failed = false
+    var result = [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
+        initialized = 0
+        guard let base = buffer.baseAddress else { return }
+        while initialized < buffer.count {
+            let count = read(fd, base + initialized, buffer.count - initialized)
+            if count < 0 {
+                if errno == EINTR { continue }
+                failed = true
+                return
+            }
+            if count == 0 { return }
+            initialized += count
         }
-        if count < 0 {
-            if errno == EINTR { continue }
+    }
+    if failed { return nil }
+    // The file grew since fstat: read the rest in chunks.
+    if result.count == size {
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                return nil
+            }
+            if count == 0 { break }
+            result.append(contentsOf: chunk[0..<count])
+        }
+    }
+    return result
+}
+
+/// A regular file mapped read-only; nil for anything mmap refuses (pipes, empty files).
+struct MappedFile {
+    let base: UnsafeMutableRawPointer
+    let count: Int
+
+    init?(path: String) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { return nil }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_size > 0 else { return nil }
+        let size = Int(info.st_size)
+        guard let pointer = mmap(nil, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0), pointer != MAP_FAILED else {
             return nil
         }
-        if count == 0 { break }
-        filled += count
+        base = pointer
+        count = size
     }
-    result.removeLast(result.count - filled)
-    return result
+
+    var bytes: UnsafeBufferPointer<UInt8> {
+        UnsafeBufferPointer(start: base.assumingMemoryBound(to: UInt8.self), count: count)
+    }
+
+    func unmap() { munmap(base, count) }
+}
+
+/// glibc's `mallopt`; malloc.h is not part of the Glibc module.
+@_silgen_name("mallopt") func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
+@_silgen_name("malloc_usable_size") func glibcMallocUsableSize(_ pointer: UnsafeMutableRawPointer?) -> Int
+
+/// Prepares the heap for a context of `size` bytes of JSON, which becomes several times that
+/// in values: the heap is grown once, far enough for all of it, and the kernel is asked to back
+/// it with 2 MB pages. That replaces tens of thousands of page faults (a third of the time
+/// spent loading a large context) with a few hundred. A hint only: failures change nothing.
+func prepareHeap(forContextOf size: Int) {
+    guard size >= 4 << 20 else { return }
+    let reserve = min(size * 8, 1 << 30)
+    _ = glibcMallopt(-1 /* M_TRIM_THRESHOLD */, Int32(reserve))
+    _ = glibcMallopt(-2 /* M_TOP_PAD */, Int32(reserve))
+    _ = glibcMallopt(-3 /* M_MMAP_THRESHOLD */, 32 << 20)
+    guard let before = sbrk(0) else { return }
+    // The probe must reach malloc (an unused malloc/free pair would be optimised away), so
+    // its address escapes into malloc_usable_size.
+    guard let probe = malloc(16 << 20), glibcMallocUsableSize(probe) > 0 else { return }
+    defer { free(probe) }
+    guard let after = sbrk(0) else { return }
+    let hugePage = 2 << 20
+    let start = (Int(bitPattern: before) + hugePage - 1) & ~(hugePage - 1)
+    let end = Int(bitPattern: after) & ~(hugePage - 1)
+    if end > start, let pointer = UnsafeMutableRawPointer(bitPattern: start) {
+        _ = madvise(pointer, end - start, 14 /* MADV_HUGEPAGE */)
+    }
 }
 
 /// Milliseconds on the monotonic clock.
@@ -155,14 +222,25 @@ enum RenderCommand {
         var context: [(String, Value)] = []
         let jsonStart = monotonicMilliseconds()
         if let contextPath {
-            guard let contextBytes = readFile(contextPath) else {
-                writeError("kube-haproxy-watcher render: cannot read \(contextPath): \(String(cString: strerror(errno)))")
-                return 2
+            let parsed: Result<Value, JSONError>
+            // Before the file is mapped, so that the mapping cannot sit where the heap grows.
+            var info = stat()
+            if stat(contextPath, &info) == 0 { prepareHeap(forContextOf: Int(info.st_size)) }
+            if let mapped = MappedFile(path: contextPath) {
+                // Parsed straight from the page cache: no copy of a context of many megabytes.
+                parsed = Result { () throws(JSONError) in try JSONReader.parse(mapped.bytes, as: ValueJSONBuilder.self) }
+                mapped.unmap()
+            } else {
+                guard let contextBytes = readFile(contextPath) else {
+                    writeError("kube-haproxy-watcher render: cannot read \(contextPath): \(String(cString: strerror(errno)))")
+                    return 2
+                }
+                parsed = Result { () throws(JSONError) in try JSONReader.parse(contextBytes, as: ValueJSONBuilder.self) }
             }
             let value: Value
-            do {
-                value = try JSONReader.parse(contextBytes, as: ValueJSONBuilder.self)
-            } catch {
+            switch parsed {
+            case .success(let parsedValue): value = parsedValue
+            case .failure(let error):
                 writeError("kube-haproxy-watcher render: \(contextPath): invalid JSON: \(error)")
                 return 2
             }
