@@ -193,6 +193,16 @@ public final class EtcdKeys {
         try request("GET", key, body: nil)
     }
 
+    /// etcd's v2 store statistics (gets, sets, watchers), e.g. to see that a client watches
+    /// rather than polls.
+    public func storeStatistics() throws -> JSONValue {
+        let response = try request("GET", "", body: nil, path: "/v2/stats/store")
+        guard response.status == 200, let json = response.json else {
+            throw SystemError("etcd stats", errno: EIO, detail: "HTTP \(response.status) \(response.body)")
+        }
+        return json
+    }
+
     static func formEncoded(_ text: String) -> String {
         var result = ""
         result.reserveCapacity(text.utf8.count * 2)
@@ -212,8 +222,8 @@ public final class EtcdKeys {
     }
 
     /// One request; a connection the server closed meanwhile is reopened once.
-    private func request(_ method: String, _ key: String, body: String?) throws -> Response {
-        var head = "\(method) /v2/keys\(key) HTTP/1.1\r\nHost: \(host):\(port)\r\n"
+    private func request(_ method: String, _ key: String, body: String?, path: String? = nil) throws -> Response {
+        var head = "\(method) \(path ?? "/v2/keys" + key) HTTP/1.1\r\nHost: \(host):\(port)\r\n"
         if let body {
             head += "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: \(body.utf8.count)\r\n"
         }
