@@ -56,6 +56,9 @@ final class HAProxyGenerations: Sendable {
         var reloads = 0
         var consecutiveCrashes = 0
         var restartPending = false
+        /// The generation a starting one was told to replace (-sf): it may finish before the new
+        /// one is made current, and that is no crash.
+        var superseded: (pid: pid_t, exited: Bool)?
         var shuttingDown = false
     }
 
@@ -186,6 +189,7 @@ final class HAProxyGenerations: Sendable {
         let began = monotonicSeconds()
         let (previous, number) = state.withLock { state -> (Generation?, Int) in
             state.restartPending = false
+            state.superseded = state.current.map { ($0.pid, false) }
             return (state.current, state.generationCounter + 1)
         }
         var arguments = ["-db", "-f", configPath, "-f", paths.supervisorConfig]
@@ -200,6 +204,7 @@ final class HAProxyGenerations: Sendable {
         do {
             output = try ChildProcess.outputPipe()
         } catch {
+            endSupersedingAfterFailure()
             return .failure("could not start haproxy: \(error)")
         }
         let capture = OutputCapture()
@@ -219,6 +224,7 @@ final class HAProxyGenerations: Sendable {
         } catch {
             close(output.read)
             close(output.write)
+            endSupersedingAfterFailure()
             return .failure("could not start haproxy: \(error)")
         }
         close(output.write)
@@ -233,6 +239,7 @@ final class HAProxyGenerations: Sendable {
                 let message = "haproxy rejected the configuration (\(status)): \(capture.text())"
                 metrics.recordReload(success: false, seconds: nil)
                 Log.error("new haproxy generation failed", ["generation": String(number), "reason": reason, "status": status.description])
+                endSupersedingAfterFailure()
                 return .failure(message)
             }
             if AdminSocket.servingPid(paths.adminSocket) == pid { break }
@@ -241,15 +248,18 @@ final class HAProxyGenerations: Sendable {
                 _ = reaper.waitForExit(pid, timeout: 5)
                 reaper.forget(pid)
                 metrics.recordReload(success: false, seconds: nil)
+                endSupersedingAfterFailure()
                 return .failure("haproxy did not start serving within \(settings.startTimeout) s: \(capture.text())")
             }
             sleepSeconds(0.001)
         }
         let now = monotonicSeconds()
         let generation = Generation(number: number, pid: pid, startedAt: now)
-        state.withLock { state in
+        let previousExited = state.withLock { state -> Bool in
+            let exited = state.superseded?.exited ?? false
+            state.superseded = nil
             state.generationCounter = number
-            if let previous = state.current {
+            if let previous = state.current, !exited {
                 state.draining[previous.pid] = (previous.number, now)
             }
             state.current = generation
@@ -257,11 +267,12 @@ final class HAProxyGenerations: Sendable {
             state.lastReloadSeconds = now - began
             state.lastError = nil
             state.reloads += 1
+            return exited
         }
         metrics.recordReload(success: true, seconds: now - began)
         Log.info("haproxy generation serving", ["generation": String(number), "pid": String(pid), "reason": reason,
                                                 "seconds": formatSeconds(now - began)])
-        if let previous {
+        if let previous, !previousExited {
             scheduleDrainDeadline(pid: previous.pid, generation: previous.number)
         }
         // Died between answering and becoming current: the signal loop took it for a failed
@@ -270,6 +281,24 @@ final class HAProxyGenerations: Sendable {
             handleExit(pid: pid, generation: number, status: status)
         }
         return .success(generation)
+    }
+
+    /// A start failed: the generation it was to replace serves on, unless it ended meanwhile,
+    /// which makes it a crash like any other.
+    private func endSupersedingAfterFailure() {
+        let delay: Double? = state.withLock { state in
+            defer { state.superseded = nil }
+            guard let superseded = state.superseded, superseded.exited, state.current?.pid == superseded.pid else { return nil }
+            state.current = nil
+            state.consecutiveCrashes += 1
+            state.restartPending = true
+            return HAProxyGenerations.restartDelay(afterCrashes: state.consecutiveCrashes)
+        }
+        if let delay {
+            Log.error("haproxy exited while a new generation failed to start; restarting it with the last good config",
+                      ["restart_in_seconds": formatSeconds(delay)])
+            scheduleRestart(after: delay)
+        }
     }
 
     /// Older generations still draining after the drain timeout are stopped.
@@ -289,6 +318,10 @@ final class HAProxyGenerations: Sendable {
         enum Outcome { case drained, crashed(delay: Double, ranFor: Double), candidate, shuttingDown }
         let outcome: Outcome = state.withLock { state in
             if state.draining.removeValue(forKey: pid) != nil { return .drained }
+            if state.superseded?.pid == pid {
+                state.superseded?.exited = true
+                return .drained
+            }
             guard let current = state.current, current.pid == pid else { return .candidate }
             state.current = nil
             if state.shuttingDown { return .shuttingDown }

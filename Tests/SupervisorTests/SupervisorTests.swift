@@ -196,6 +196,24 @@ final class SupervisorTests: XCTestCase {
         XCTAssertEqual(try supervisor.status()["generation"], .integer(51))
     }
 
+    func testAnIdleOldGenerationThatLeavesAtOnceIsNotTakenForACrash() throws {
+        let supervisor = try startSupervisor()
+        let port = try freePort()
+        // No traffic: each old generation exits as soon as the new one signals it, often before
+        // the supervisor has made the new one current.
+        for index in 0..<20 {
+            ok(try supervisor.apply(httpConfig(port: port, servers: [("127.0.0.2", 9000 + index)])))
+        }
+        XCTAssertTrue(waitUntil(timeout: 5) { (try? supervisor.status()["draining_pids"]) == .array([]) })
+        XCTAssertFalse(supervisor.log.contains("exited unexpectedly"), supervisor.log)
+        XCTAssertEqual(supervisor.log.components(separatedBy: "old haproxy generation finished").count - 1, 19, supervisor.log)
+        // A real crash right after is still restarted at once (no crash count built up).
+        guard let pid = try supervisor.status()["haproxy_pid"]?.intValue else { return XCTFail("no pid") }
+        kill(pid_t(pid), SIGKILL)
+        XCTAssertTrue(supervisor.log.contains("restart_in_seconds=0.100") || waitUntil(timeout: 2) { supervisor.log.contains("restart_in_seconds=0.100") },
+                      supervisor.log)
+    }
+
     func testSIGHUPStartsANewGeneration() throws {
         let backend = try HTTPBackend(address: "127.0.0.2", name: "alpha", directory: directory)
         let supervisor = try startSupervisor()
