@@ -78,4 +78,25 @@ final class WatchAndContextTests: PipelineTestCase {
         XCTAssertEqual(pipeline.liveConfig, try pipeline.freshRender())
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: supervisor.sslDirectory).sorted(), ["site-a.pem", "site-b.pem"])
     }
+
+    func testKeyPrefixAndLoadBalancerNamespaceComeFromTheEnvironment() throws {
+        let pipeline = try makePipeline()
+        try pipeline.backend("web-1", address: "127.0.0.2")
+        try pipeline.backend("decoy", address: "127.0.0.3")
+        let store = try KubernetesStore(etcd: pipeline.etcd, prefix: "/kubernetes.io", lbNamespace: "edge")
+        try store.putServices([("web", pipeline.webService())])
+        try store.putTemplate(Pipeline.routingTemplate)
+        try store.putPod("web-1", namespace: "web", labels: [("app", "web")], podIP: "127.0.0.2")
+        // The default places hold another cluster's objects, which must be ignored.
+        try pipeline.writeWebService()
+        try pipeline.putWebPod("decoy", address: "127.0.0.3")
+        try pipeline.start(environment: ["ETCD2_PREFIX": "/kubernetes.io", "LB_NAMESPACE": "edge"])
+        XCTAssertTrue(pipeline.waitForBody("web-1"), pipeline.log)
+        XCTAssertEqual(pipeline.servers(of: "web"), ["web-1"])
+        // Followed there too.
+        try pipeline.backend("web-2", address: "127.0.0.4")
+        try store.putPod("web-2", namespace: "web", labels: [("app", "web")], podIP: "127.0.0.4")
+        XCTAssertTrue(pipeline.waitForConfig { _ in pipeline.servers(of: "web") == ["web-1", "web-2"] }, pipeline.log)
+        XCTAssertEqual(pipeline.answering(), ["web-1", "web-2"])
+    }
 }
