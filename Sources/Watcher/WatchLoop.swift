@@ -227,10 +227,11 @@ final class WatchLoop {
     /// could not be reached).
     private func applyDesiredState() -> Bool {
         let problems = state.certificateProblems
-        if problems != lastProblems {
-            for problem in problems { Log.warning("skipping a certificate", ["problem": problem]) }
-            lastProblems = problems
+        // Each problem is logged once, when it appears.
+        for problem in problems where !lastProblems.contains(problem) {
+            Log.warning("skipping a certificate", ["problem": problem])
         }
+        lastProblems = problems
         guard let source = state.template else {
             if !loggedNoTemplate {
                 Log.error("no template yet: nothing is sent until ConfigMap \(settings.lbNamespace)/config has a \"template\" key")
