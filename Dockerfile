@@ -28,7 +28,8 @@ RUN apt-get update \
     && apt-get purge -y --auto-remove libcap2-bin \
     && rm -rf /var/lib/apt/lists/*
 # A numeric user, so that Kubernetes' runAsNonRoot can tell it is not root.
-RUN useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin kube-haproxy \
+RUN groupadd --system --gid 10001 kube-haproxy \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin kube-haproxy \
     && install -d -m 0700 -o 10001 -g 10001 /run/kube-haproxy
 COPY --from=build /src/dist/kube-haproxy /src/dist/kube-haproxy-watcher /usr/local/bin/
 ENV KUBE_HAPROXY_RUN_DIR=/run/kube-haproxy \
