@@ -263,7 +263,7 @@ final class Renderer {
 
     func runLoop(_ node: ForNode, _ iterable: Value, _ scope: Scope?, depth0: Int, _ out: inout Output) throws(TemplateError) {
         var items: [Value]
-        do {
+        do throws(TemplateError) {
             items = try iterable.iterate()
             if let test = node.test {
                 var kept: [Value] = []
@@ -271,7 +271,9 @@ final class Renderer {
                 for item in items {
                     if testScope.captured { testScope = Scope(parent: scope) }
                     try assign(node.target, item, testScope)
-                    if try evaluate(test, testScope).isTruthy { kept.append(item) }
+                    let keep: Bool
+                    do throws(TemplateError) { keep = try evaluate(test, testScope).isTruthy } catch { throw located(error, node.testLine) }
+                    if keep { kept.append(item) }
                 }
                 items = kept
             }

@@ -148,12 +148,15 @@ final class ForNode: Sendable {
     let body: [Node]
     let else_: [Node]
     let test: Expr?
+    /// Where errors in the inline `if` filter are reported.
+    let testLine: Int
     let recursive: Bool
     /// Slot of the name `loop` (bound in the body).
     let loopSlot: Int
     let line: Int
 
-    init(target: Target, iter: Expr, body: [Node], else_: [Node], test: Expr?, recursive: Bool, loopSlot: Int, line: Int) {
+    init(target: Target, iter: Expr, body: [Node], else_: [Node], test: Expr?, testLine: Int, recursive: Bool, loopSlot: Int, line: Int) {
+        self.testLine = testLine
         self.target = target
         self.iter = iter
         self.body = body
