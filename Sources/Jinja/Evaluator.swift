@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 // Runs a parsed template: statements write into one growing output string, expressions
 // evaluate to `Value`s with Python's semantics and Jinja2's runtime rules.
 
@@ -68,15 +72,43 @@ struct Output {
     var string: String { String(decoding: bytes, as: UTF8.self) }
 }
 
+/// glibc's `pthread_getattr_np`, which the Glibc module does not import.
+@_silgen_name("pthread_getattr_np")
+private func threadAttributes(_ thread: pthread_t, _ attributes: UnsafeMutablePointer<pthread_attr_t>) -> Int32
+
+/// The current stack position (the address of a local).
+@inline(__always) private func stackPosition() -> UInt {
+    var marker: UInt8 = 0
+    return withUnsafeMutablePointer(to: &marker) { UInt(bitPattern: $0) }
+}
+
+/// The lowest stack address rendering may reach on this thread: a margin above the end of the
+/// stack, so that templates nested or recursing too deeply fail with RecursionError instead
+/// of crashing, whatever the thread's stack size.
+private func stackLimit() -> UInt {
+    var attributes = pthread_attr_t()
+    var base: UnsafeMutableRawPointer? = nil
+    var size = 0
+    guard threadAttributes(pthread_self(), &attributes) == 0 else { return stackPosition() &- (256 << 10) }
+    defer { pthread_attr_destroy(&attributes) }
+    guard pthread_attr_getstack(&attributes, &base, &size) == 0, let base, size > 0 else {
+        return stackPosition() &- (256 << 10)
+    }
+    let margin = min(1 << 20, size / 4)
+    return UInt(bitPattern: base) + UInt(margin)
+}
+
 final class Renderer {
     let program: Program
+    let stackLimit: UInt
     var globals: [Value?]
     var autoescape = false
     var callDepth = 0
-    static let maximumCallDepth = 100
+    static let maximumCallDepth = 250
 
     init(program: Program) {
         self.program = program
+        self.stackLimit = Jinja.stackLimit()
         self.globals = Array(repeating: nil, count: program.names.count)
     }
 
@@ -114,6 +146,7 @@ final class Renderer {
     }
 
     func execute(_ node: Node, _ scope: Scope?, _ out: inout Output) throws(TemplateError) {
+        if stackPosition() < stackLimit { throw TemplateError(.recursion, "maximum recursion depth exceeded") }
         switch node {
         case .templateData(let text):
             out.append(text)
@@ -319,12 +352,12 @@ final class Renderer {
     /// Expression nesting across macro calls and recursive loops; bounded so that no template
     /// can exhaust the stack (Jinja2 raises RecursionError in the same situations).
     var evaluationDepth = 0
-    static let maximumEvaluationDepth = 500
+    static let maximumEvaluationDepth = 1000
 
     @inline(__always) func evaluate(_ expr: Expr, _ scope: Scope?) throws(TemplateError) -> Value {
         evaluationDepth += 1
         defer { evaluationDepth -= 1 }
-        if evaluationDepth > Renderer.maximumEvaluationDepth {
+        if evaluationDepth > Renderer.maximumEvaluationDepth || stackPosition() < stackLimit {
             throw TemplateError(.recursion, "maximum recursion depth exceeded")
         }
         return try evaluateNode(expr, scope)
