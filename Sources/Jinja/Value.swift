@@ -127,7 +127,12 @@ public final class DictRef {
     /// String-keyed members, as JSON objects deliver them; a repeated key keeps its first
     /// position and its last value.
     public init(stringPairs pairs: [(String, Value)]) {
-        strings = pairs
+        // The reader's array grew by doubling; a tight copy keeps a large context small.
+        if pairs.capacity - pairs.count >= 2 {
+            strings = pairs.withUnsafeBufferPointer { Array($0) }
+        } else {
+            strings = pairs
+        }
         if pairs.count <= 1 { return }
         // Python keeps one entry per key: look for repeats, rarely present.
         var repeated = false
