@@ -857,6 +857,12 @@ public enum ValueJSONBuilder: JSONBuilder {
     }
     public static func makeDouble(_ value: Double) -> Value { .float(value) }
     public static func makeString(_ value: String) -> Value { .string(value) }
-    public static func makeArray(_ elements: [Value]) -> Value { .list(ListRef(elements)) }
+    public static func makeArray(_ elements: [Value]) -> Value {
+        // As for objects: drop the room the reader's array grew with.
+        if elements.capacity - elements.count >= 2 {
+            return .list(ListRef(elements.withUnsafeBufferPointer { Array($0) }))
+        }
+        return .list(ListRef(elements))
+    }
     public static func makeObject(_ members: [(String, Value)]) -> Value { .dict(DictRef(stringPairs: members)) }
 }
