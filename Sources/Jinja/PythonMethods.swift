@@ -73,11 +73,11 @@ public func callMethod(_ receiver: Value, _ name: String, _ args: Arguments) thr
 /// "replace expected at least 2 arguments, got 1", the older `PyArg_ParseTuple` ones (`legacy`)
 /// "find() takes at least 1 argument (0 given)".
 private func positionalArguments(_ args: Arguments, _ method: String, min: Int, max: Int, owner: String = "str", legacy: Bool = false) throws(TemplateError) -> [Value] {
+    let count = args.positional.count
+    if args.keywords.isEmpty && count >= min && count <= max { return args.positional }
     let bare = method.split(separator: ".").last.map(String.init) ?? method
     let qualified = "\(owner).\(bare)"
     if !args.keywords.isEmpty { throw TemplateError(.type, "\(legacy ? bare : qualified)() takes no keyword arguments") }
-    let count = args.positional.count
-    if count >= min && count <= max { return args.positional }
     func arguments(_ n: Int) -> String { n == 1 ? "1 argument" : "\(n) arguments" }
     if max == 0 { throw TemplateError(.type, "\(qualified)() takes no arguments (\(count) given)") }
     if min == 1 && max == 1 { throw TemplateError(.type, "\(qualified)() takes exactly one argument (\(count) given)") }
