@@ -1198,9 +1198,10 @@ private func selectOrReject(_ call: FilterCall, keep: Bool, attribute: Bool) thr
     let scalars = Array(s.unicodeScalars)
     if scalars.count <= length.addingReportingOverflow(leeway).partialValue || length > Int.max - leeway { return call.value }
     let head = scalarString(scalars[0..<Swift.max(0, length - endLength)])
-    if killwords { return .string(head + end) }
-    let cut = (try? pyRSplit(head, " ", maxsplit: 1))?.first ?? head
-    return .string(cut + end)
+    let kept = killwords ? head : ((try? pyRSplit(head, " ", maxsplit: 1))?.first ?? head)
+    // A Markup slice stays Markup, and Markup + str escapes the str.
+    if case .markup = call.value { return .markup(kept + htmlEscape(end)) }
+    return .string(kept + end)
 }
 
 @Sendable func filterUnique(_ call: FilterCall) throws(TemplateError) -> Value {
