@@ -24,9 +24,11 @@ func writeError(_ message: String) {
     if !text.hasSuffix("\n") { text += "\n" }
     var bytes = Array(text.utf8)
     bytes.withUnsafeMutableBytes { buffer in
+        guard let base = buffer.baseAddress else { return }
         var offset = 0
         while offset < buffer.count {
-            let written = write(2, buffer.baseAddress! + offset, buffer.count - offset)
+            let written = write(2, base + offset, buffer.count - offset)
+            if written < 0, errno == EINTR { continue }
             if written <= 0 { return }
             offset += written
         }
