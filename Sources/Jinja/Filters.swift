@@ -181,10 +181,12 @@ struct AttributeGetter {
         self.defaultValue = defaultValue.flatMap { $0.isNone ? nil : $0 }
         self.lowercase = lowercase
         guard let attribute, !attribute.isNone else { return }
-        if case .string(let path) = attribute {
+        if let path = attribute.stringValue {
+            let markup: Bool
+            if case .markup = attribute { markup = true } else { markup = false }
             parts = path.split(separator: ".", omittingEmptySubsequences: false).map { part in
                 if !part.isEmpty, part.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let i = Int(part) { return .int(i) }
-                return .string(String(part))
+                return markup ? .markup(String(part)) : .string(String(part))
             }
         } else {
             parts = [attribute]
@@ -1004,13 +1006,10 @@ private func selectOrReject(_ call: FilterCall, keep: Bool, attribute: Bool) thr
         return .string(pyReplace(call.value.pyStr, old.pyStr, new.pyStr, count: count))
     }
     func isMarkup(_ v: Value) -> Bool { if case .markup = v { return true } else { return false } }
-    if isMarkup(old) || (isMarkup(new) && !isMarkup(call.value)) {
-        let subject = isMarkup(call.value) ? call.value.pyStr : htmlEscape(call.value.pyStr)
-        func escaped(_ v: Value) -> String { isMarkup(v) ? v.pyStr : htmlEscape(v.pyStr) }
-        return .markup(pyReplace(subject, escaped(old), escaped(new), count: count))
-    }
-    if isMarkup(call.value) {
-        return .markup(pyReplace(call.value.pyStr, htmlEscape(old.pyStr), htmlEscape(new.pyStr), count: count))
+    // Markup.replace escapes the replacement but searches for `old` as given.
+    func escaped(_ v: Value) -> String { isMarkup(v) ? v.pyStr : htmlEscape(v.pyStr) }
+    if isMarkup(old) || (isMarkup(new) && !isMarkup(call.value)) || isMarkup(call.value) {
+        return .markup(pyReplace(escaped(call.value), old.pyStr, escaped(new), count: count))
     }
     return .string(pyReplace(call.value.pyStr, old.pyStr, new.pyStr, count: count))
 }
@@ -1170,16 +1169,21 @@ private func selectOrReject(_ call: FilterCall, keep: Bool, attribute: Bool) thr
 
 @Sendable func filterTruncate(_ call: FilterCall) throws(TemplateError) -> Value {
     let a = try call.bind("do_truncate", ["length", "killwords", "end", "leeway"], implicit: 2)
-    if let given = a[0], !given.isNumber {
-        throw TemplateError(.type, "'>=' not supported between instances of '\(given.typeName)' and 'int'")
+    // `assert length >= len(end)`: len(end) first, then the comparison, then the assertion.
+    let endValue = a[2] ?? .string("...")
+    let endLength = try endValue.length()
+    guard let end = endValue.stringValue else {
+        throw TemplateError(.type, "can only concatenate str (not \"\(endValue.typeName)\") to str")
     }
-    let length = try a[0].map(integerArgument) ?? 255
+    let lengthValue = a[0] ?? .int(255)
+    guard lengthValue.isNumber else {
+        throw TemplateError(.type, "'>=' not supported between instances of '\(lengthValue.typeName)' and 'int'")
+    }
+    let length = try integerArgument(lengthValue)
     let killwords = a[1]?.isTruthy ?? false
-    let end = a[2]?.pyStr ?? "..."
     var leeway = 5
     if let l = a[3], !l.isNone { leeway = try integerArgument(l) }
-    let endLength = end.unicodeScalars.count
-    if length < endLength { throw TemplateError(.assertionFailure, "expected length >= \(endLength), got \(length)") }
+    if length < endLength { throw TemplateError(.assertionFailure, "expected length >= \(endLength), got \(lengthValue.pyStr)") }
     if leeway < 0 { throw TemplateError(.assertionFailure, "expected leeway >= 0, got \(leeway)") }
     let s: String
     switch call.value {
@@ -1324,8 +1328,12 @@ func urlQuote(_ text: String, forQuery: Bool) -> String {
     case .undefined(let u): throw u.error
     default: throw TemplateError(.attribute, "'\(call.value.typeName)' object has no attribute 'splitlines'")
     }
-    let width = try a[0].map(integerArgument) ?? 79
-    if width <= 0 { throw TemplateError(.value, "invalid width \(width) (must be > 0)") }
+    let widthValue = a[0] ?? .int(79)
+    guard widthValue.isNumber else {
+        throw TemplateError(.type, "'<=' not supported between instances of '\(widthValue.typeName)' and 'int'")
+    }
+    let width = try integerArgument(widthValue)
+    if width <= 0 { throw TemplateError(.value, "invalid width \(repr(widthValue)) (must be > 0)") }
     var wrapper = TextWrapper(width: width, breakLongWords: breakLongWords, breakOnHyphens: breakOnHyphens)
     return .string(pySplitlines(text).map { wrapper.wrap($0).joined(separator: wrapstring) }.joined(separator: wrapstring))
 }

@@ -721,9 +721,10 @@ private func callStringMethod(_ s: String, markup: Bool, _ name: String, _ args:
     case "replace":
         let a = try positionalArguments(args, "replace", min: 2, max: 3, owner: owner)
         let old = try stringArgument(a[0], "replace", position: 1)
-        let new = try stringArgument(a[1], "replace", position: 2)
+        // Markup escapes any replacement into a str first.
+        let new = markup ? escapeForMarkup(a[1]) : try stringArgument(a[1], "replace", position: 2)
         let count = a.count > 2 ? try intArgument(a[2]) : -1
-        return text(pyReplace(s, old, markup ? escapeForMarkup(a[1]) : new, count: count))
+        return text(pyReplace(s, old, new, count: count))
     case "find", "rfind", "index", "rindex", "count":
         let a = try positionalArguments(args, name, min: 1, max: 3, owner: owner, legacy: true)
         // CPython reads the slice bounds before it looks at the substring.
