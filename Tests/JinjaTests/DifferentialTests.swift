@@ -176,11 +176,29 @@ final class DifferentialTests: XCTestCase {
         while index < expectedLines.count, index < actualLines.count, expectedLines[index] == actualLines[index] {
             index += 1
         }
-        let want = index < expectedLines.count ? quoted(expectedLines[index]) : "<end of output>"
-        let got = index < actualLines.count ? quoted(actualLines[index]) : "<end of output>"
-        return "output differs at line \(index + 1) (expected \(expectedLines.count) lines, got \(actualLines.count)):\n"
-            + "    expected: \(want)\n"
-            + "    actual:   \(got)"
+        guard index < expectedLines.count, index < actualLines.count else {
+            let want = index < expectedLines.count ? quoted(expectedLines[index]) : "<end of output>"
+            let got = index < actualLines.count ? quoted(actualLines[index]) : "<end of output>"
+            return "output differs at line \(index + 1) (expected \(expectedLines.count) lines, got \(actualLines.count)):\n"
+                + "    expected: \(want)\n"
+                + "    actual:   \(got)"
+        }
+        // Long lines are shown around their first differing character only.
+        let want = Array(expectedLines[index].unicodeScalars)
+        let got = Array(actualLines[index].unicodeScalars)
+        var column = 0
+        while column < want.count, column < got.count, want[column] == got[column] { column += 1 }
+        let start = max(0, column - 60)
+        func window(_ scalars: [Unicode.Scalar]) -> String {
+            let end = min(scalars.count, start + 160)
+            var text = Substring("")
+            if start < end { text = Substring(String(String.UnicodeScalarView(scalars[start..<end]))) }
+            return (start > 0 ? "…" : "") + quoted(text) + (end < scalars.count ? "…" : "")
+        }
+        return "output differs at line \(index + 1), column \(column + 1) "
+            + "(expected \(expectedLines.count) lines, got \(actualLines.count)):\n"
+            + "    expected: \(window(want))\n"
+            + "    actual:   \(window(got))"
     }
 
     static func quoted(_ text: Substring) -> String {
