@@ -15,7 +15,7 @@ func writeRepr(_ value: Value, to out: inout String) {
     writeRepr(value, to: &out, &stack)
 }
 
-private let maximumReprDepth = 200
+private let maximumReprDepth = 1000
 
 /// `reprStack` holds the containers being printed, innermost last: a list that contains
 /// itself prints as `[...]`, as in Python, and absurdly deep nesting is cut short instead of
