@@ -73,6 +73,7 @@ public struct FilterCall {
             if bound[position] != nil { throw TemplateError(.type, "\(function)() got multiple values for argument '\(key)'") }
             bound[position] = value
         }
+        if required == 0 || !bound[0..<required].contains(where: { $0 == nil }) { return bound }
         let missing = (0..<required).filter { bound[$0] == nil }.map { "'\(names[$0])'" }
         if !missing.isEmpty {
             let list = missing.count == 1 ? missing[0]
