@@ -7,7 +7,8 @@ Usage:
     compare-random.py WATCHER MODE [COUNT] [SEED]
 
 WATCHER is a built kube-haproxy-watcher (e.g. .build/debug/kube-haproxy-watcher), COUNT
-defaults to 1000, SEED to 1. MODE is one of:
+defaults to 1000, SEED to 1. With COMPARE_RANDOM_KEEP=DIR in the environment, each differing
+template and its context are also written to DIR as N.j2 and N.json. MODE is one of:
     expressions   one {{ expression }} of literals, variables, operators, filters, tests,
                   methods, %-formatting, subscripts and conditionals
     statements    nested for/if/set/macro/call/filter/with/raw/autoescape blocks with
@@ -292,6 +293,9 @@ def main():
     seed = int(sys.argv[4]) if len(sys.argv) > 4 else 1
     generator = {"expressions": Expressions, "statements": Statements, "seeds": Seeds}[mode](random.Random(seed))
     differences = 0
+    keep = os.environ.get("COMPARE_RANDOM_KEEP")
+    if keep:
+        os.makedirs(keep, exist_ok=True)
     with tempfile.TemporaryDirectory() as directory:
         template_path = os.path.join(directory, "t.j2")
         context_path = os.path.join(directory, "c.json")
@@ -320,6 +324,11 @@ def main():
                 problem = f"line: jinja2 {expected_line}, engine {line} ({expected_error[:150]})"
             if problem:
                 differences += 1
+                if keep:
+                    with open(os.path.join(keep, f"{differences}.j2"), "w", encoding="utf-8") as f:
+                        f.write(source)
+                    with open(os.path.join(keep, f"{differences}.json"), "w", encoding="utf-8") as f:
+                        json.dump(context, f, ensure_ascii=False)
                 shown = source if len(source) < 600 else source[:600] + "…"
                 print(f"--- {shown!r}\n    {problem}")
     print(f"compare-random: {differences} differences in {count} {mode} (seed {seed})", file=sys.stderr)
