@@ -66,7 +66,31 @@ struct Output {
     var bytes: [UInt8] = []
 
     @inline(__always) mutating func append(_ text: String) {
-        bytes.append(contentsOf: text.utf8)
+        let done: Void? = text.utf8.withContiguousStorageIfAvailable { bytes.append(contentsOf: $0) }
+        if done == nil { bytes.append(contentsOf: text.utf8) }
+    }
+
+    /// An int in decimal, without building a String for it.
+    mutating func append(_ value: Int) {
+        if value >= 0 && value < 10 {
+            bytes.append(UInt8(truncatingIfNeeded: value) &+ 48)
+            return
+        }
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        var count = 0
+        var magnitude = value.magnitude
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            repeat {
+                buffer[23 - count] = UInt8(truncatingIfNeeded: magnitude % 10) &+ 48
+                magnitude /= 10
+                count += 1
+            } while magnitude > 0
+            if value < 0 {
+                buffer[23 - count] = UInt8(ascii: "-")
+                count += 1
+            }
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[(24 - count)...]))
+        }
     }
 
     var string: String { String(decoding: bytes, as: UTF8.self) }
@@ -148,8 +172,8 @@ final class Renderer {
     func execute(_ node: Node, _ scope: Scope?, _ out: inout Output) throws(TemplateError) {
         if stackPosition() < stackLimit { throw TemplateError(.recursion, "maximum recursion depth exceeded") }
         switch node {
-        case .templateData(let text):
-            out.append(text)
+        case .templateData(let bytes):
+            out.bytes.append(contentsOf: bytes)
         case .output(let expr, let line):
             do {
                 try write(try evaluate(expr, scope), &out)
@@ -242,7 +266,7 @@ final class Renderer {
         switch value {
         case .string(let s): out.append(autoescape ? htmlEscape(s) : s)
         case .markup(let s): out.append(s)
-        case .int(let i): out.append(String(i))
+        case .int(let i): out.append(i)
         case .undefined: return
         case .none: out.append("None")
         case .bool(let b): out.append(b ? "True" : "False")
@@ -267,7 +291,7 @@ final class Renderer {
 
     func assign(_ target: Target, _ value: Value, _ scope: Scope?) throws(TemplateError) {
         switch target {
-        case .name(_, let slot):
+        case .name(let slot):
             setVariable(slot, value, scope)
         case .tuple(let targets):
             let items: [Value]
@@ -374,9 +398,9 @@ final class Renderer {
             case .float(let d): return .float(d)
             case .string(let s): return .string(s)
             }
-        case .name(let name, let slot):
+        case .name(let slot):
             if let value = lookup(slot, scope) { return value }
-            return .undefined(Undefined(name: name))
+            return .undefined(Undefined(name: program.names[slot]))
         case .getattr(let objectExpr, let name, let dictMethod):
             let object = try evaluate(objectExpr, scope)
             switch object {

@@ -3,7 +3,8 @@
 
 indirect enum Expr: Sendable {
     case const(Literal)
-    case name(String, slot: Int)
+    /// A variable by slot; `Program.names[slot]` is its name.
+    case name(slot: Int)
     case list([Expr])
     case tuple([Expr])
     case dict([(Expr, Expr)])
@@ -108,13 +109,15 @@ final class TestNode: Sendable {
 
 /// Assignment targets: `x`, `a, b`, `ns.attr`.
 indirect enum Target: Sendable {
-    case name(String, slot: Int)
+    /// A variable, by its slot (the name is not needed to store into it).
+    case name(slot: Int)
     case tuple([Target])
     case namespaceAttribute(String, slot: Int, attribute: String)
 }
 
 indirect enum Node: Sendable {
-    case templateData(String)
+    /// Text between tags, as UTF-8: appended to the output without a String in between.
+    case templateData([UInt8])
     case output(Expr, line: Int)
     case `if`(IfNode)
     case `for`(ForNode)

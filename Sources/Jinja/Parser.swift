@@ -136,7 +136,7 @@ struct Parser {
             let token = current
             switch token.kind {
             case .data:
-                body.append(.templateData(token.text))
+                body.append(.templateData(Array(token.text.utf8)))
                 next()
             case .variableBegin:
                 next()
@@ -336,7 +336,8 @@ struct Parser {
         let body = try parseStatements(["endblock"], dropNeedle: true)
         if required {
             for node in body {
-                if case .templateData(let text) = node, !text.isEmpty, text.unicodeScalars.allSatisfy({ $0.properties.isWhitespace }) { continue }
+                if case .templateData(let bytes) = node, !bytes.isEmpty,
+                   String(decoding: bytes, as: UTF8.self).unicodeScalars.allSatisfy({ $0.properties.isWhitespace }) { continue }
                 throw fail("Required blocks can only contain comments or whitespace")
             }
         }
@@ -434,9 +435,8 @@ struct Parser {
 
     func makeTarget(_ expr: Expr) -> Target? {
         switch expr {
-        case .name(let name, let slot):
-            if ["true", "false", "none", "True", "False", "None"].contains(name) { return nil }
-            return .name(name, slot: slot)
+        case .name(let slot):
+            return .name(slot: slot)
         case .tuple(let items):
             var targets: [Target] = []
             for item in items {
@@ -444,8 +444,8 @@ struct Parser {
                 targets.append(target)
             }
             return .tuple(targets)
-        case .getattr(.name(let name, let slot), let attribute, _) where namespaceRefs.contains(name):
-            return .namespaceAttribute(name, slot: slot, attribute: attribute)
+        case .getattr(.name(let slot), let attribute, _) where namespaceRefs.contains(names[slot]):
+            return .namespaceAttribute(names[slot], slot: slot, attribute: attribute)
         default: return nil
         }
     }
@@ -668,10 +668,10 @@ struct Parser {
                     let attribute = try expect(.name)
                     namespaceRefs.insert(token.text)
                     noteLoad(token.text)
-                    return .getattr(.name(token.text, slot: slot(for: token.text)), attribute.text, dictMethod: false)
+                    return .getattr(.name(slot: slot(for: token.text)), attribute.text, dictMethod: false)
                 }
                 noteLoad(token.text)
-                return .name(token.text, slot: slot(for: token.text))
+                return .name(slot: slot(for: token.text))
             }
         case .string:
             next()
