@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 // Runs a parsed template: statements write into one growing output string, expressions
 // evaluate to `Value`s with Python's semantics and Jinja2's runtime rules.
 
@@ -62,21 +66,73 @@ struct Output {
     var bytes: [UInt8] = []
 
     @inline(__always) mutating func append(_ text: String) {
-        bytes.append(contentsOf: text.utf8)
+        let done: Void? = text.utf8.withContiguousStorageIfAvailable { bytes.append(contentsOf: $0) }
+        if done == nil { bytes.append(contentsOf: text.utf8) }
+    }
+
+    /// An int in decimal, without building a String for it.
+    mutating func append(_ value: Int) {
+        if value >= 0 && value < 10 {
+            bytes.append(UInt8(truncatingIfNeeded: value) &+ 48)
+            return
+        }
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        var count = 0
+        var magnitude = value.magnitude
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            repeat {
+                buffer[23 - count] = UInt8(truncatingIfNeeded: magnitude % 10) &+ 48
+                magnitude /= 10
+                count += 1
+            } while magnitude > 0
+            if value < 0 {
+                buffer[23 - count] = UInt8(ascii: "-")
+                count += 1
+            }
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[(24 - count)...]))
+        }
     }
 
     var string: String { String(decoding: bytes, as: UTF8.self) }
 }
 
+/// glibc's `pthread_getattr_np`, which the Glibc module does not import.
+@_silgen_name("pthread_getattr_np")
+private func threadAttributes(_ thread: pthread_t, _ attributes: UnsafeMutablePointer<pthread_attr_t>) -> Int32
+
+/// The current stack position (the address of a local).
+@inline(__always) private func stackPosition() -> UInt {
+    var marker: UInt8 = 0
+    return withUnsafeMutablePointer(to: &marker) { UInt(bitPattern: $0) }
+}
+
+/// The lowest stack address rendering may reach on this thread: a margin above the end of the
+/// stack, so that templates nested or recursing too deeply fail with RecursionError instead
+/// of crashing, whatever the thread's stack size.
+private func stackLimit() -> UInt {
+    var attributes = pthread_attr_t()
+    var base: UnsafeMutableRawPointer? = nil
+    var size = 0
+    guard threadAttributes(pthread_self(), &attributes) == 0 else { return stackPosition() &- (256 << 10) }
+    defer { pthread_attr_destroy(&attributes) }
+    guard pthread_attr_getstack(&attributes, &base, &size) == 0, let base, size > 0 else {
+        return stackPosition() &- (256 << 10)
+    }
+    let margin = min(1 << 20, size / 4)
+    return UInt(bitPattern: base) + UInt(margin)
+}
+
 final class Renderer {
     let program: Program
+    let stackLimit: UInt
     var globals: [Value?]
     var autoescape = false
     var callDepth = 0
-    static let maximumCallDepth = 100
+    static let maximumCallDepth = 250
 
     init(program: Program) {
         self.program = program
+        self.stackLimit = Jinja.stackLimit()
         self.globals = Array(repeating: nil, count: program.names.count)
     }
 
@@ -114,9 +170,10 @@ final class Renderer {
     }
 
     func execute(_ node: Node, _ scope: Scope?, _ out: inout Output) throws(TemplateError) {
+        if stackPosition() < stackLimit { throw TemplateError(.recursion, "maximum recursion depth exceeded") }
         switch node {
-        case .templateData(let text):
-            out.append(text)
+        case .templateData(let bytes):
+            out.bytes.append(contentsOf: bytes)
         case .output(let expr, let line):
             do {
                 try write(try evaluate(expr, scope), &out)
@@ -209,7 +266,7 @@ final class Renderer {
         switch value {
         case .string(let s): out.append(autoescape ? htmlEscape(s) : s)
         case .markup(let s): out.append(s)
-        case .int(let i): out.append(String(i))
+        case .int(let i): out.append(i)
         case .undefined: return
         case .none: out.append("None")
         case .bool(let b): out.append(b ? "True" : "False")
@@ -234,7 +291,7 @@ final class Renderer {
 
     func assign(_ target: Target, _ value: Value, _ scope: Scope?) throws(TemplateError) {
         switch target {
-        case .name(_, let slot):
+        case .name(let slot):
             setVariable(slot, value, scope)
         case .tuple(let targets):
             let items: [Value]
@@ -263,7 +320,7 @@ final class Renderer {
 
     func runLoop(_ node: ForNode, _ iterable: Value, _ scope: Scope?, depth0: Int, _ out: inout Output) throws(TemplateError) {
         var items: [Value]
-        do {
+        do throws(TemplateError) {
             items = try iterable.iterate()
             if let test = node.test {
                 var kept: [Value] = []
@@ -271,7 +328,9 @@ final class Renderer {
                 for item in items {
                     if testScope.captured { testScope = Scope(parent: scope) }
                     try assign(node.target, item, testScope)
-                    if try evaluate(test, testScope).isTruthy { kept.append(item) }
+                    let keep: Bool
+                    do throws(TemplateError) { keep = try evaluate(test, testScope).isTruthy } catch { throw located(error, node.testLine) }
+                    if keep { kept.append(item) }
                 }
                 items = kept
             }
@@ -317,12 +376,12 @@ final class Renderer {
     /// Expression nesting across macro calls and recursive loops; bounded so that no template
     /// can exhaust the stack (Jinja2 raises RecursionError in the same situations).
     var evaluationDepth = 0
-    static let maximumEvaluationDepth = 500
+    static let maximumEvaluationDepth = 1000
 
     @inline(__always) func evaluate(_ expr: Expr, _ scope: Scope?) throws(TemplateError) -> Value {
         evaluationDepth += 1
         defer { evaluationDepth -= 1 }
-        if evaluationDepth > Renderer.maximumEvaluationDepth {
+        if evaluationDepth > Renderer.maximumEvaluationDepth || stackPosition() < stackLimit {
             throw TemplateError(.recursion, "maximum recursion depth exceeded")
         }
         return try evaluateNode(expr, scope)
@@ -339,9 +398,9 @@ final class Renderer {
             case .float(let d): return .float(d)
             case .string(let s): return .string(s)
             }
-        case .name(let name, let slot):
+        case .name(let slot):
             if let value = lookup(slot, scope) { return value }
-            return .undefined(Undefined(name: name))
+            return .undefined(Undefined(name: program.names[slot]))
         case .getattr(let objectExpr, let name, let dictMethod):
             let object = try evaluate(objectExpr, scope)
             switch object {

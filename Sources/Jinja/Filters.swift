@@ -73,6 +73,7 @@ public struct FilterCall {
             if bound[position] != nil { throw TemplateError(.type, "\(function)() got multiple values for argument '\(key)'") }
             bound[position] = value
         }
+        if required == 0 || !bound[0..<required].contains(where: { $0 == nil }) { return bound }
         let missing = (0..<required).filter { bound[$0] == nil }.map { "'\(names[$0])'" }
         if !missing.isEmpty {
             let list = missing.count == 1 ? missing[0]
@@ -181,10 +182,12 @@ struct AttributeGetter {
         self.defaultValue = defaultValue.flatMap { $0.isNone ? nil : $0 }
         self.lowercase = lowercase
         guard let attribute, !attribute.isNone else { return }
-        if case .string(let path) = attribute {
+        if let path = attribute.stringValue {
+            let markup: Bool
+            if case .markup = attribute { markup = true } else { markup = false }
             parts = path.split(separator: ".", omittingEmptySubsequences: false).map { part in
                 if !part.isEmpty, part.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let i = Int(part) { return .int(i) }
-                return .string(String(part))
+                return markup ? .markup(String(part)) : .string(String(part))
             }
         } else {
             parts = [attribute]
@@ -555,6 +558,7 @@ private func pow10(_ n: Int) -> Double {
     let object = call.value
     if case .undefined(let u) = object { throw u.error }
     guard let name = a[0]?.stringValue else {
+        try requireHashable(a[0] ?? .none)
         throw TemplateError(.type, "attribute name must be string, not '\(a[0]?.typeName ?? "NoneType")'")
     }
     // Python attributes only: a dict key is not an attribute.
@@ -778,6 +782,9 @@ private func roundTowardZero(_ d: Double) throws(TemplateError) -> String {
     case nil: indention = "    "
     case .string(let s)?, .markup(let s)?: indention = s
     case let width?:
+        guard width.intValue != nil || { if case .bigInt = width { return true } else { return false } }() else {
+            throw TemplateError(.type, "can't multiply sequence by non-int of type '\(width.typeName)'")
+        }
         let count = try sizeArgument(width)
         try requireBuildable(count)
         indention = String(repeating: " ", count: Swift.max(0, count))
@@ -1000,13 +1007,10 @@ private func selectOrReject(_ call: FilterCall, keep: Bool, attribute: Bool) thr
         return .string(pyReplace(call.value.pyStr, old.pyStr, new.pyStr, count: count))
     }
     func isMarkup(_ v: Value) -> Bool { if case .markup = v { return true } else { return false } }
-    if isMarkup(old) || (isMarkup(new) && !isMarkup(call.value)) {
-        let subject = isMarkup(call.value) ? call.value.pyStr : htmlEscape(call.value.pyStr)
-        func escaped(_ v: Value) -> String { isMarkup(v) ? v.pyStr : htmlEscape(v.pyStr) }
-        return .markup(pyReplace(subject, escaped(old), escaped(new), count: count))
-    }
-    if isMarkup(call.value) {
-        return .markup(pyReplace(call.value.pyStr, htmlEscape(old.pyStr), htmlEscape(new.pyStr), count: count))
+    // Markup.replace escapes the replacement but searches for `old` as given.
+    func escaped(_ v: Value) -> String { isMarkup(v) ? v.pyStr : htmlEscape(v.pyStr) }
+    if isMarkup(old) || (isMarkup(new) && !isMarkup(call.value)) || isMarkup(call.value) {
+        return .markup(pyReplace(escaped(call.value), old.pyStr, escaped(new), count: count))
     }
     return .string(pyReplace(call.value.pyStr, old.pyStr, new.pyStr, count: count))
 }
@@ -1029,6 +1033,7 @@ private func selectOrReject(_ call: FilterCall, keep: Bool, attribute: Bool) thr
 @Sendable func filterRound(_ call: FilterCall) throws(TemplateError) -> Value {
     let a = try call.bind("do_round", ["precision", "method"])
     let method = a[1]?.stringValue ?? (a[1] == nil ? "common" : "")
+    if let given = a[1] { try requireHashable(given) }
     guard method == "common" || method == "ceil" || method == "floor" else {
         throw TemplateError(.filterArgument, "method must be common, ceil or floor")
     }
@@ -1081,6 +1086,8 @@ private func selectOrReject(_ call: FilterCall, keep: Bool, attribute: Bool) thr
         if slices == 0 { throw TemplateError(.zeroDivision, "integer division or modulo by zero") }
         return .makeList([])
     }
+    // Jinja2 yields the slices lazily; building them all needs one list per slice.
+    try requireBuildable(slices)
     let perSlice = items.count / slices
     let withExtra = items.count % slices
     var offset = 0
@@ -1100,7 +1107,9 @@ private func selectOrReject(_ call: FilterCall, keep: Bool, attribute: Bool) thr
     let a = try call.bind("do_sort", ["reverse", "case_sensitive", "attribute"], implicit: 2)
     let key = multiAttributeKey(a[2], lowercase: !(a[1]?.isTruthy ?? false))
     let items = try elements(call.value)
-    return .makeList(try pySorted(items, reverse: a[0]?.isTruthy ?? false) { key($0) })
+    // sorted() takes `reverse` as an int.
+    let reverse = try a[0].map { value throws(TemplateError) in try integerArgument(value) != 0 } ?? false
+    return .makeList(try pySorted(items, reverse: reverse) { key($0) })
 }
 
 @Sendable func filterString(_ call: FilterCall) throws(TemplateError) -> Value {
@@ -1117,8 +1126,8 @@ private func selectOrReject(_ call: FilterCall, keep: Bool, attribute: Bool) thr
 @Sendable func filterSum(_ call: FilterCall) throws(TemplateError) -> Value {
     let a = try call.bind("sync_do_sum", ["attribute", "start"], implicit: 2)
     var total = a[1] ?? .int(0)
-    if total.isString { throw TemplateError(.type, "sum() can't sum strings [use ''.join(seq) instead]") }
     var items = try elements(call.value)
+    if total.isString { throw TemplateError(.type, "sum() can't sum strings [use ''.join(seq) instead]") }
     if let attribute = a[0], !attribute.isNone {
         let getter = AttributeGetter(attribute)
         items = items.map { getter.get($0) }
@@ -1161,13 +1170,21 @@ private func selectOrReject(_ call: FilterCall, keep: Bool, attribute: Bool) thr
 
 @Sendable func filterTruncate(_ call: FilterCall) throws(TemplateError) -> Value {
     let a = try call.bind("do_truncate", ["length", "killwords", "end", "leeway"], implicit: 2)
-    let length = try a[0].map(integerArgument) ?? 255
+    // `assert length >= len(end)`: len(end) first, then the comparison, then the assertion.
+    let endValue = a[2] ?? .string("...")
+    let endLength = try endValue.length()
+    guard let end = endValue.stringValue else {
+        throw TemplateError(.type, "can only concatenate str (not \"\(endValue.typeName)\") to str")
+    }
+    let lengthValue = a[0] ?? .int(255)
+    guard lengthValue.isNumber else {
+        throw TemplateError(.type, "'>=' not supported between instances of '\(lengthValue.typeName)' and 'int'")
+    }
+    let length = try integerArgument(lengthValue)
     let killwords = a[1]?.isTruthy ?? false
-    let end = a[2]?.pyStr ?? "..."
     var leeway = 5
     if let l = a[3], !l.isNone { leeway = try integerArgument(l) }
-    let endLength = end.unicodeScalars.count
-    if length < endLength { throw TemplateError(.assertionFailure, "expected length >= \(endLength), got \(length)") }
+    if length < endLength { throw TemplateError(.assertionFailure, "expected length >= \(endLength), got \(lengthValue.pyStr)") }
     if leeway < 0 { throw TemplateError(.assertionFailure, "expected leeway >= 0, got \(leeway)") }
     let s: String
     switch call.value {
@@ -1186,9 +1203,10 @@ private func selectOrReject(_ call: FilterCall, keep: Bool, attribute: Bool) thr
     let scalars = Array(s.unicodeScalars)
     if scalars.count <= length.addingReportingOverflow(leeway).partialValue || length > Int.max - leeway { return call.value }
     let head = scalarString(scalars[0..<Swift.max(0, length - endLength)])
-    if killwords { return .string(head + end) }
-    let cut = (try? pyRSplit(head, " ", maxsplit: 1))?.first ?? head
-    return .string(cut + end)
+    let kept = killwords ? head : ((try? pyRSplit(head, " ", maxsplit: 1))?.first ?? head)
+    // A Markup slice stays Markup, and Markup + str escapes the str.
+    if case .markup = call.value { return .markup(kept + htmlEscape(end)) }
+    return .string(kept + end)
 }
 
 @Sendable func filterUnique(_ call: FilterCall) throws(TemplateError) -> Value {
@@ -1255,8 +1273,8 @@ func urlQuote(_ text: String, forQuery: Bool) -> String {
 
 @Sendable func filterUrlize(_ call: FilterCall) throws(TemplateError) -> Value {
     let a = try call.bind("do_urlize", ["trim_url_limit", "nofollow", "target", "rel", "extra_schemes"], implicit: 2)
-    var trimLimit: Int? = nil
-    if let limit = a[0], !limit.isNone { trimLimit = try integerArgument(limit) }
+    // Only compared with a URL's length, so a limit of another type goes unnoticed here.
+    let trimLimit = a[0]?.intValue
     var relParts = Set<String>()
     if let rel = a[3], !rel.isNone { relParts.formUnion(try pySplit(rel.pyStr, nil)) }
     if a[1]?.isTruthy ?? false { relParts.insert("nofollow") }
@@ -1294,9 +1312,16 @@ func urlQuote(_ text: String, forQuery: Bool) -> String {
 
 @Sendable func filterWordwrap(_ call: FilterCall) throws(TemplateError) -> Value {
     let a = try call.bind("do_wordwrap", ["width", "break_long_words", "wrapstring", "break_on_hyphens"], implicit: 2)
-    let width = try a[0].map(integerArgument) ?? 79
+    // `wrapstring.join` is looked up before anything else is evaluated.
+    var wrapstring = "\n"
+    if let given = a[2], !given.isNone {
+        guard let text = given.stringValue else {
+            if case .undefined(let u) = given { throw u.error }
+            throw TemplateError(.attribute, "'\(given.typeName)' object has no attribute 'join'")
+        }
+        wrapstring = text
+    }
     let breakLongWords = a[1]?.isTruthy ?? true
-    let wrapstring = a[2].flatMap { $0.isNone ? nil : $0.pyStr } ?? "\n"
     let breakOnHyphens = a[3]?.isTruthy ?? true
     let text: String
     switch call.value {
@@ -1304,7 +1329,12 @@ func urlQuote(_ text: String, forQuery: Bool) -> String {
     case .undefined(let u): throw u.error
     default: throw TemplateError(.attribute, "'\(call.value.typeName)' object has no attribute 'splitlines'")
     }
-    if width <= 0 { throw TemplateError(.value, "invalid width \(width) (must be > 0)") }
+    let widthValue = a[0] ?? .int(79)
+    guard widthValue.isNumber else {
+        throw TemplateError(.type, "'<=' not supported between instances of '\(widthValue.typeName)' and 'int'")
+    }
+    let width = try integerArgument(widthValue)
+    if width <= 0 { throw TemplateError(.value, "invalid width \(repr(widthValue)) (must be > 0)") }
     var wrapper = TextWrapper(width: width, breakLongWords: breakLongWords, breakOnHyphens: breakOnHyphens)
     return .string(pySplitlines(text).map { wrapper.wrap($0).joined(separator: wrapstring) }.joined(separator: wrapstring))
 }

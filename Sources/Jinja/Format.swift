@@ -15,7 +15,7 @@ func writeRepr(_ value: Value, to out: inout String) {
     writeRepr(value, to: &out, &stack)
 }
 
-private let maximumReprDepth = 200
+private let maximumReprDepth = 1000
 
 /// `reprStack` holds the containers being printed, innermost last: a list that contains
 /// itself prints as `[...]`, as in Python, and absurdly deep nesting is cut short instead of
@@ -381,6 +381,7 @@ public func percentFormat(_ format: String, _ values: Value) throws(TemplateErro
         case "c":
             if case .bool(let b) = argument { argument = .int(b ? 1 : 0) }
             switch argument {
+            case .bigInt: throw TemplateError(.overflow, "%c arg not in range(0x110000)")
             case .int(let v):
                 guard let scalar = Unicode.Scalar(UInt32(clamping: max(0, v))), v >= 0 else { throw TemplateError(.overflow, "%c arg not in range(0x110000)") }
                 body = String(scalar)
@@ -411,7 +412,7 @@ public func percentFormat(_ format: String, _ values: Value) throws(TemplateErro
     // that is not a tuple or str (a list, say).
     var subscriptable = false
     switch values {
-    case .dict, .list: subscriptable = true
+    case .dict, .list, .undefined: subscriptable = true
     default: break
     }
     if next < arguments.count, !subscriptable {

@@ -3,7 +3,8 @@
 
 indirect enum Expr: Sendable {
     case const(Literal)
-    case name(String, slot: Int)
+    /// A variable by slot; `Program.names[slot]` is its name.
+    case name(slot: Int)
     case list([Expr])
     case tuple([Expr])
     case dict([(Expr, Expr)])
@@ -108,13 +109,15 @@ final class TestNode: Sendable {
 
 /// Assignment targets: `x`, `a, b`, `ns.attr`.
 indirect enum Target: Sendable {
-    case name(String, slot: Int)
+    /// A variable, by its slot (the name is not needed to store into it).
+    case name(slot: Int)
     case tuple([Target])
     case namespaceAttribute(String, slot: Int, attribute: String)
 }
 
 indirect enum Node: Sendable {
-    case templateData(String)
+    /// Text between tags, as UTF-8: appended to the output without a String in between.
+    case templateData([UInt8])
     case output(Expr, line: Int)
     case `if`(IfNode)
     case `for`(ForNode)
@@ -148,12 +151,15 @@ final class ForNode: Sendable {
     let body: [Node]
     let else_: [Node]
     let test: Expr?
+    /// Where errors in the inline `if` filter are reported.
+    let testLine: Int
     let recursive: Bool
     /// Slot of the name `loop` (bound in the body).
     let loopSlot: Int
     let line: Int
 
-    init(target: Target, iter: Expr, body: [Node], else_: [Node], test: Expr?, recursive: Bool, loopSlot: Int, line: Int) {
+    init(target: Target, iter: Expr, body: [Node], else_: [Node], test: Expr?, testLine: Int, recursive: Bool, loopSlot: Int, line: Int) {
+        self.testLine = testLine
         self.target = target
         self.iter = iter
         self.body = body

@@ -11,6 +11,10 @@ struct Parser {
     /// Names loaded inside the macro bodies being parsed (innermost last).
     var macroLoads: [Set<String>] = []
     var depth = 0
+    /// The line Jinja2 gives the expression node parsed last (for an operator, where its
+    /// parse loop stood; for `.x`, `[i]`, `(…)`, `|f` and `is t`, that token's line). Runtime
+    /// errors are reported on the line of the outermost node, as Jinja2 reports them.
+    var nodeLine = 1
     /// Nesting deeper than this (parentheses, chained operators, filters, blocks) is refused:
     /// Jinja2 itself stops near there with a RecursionError, and evaluation stays far from
     /// the end of the stack.
@@ -132,13 +136,12 @@ struct Parser {
             let token = current
             switch token.kind {
             case .data:
-                body.append(.templateData(token.text))
+                body.append(.templateData(Array(token.text.utf8)))
                 next()
             case .variableBegin:
                 next()
-                let line = current.line
                 let expr = try parseTuple(withCondexpr: true)
-                body.append(.output(expr, line: exprLine(line)))
+                body.append(.output(expr, line: nodeLine))
                 try expect(.variableEnd)
             case .blockBegin:
                 next()
@@ -153,8 +156,6 @@ struct Parser {
         }
         return body
     }
-
-    func exprLine(_ line: Int) -> Int { line }
 
     mutating func parseStatement() throws(TemplateError) -> [Node] {
         let token = current
@@ -256,15 +257,19 @@ struct Parser {
         try expectName("in")
         let iter = try parseTuple(withCondexpr: false, extraEndRules: ["recursive"])
         var test: Expr? = nil
-        if skipIfName("if") { test = try parseExpression() }
+        var testLine = line
+        if skipIfName("if") {
+            test = try parseExpression()
+            testLine = nodeLine
+        }
         let recursive = skipIfName("recursive")
         let body = try parseStatements(["endfor", "else"])
         var else_: [Node] = []
         if next().text != "endfor" {
             else_ = try parseStatements(["endfor"], dropNeedle: true)
         }
-        return .for(ForNode(target: target, iter: iter, body: body, else_: else_, test: test, recursive: recursive,
-                            loopSlot: slot(for: "loop"), line: line))
+        return .for(ForNode(target: target, iter: iter, body: body, else_: else_, test: test, testLine: testLine,
+                            recursive: recursive, loopSlot: slot(for: "loop"), line: line))
     }
 
     mutating func parseIf() throws(TemplateError) -> Node {
@@ -331,7 +336,8 @@ struct Parser {
         let body = try parseStatements(["endblock"], dropNeedle: true)
         if required {
             for node in body {
-                if case .templateData(let text) = node, !text.isEmpty, text.unicodeScalars.allSatisfy({ $0.properties.isWhitespace }) { continue }
+                if case .templateData(let bytes) = node, !bytes.isEmpty,
+                   String(decoding: bytes, as: UTF8.self).unicodeScalars.allSatisfy({ $0.properties.isWhitespace }) { continue }
                 throw fail("Required blocks can only contain comments or whitespace")
             }
         }
@@ -344,8 +350,8 @@ struct Parser {
         var nodes: [Node] = []
         while current.kind != .blockEnd {
             if !nodes.isEmpty { try expect(.comma) }
-            let line = current.line
-            nodes.append(.output(try parseExpression(), line: line))
+            let expr = try parseExpression()
+            nodes.append(.output(expr, line: nodeLine))
         }
         return nodes
     }
@@ -429,9 +435,8 @@ struct Parser {
 
     func makeTarget(_ expr: Expr) -> Target? {
         switch expr {
-        case .name(let name, let slot):
-            if ["true", "false", "none", "True", "False", "None"].contains(name) { return nil }
-            return .name(name, slot: slot)
+        case .name(let slot):
+            return .name(slot: slot)
         case .tuple(let items):
             var targets: [Target] = []
             for item in items {
@@ -439,8 +444,8 @@ struct Parser {
                 targets.append(target)
             }
             return .tuple(targets)
-        case .getattr(.name(let name, let slot), let attribute, _) where namespaceRefs.contains(name):
-            return .namespaceAttribute(name, slot: slot, attribute: attribute)
+        case .getattr(.name(let slot), let attribute, _) where namespaceRefs.contains(names[slot]):
+            return .namespaceAttribute(names[slot], slot: slot, attribute: attribute)
         default: return nil
         }
     }
@@ -480,40 +485,49 @@ struct Parser {
             var expr3: Expr? = nil
             if skipIfName("else") { expr3 = try parseCondexpr() }
             expr1 = .condExpr(test: expr2, expr1: expr1, expr2: expr3, line: line)
+            nodeLine = line
             line = current.line
         }
         return expr1
     }
 
     mutating func parseOr() throws(TemplateError) -> Expr {
+        var line = current.line
         var left = try parseAnd()
         let saved = depth
         defer { depth = saved }
         while skipIfName("or") {
             try deeper()
             left = .or(left, try parseAnd())
+            nodeLine = line
+            line = current.line
         }
         return left
     }
 
     mutating func parseAnd() throws(TemplateError) -> Expr {
+        var line = current.line
         var left = try parseNot()
         let saved = depth
         defer { depth = saved }
         while skipIfName("and") {
             try deeper()
             left = .and(left, try parseNot())
+            nodeLine = line
+            line = current.line
         }
         return left
     }
 
     mutating func parseNot() throws(TemplateError) -> Expr {
         if testName("not") {
-            next()
+            let line = next().line
             depth += 1
             defer { depth -= 1 }
             if depth > Parser.maximumDepth { throw fail("maximum nesting depth exceeded") }
-            return .not(try parseNot())
+            let operand = try parseNot()
+            nodeLine = line
+            return .not(operand)
         }
         return try parseCompare()
     }
@@ -547,10 +561,13 @@ struct Parser {
                 break
             }
         }
-        return ops.isEmpty ? expr : .compare(expr, ops)
+        if ops.isEmpty { return expr }
+        nodeLine = current.line
+        return .compare(expr, ops)
     }
 
     mutating func parseMath1() throws(TemplateError) -> Expr {
+        var line = current.line
         var left = try parseConcat()
         let saved = depth
         defer { depth = saved }
@@ -559,20 +576,26 @@ struct Parser {
             let op: BinaryOperator = current.kind == .add ? .add : .sub
             next()
             left = .binary(op, left, try parseConcat())
+            nodeLine = line
+            line = current.line
         }
         return left
     }
 
     mutating func parseConcat() throws(TemplateError) -> Expr {
+        let line = current.line
         var args = [try parseMath2()]
         while current.kind == .tilde {
             next()
             args.append(try parseMath2())
         }
-        return args.count == 1 ? args[0] : .concat(args)
+        if args.count == 1 { return args[0] }
+        nodeLine = line
+        return .concat(args)
     }
 
     mutating func parseMath2() throws(TemplateError) -> Expr {
+        var line = current.line
         var left = try parsePow()
         let saved = depth
         defer { depth = saved }
@@ -588,10 +611,13 @@ struct Parser {
             try deeper()
             next()
             left = .binary(op, left, try parsePow())
+            nodeLine = line
+            line = current.line
         }
     }
 
     mutating func parsePow() throws(TemplateError) -> Expr {
+        var line = current.line
         var left = try parseUnary()
         let saved = depth
         defer { depth = saved }
@@ -599,6 +625,8 @@ struct Parser {
             try deeper()
             next()
             left = .binary(.pow, left, try parseUnary())
+            nodeLine = line
+            line = current.line
         }
         return left
     }
@@ -609,11 +637,13 @@ struct Parser {
         if depth > Parser.maximumDepth { throw fail("maximum nesting depth exceeded") }
         var node: Expr
         if current.kind == .sub {
-            next()
+            let line = next().line
             node = .neg(try parseUnary(withFilter: false))
+            nodeLine = line
         } else if current.kind == .add {
-            next()
+            let line = next().line
             node = .pos(try parseUnary(withFilter: false))
+            nodeLine = line
         } else {
             node = try parsePrimary()
         }
@@ -624,6 +654,7 @@ struct Parser {
 
     mutating func parsePrimary(withNamespace: Bool = false) throws(TemplateError) -> Expr {
         let token = current
+        nodeLine = token.line
         switch token.kind {
         case .name:
             next()
@@ -637,10 +668,10 @@ struct Parser {
                     let attribute = try expect(.name)
                     namespaceRefs.insert(token.text)
                     noteLoad(token.text)
-                    return .getattr(.name(token.text, slot: slot(for: token.text)), attribute.text, dictMethod: false)
+                    return .getattr(.name(slot: slot(for: token.text)), attribute.text, dictMethod: false)
                 }
                 noteLoad(token.text)
-                return .name(token.text, slot: slot(for: token.text))
+                return .name(slot: slot(for: token.text))
             }
         case .string:
             next()
@@ -659,9 +690,13 @@ struct Parser {
             try expect(.rparen)
             return node
         case .lbracket:
-            return try parseList()
+            let node = try parseList()
+            nodeLine = token.line
+            return node
         case .lbrace:
-            return try parseDict()
+            let node = try parseDict()
+            nodeLine = token.line
+            return node
         default:
             throw fail("unexpected \(reprString(token.described))", token.line)
         }
@@ -675,6 +710,7 @@ struct Parser {
                              explicitParentheses: Bool = false, withNamespace: Bool = false) throws(TemplateError) -> Expr {
         var args: [Expr] = []
         var isTuple = false
+        var line = current.line
         while true {
             if !args.isEmpty { try expect(.comma) }
             if isTupleEnd(extraEndRules) { break }
@@ -684,7 +720,9 @@ struct Parser {
                 args.append(try parseExpression(withCondexpr: withCondexpr))
             }
             if current.kind == .comma { isTuple = true } else { break }
+            line = current.line
         }
+        if isTuple || args.isEmpty { nodeLine = line }
         if !isTuple {
             if let first = args.first { return first }
             if !explicitParentheses {
@@ -766,6 +804,7 @@ struct Parser {
 
     mutating func parseSubscript(_ node: Expr) throws(TemplateError) -> Expr {
         let token = next()
+        defer { nodeLine = token.line }
         if token.kind == .dot {
             let attribute = current
             next()
@@ -848,6 +887,7 @@ struct Parser {
     mutating func parseCall(_ node: Expr) throws(TemplateError) -> Expr {
         let line = current.line
         let arguments = try parseCallArgs()
+        nodeLine = line
         return .call(node, arguments, line: line)
     }
 
@@ -867,6 +907,7 @@ struct Parser {
             }
             let arguments = current.kind == .lparen ? try parseCallArgs() : CallArguments()
             node = .filter(node, FilterNode(name: name, arguments: arguments, function: filters[name], line: token.line))
+            nodeLine = token.line
             inline = false
         }
         return node
@@ -893,6 +934,7 @@ struct Parser {
         default: break
         }
         let test = Expr.test(node, TestNode(name: name, arguments: arguments, function: tests[name], line: token.line))
+        nodeLine = token.line
         return negated ? .not(test) : test
     }
 }

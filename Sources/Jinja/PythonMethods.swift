@@ -73,11 +73,11 @@ public func callMethod(_ receiver: Value, _ name: String, _ args: Arguments) thr
 /// "replace expected at least 2 arguments, got 1", the older `PyArg_ParseTuple` ones (`legacy`)
 /// "find() takes at least 1 argument (0 given)".
 private func positionalArguments(_ args: Arguments, _ method: String, min: Int, max: Int, owner: String = "str", legacy: Bool = false) throws(TemplateError) -> [Value] {
+    let count = args.positional.count
+    if args.keywords.isEmpty && count >= min && count <= max { return args.positional }
     let bare = method.split(separator: ".").last.map(String.init) ?? method
     let qualified = "\(owner).\(bare)"
     if !args.keywords.isEmpty { throw TemplateError(.type, "\(legacy ? bare : qualified)() takes no keyword arguments") }
-    let count = args.positional.count
-    if count >= min && count <= max { return args.positional }
     func arguments(_ n: Int) -> String { n == 1 ? "1 argument" : "\(n) arguments" }
     if max == 0 { throw TemplateError(.type, "\(qualified)() takes no arguments (\(count) given)") }
     if min == 1 && max == 1 { throw TemplateError(.type, "\(qualified)() takes exactly one argument (\(count) given)") }
@@ -721,9 +721,10 @@ private func callStringMethod(_ s: String, markup: Bool, _ name: String, _ args:
     case "replace":
         let a = try positionalArguments(args, "replace", min: 2, max: 3, owner: owner)
         let old = try stringArgument(a[0], "replace", position: 1)
-        let new = try stringArgument(a[1], "replace", position: 2)
+        // Markup escapes any replacement into a str first.
+        let new = markup ? escapeForMarkup(a[1]) : try stringArgument(a[1], "replace", position: 2)
         let count = a.count > 2 ? try intArgument(a[2]) : -1
-        return text(pyReplace(s, old, markup ? escapeForMarkup(a[1]) : new, count: count))
+        return text(pyReplace(s, old, new, count: count))
     case "find", "rfind", "index", "rindex", "count":
         let a = try positionalArguments(args, name, min: 1, max: 3, owner: owner, legacy: true)
         // CPython reads the slice bounds before it looks at the substring.

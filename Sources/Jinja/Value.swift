@@ -127,17 +127,36 @@ public final class DictRef {
     /// String-keyed members, as JSON objects deliver them; a repeated key keeps its first
     /// position and its last value.
     public init(stringPairs pairs: [(String, Value)]) {
+        // The reader's own array, as is: a tight copy would save its spare room (about 13 MB
+        // on the benchmark context) but costs more time than the memory it saves.
         strings = pairs
-        if pairs.count <= 1 { return }
-        // Python keeps one entry per key: look for repeats, rarely present.
+        mayRepeat = pairs.count > 1
+    }
+
+    /// Set while the members may contain a repeated key (a JSON object was taken as is);
+    /// checked on first use, so the many dicts of a context nobody looks at cost nothing.
+    private var mayRepeat = false
+
+    @inline(__always) private func settle() {
+        if mayRepeat { removeRepeats() }
+    }
+
+    /// Python keeps one entry per key, at the first key's position with the last value.
+    private func removeRepeats() {
+        mayRepeat = false
+        let pairs = strings
         var repeated = false
         if pairs.count <= DictRef.indexThreshold {
-            outer: for i in 1..<pairs.count {
-                let key = pairs[i].0
-                for j in 0..<i where pyStringEquals(pairs[j].0, key) {
-                    repeated = true
-                    break outer
+            // Lengths rule out nearly every pair before any bytes are compared.
+            repeated = withUnsafeTemporaryAllocation(of: Int.self, capacity: pairs.count) { lengths in
+                for i in 0..<pairs.count {
+                    let length = pairs[i].0.utf8.count
+                    for j in 0..<i where lengths[j] == length && pyStringEquals(pairs[j].0, pairs[i].0) {
+                        return true
+                    }
+                    lengths[i] = length
                 }
+                return false
             }
         } else {
             var seen = Set<String>(minimumCapacity: pairs.count)
@@ -152,21 +171,27 @@ public final class DictRef {
         }
     }
 
-    public var count: Int { general?.count ?? strings.count }
+    public var count: Int {
+        settle()
+        return general?.count ?? strings.count
+    }
 
     /// The key at `position` (insertion order).
     public func key(at position: Int) -> Value {
+        settle()
         if let general { return general[position].0 }
         return .string(strings[position].0)
     }
 
     /// The value at `position` (insertion order).
     public func value(at position: Int) -> Value {
+        settle()
         if let general { return general[position].1 }
         return strings[position].1
     }
 
     public var keys: [Value] {
+        settle()
         if let cachedKeys { return cachedKeys }
         let built: [Value] = general.map { $0.map { $0.0 } } ?? strings.map { .string($0.0) }
         cachedKeys = built
@@ -174,6 +199,7 @@ public final class DictRef {
     }
 
     public var values: [Value] {
+        settle()
         if let cachedValues { return cachedValues }
         let built: [Value] = general.map { $0.map { $0.1 } } ?? strings.map { $0.1 }
         cachedValues = built
@@ -181,10 +207,12 @@ public final class DictRef {
     }
 
     public var pairs: [(Value, Value)] {
-        general ?? strings.map { (.string($0.0), $0.1) }
+        settle()
+        return general ?? strings.map { (.string($0.0), $0.1) }
     }
 
     public func copy() -> DictRef {
+        settle()
         let other = DictRef()
         other.strings = strings
         if let general { other.general = general }
@@ -212,6 +240,7 @@ public final class DictRef {
     }
 
     public func position(of key: Value) -> Int? {
+        settle()
         switch key {
         case .string(let text), .markup(let text): return position(ofString: text)
         default: break
@@ -227,6 +256,7 @@ public final class DictRef {
     }
 
     public func position(ofString text: String) -> Int? {
+        settle()
         buildIndexIfNeeded()
         if let index { return index[DictKey(.string(text))] }
         if let general {
@@ -245,6 +275,7 @@ public final class DictRef {
     public subscript(key: Value) -> Value? {
         get { position(of: key).map { value(at: $0) } }
         set {
+            settle()
             changed()
             if let position = position(of: key) {
                 if let newValue {
@@ -270,6 +301,7 @@ public final class DictRef {
 
     /// The value for a str key: the evaluator's `x.name` fast path.
     @inline(__always) public func lookup(_ key: String) -> Value? {
+        settle()
         if extras == nil, strings.count <= DictRef.indexThreshold {
             return strings.withUnsafeBufferPointer { buffer -> Value? in
                 for i in 0..<buffer.count where pyStringEquals(buffer[i].0, key) { return buffer[i].1 }
@@ -285,12 +317,14 @@ public final class DictRef {
     }
 
     public func remove(at position: Int) {
+        settle()
         changed()
         if general != nil { general?.remove(at: position) } else { strings.remove(at: position) }
         index = nil
     }
 
     public func removeAll() {
+        mayRepeat = false
         changed()
         strings.removeAll()
         general = nil
@@ -673,7 +707,7 @@ func compareIntDouble(_ i: Int, _ d: Double) -> Int {
 /// code point differs from "e" plus a combining accent).
 @inline(__always) public func pyStringEquals(_ a: String, _ b: String) -> Bool {
     let count = a.utf8.count
-    guard count == b.utf8.count, a == b else { return false }
+    guard count == b.utf8.count else { return false }
     if count == 0 { return true }
     let same = a.utf8.withContiguousStorageIfAvailable { x in
         b.utf8.withContiguousStorageIfAvailable { y in

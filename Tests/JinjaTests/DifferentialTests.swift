@@ -2,6 +2,15 @@ import Foundation
 import Jinja
 import XCTest
 
+extension String {
+    /// The bytes as a String when they are valid UTF-8, byte order mark included.
+    init?(validatingUTF8Bytes data: Data) {
+        let text = String(decoding: data, as: UTF8.self)
+        guard text.utf8.elementsEqual(data) else { return nil }
+        self = text
+    }
+}
+
 /// Renders every case under Fixtures/cases/<group>/<case>/ with the engine and compares the
 /// result with what Python's jinja2 produced for it (expected.out or expected.err, written by
 /// generate-expected.py and committed). Each failing case is reported by its path.
@@ -85,7 +94,8 @@ final class DifferentialTests: XCTestCase {
             FileManager.default.contents(atPath: caseDirectory.appendingPathComponent(name).path)
         }
         guard let templateData = read("template.j2"),
-              let source = String(data: templateData, encoding: .utf8)
+              // Foundation's String(data:encoding:) drops a leading byte order mark; jinja2 keeps it.
+              let source = String(validatingUTF8Bytes: templateData)
         else { return "template.j2 is missing or not UTF-8" }
         let context = read("context.json").flatMap { String(data: $0, encoding: .utf8) } ?? "{}"
         let expectedOut = read("expected.out")
@@ -166,11 +176,29 @@ final class DifferentialTests: XCTestCase {
         while index < expectedLines.count, index < actualLines.count, expectedLines[index] == actualLines[index] {
             index += 1
         }
-        let want = index < expectedLines.count ? quoted(expectedLines[index]) : "<end of output>"
-        let got = index < actualLines.count ? quoted(actualLines[index]) : "<end of output>"
-        return "output differs at line \(index + 1) (expected \(expectedLines.count) lines, got \(actualLines.count)):\n"
-            + "    expected: \(want)\n"
-            + "    actual:   \(got)"
+        guard index < expectedLines.count, index < actualLines.count else {
+            let want = index < expectedLines.count ? quoted(expectedLines[index]) : "<end of output>"
+            let got = index < actualLines.count ? quoted(actualLines[index]) : "<end of output>"
+            return "output differs at line \(index + 1) (expected \(expectedLines.count) lines, got \(actualLines.count)):\n"
+                + "    expected: \(want)\n"
+                + "    actual:   \(got)"
+        }
+        // Long lines are shown around their first differing character only.
+        let want = Array(expectedLines[index].unicodeScalars)
+        let got = Array(actualLines[index].unicodeScalars)
+        var column = 0
+        while column < want.count, column < got.count, want[column] == got[column] { column += 1 }
+        let start = max(0, column - 60)
+        func window(_ scalars: [Unicode.Scalar]) -> String {
+            let end = min(scalars.count, start + 160)
+            var text = Substring("")
+            if start < end { text = Substring(String(String.UnicodeScalarView(scalars[start..<end]))) }
+            return (start > 0 ? "…" : "") + quoted(text) + (end < scalars.count ? "…" : "")
+        }
+        return "output differs at line \(index + 1), column \(column + 1) "
+            + "(expected \(expectedLines.count) lines, got \(actualLines.count)):\n"
+            + "    expected: \(window(want))\n"
+            + "    actual:   \(window(got))"
     }
 
     static func quoted(_ text: Substring) -> String {

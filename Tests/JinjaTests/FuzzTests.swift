@@ -121,6 +121,8 @@ enum FuzzWatch {
     nonisolated(unsafe) static var length = 0
     static let progress = Atomic<Int>(0)
     static let finished = Atomic<Bool>(false)
+    static let signals = [SIGSEGV, SIGBUS, SIGILL, SIGTRAP, SIGABRT, SIGFPE]
+    nonisolated(unsafe) static var previousActions: [sigaction] = []
 
     static func record(index: Int, seed: UInt64, source: String) {
         var text = "\nFuzzTests: template #\(index) of seed \(seed) (rerun with JINJA_FUZZ_SEED=\(seed) JINJA_FUZZ_ONLY=\(index)):\n"
@@ -155,8 +157,10 @@ enum FuzzWatch {
         }
         action.sa_flags = Int32(SA_ONSTACK) | Int32(bitPattern: UInt32(SA_RESETHAND))
         sigemptyset(&action.sa_mask)
-        for signal in [SIGSEGV, SIGBUS, SIGILL, SIGTRAP, SIGABRT, SIGFPE] {
-            sigaction(signal, &action, nil)
+        previousActions = signals.map { signal in
+            var previous = sigaction()
+            sigaction(signal, &action, &previous)
+            return previous
         }
         Thread.detachNewThread {
             var last = -1
@@ -175,8 +179,14 @@ enum FuzzWatch {
         }
     }
 
+    /// Stops the watchdog and gives the signals back to whoever handled them before, so a
+    /// later test's crash is not reported as a fuzz template's.
     static func finish() {
         finished.store(true, ordering: .relaxed)
+        for (signal, previous) in zip(signals, previousActions) {
+            var action = previous
+            sigaction(signal, &action, nil)
+        }
     }
 }
 
