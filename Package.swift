@@ -26,7 +26,7 @@ let package = Package(
         .executableTarget(name: "Supervisor", dependencies: ["Shared", "CSystem"]),
         .executableTarget(name: "Watcher", dependencies: ["Shared", "Jinja", "CCurl", "CSystem"], swiftSettings: crossModule),
         .testTarget(name: "SharedTests", dependencies: ["Shared"]),
-        .testTarget(name: "JinjaTests", dependencies: ["Jinja", "Shared"], exclude: ["Fixtures", "generate-expected.py"]),
+        .testTarget(name: "JinjaTests", dependencies: ["Jinja", "Shared"], exclude: ["Fixtures", "generate-expected.py", "compare-random.py"]),
         // Real parts for integration tests: binaries, backends, the supervisor, free ports.
         .target(name: "IntegrationSupport", dependencies: ["Shared"], path: "Tests/IntegrationSupport", exclude: ["backend.py"]),
         .testTarget(name: "SupervisorTests", dependencies: ["Shared", "IntegrationSupport"]),
