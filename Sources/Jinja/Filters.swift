@@ -21,7 +21,9 @@
 //
 // Filters that return generators in Jinja2 (`map`, `select`, `batch`, …) return lists here.
 
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 public typealias Filter = @Sendable (FilterCall) throws(TemplateError) -> Value
 public typealias Test = @Sendable (FilterCall) throws(TemplateError) -> Bool
@@ -505,7 +507,7 @@ private func roundFloat(_ d: Double, _ digits: Int) -> Double {
     if digits > 323 { return d }
     if digits < -308 { return 0.0 * d }
     if digits >= 0 {
-        let text = String(format: "%.\(digits)f", d)
+        let text = cFormat("%.\(digits)f", d)
         return Double(text) ?? d
     }
     let scale = pow(10.0, Double(-digits))
@@ -530,7 +532,7 @@ private func roundInteger(_ value: Value, _ digits: Int) -> Value {
 /// `pow` for negative n.
 private func pow10(_ n: Int) -> Double {
     if n >= 0 { return Double("1e\(n)") ?? .infinity }
-    return Foundation.pow(10.0, Double(n))
+    return pow(10.0, Double(n))
 }
 
 /// Elements of an iterable, with Jinja2's "Undefined iterates empty".

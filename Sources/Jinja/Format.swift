@@ -1,6 +1,8 @@
 // Python's repr(), float printing, HTML escaping and `%`-formatting.
 
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Python's `repr(x)`.
 public func repr(_ value: Value) -> String {
@@ -375,7 +377,7 @@ public func percentFormat(_ format: String, _ values: Value) throws(TemplateErro
                 if alternate { spec += "#" }
                 spec += ".\(precision ?? 6)"
                 spec.unicodeScalars.append(conversion)
-                body = String(format: spec, abs(d))
+                body = cFormat(spec, abs(d))
             }
             if d < 0 || (d == 0 && d.sign == .minus) { signPrefix = "-" } else if plus { signPrefix = "+" } else if space { signPrefix = " " }
         case "c":
@@ -391,7 +393,7 @@ public func percentFormat(_ format: String, _ values: Value) throws(TemplateErro
             default: throw TemplateError(.type, "%c requires int or char")
             }
         default:
-            let code = String(format: "0x%x", conversion.value)
+            let code = "0x" + String(conversion.value, radix: 16)
             throw TemplateError(.value, "unsupported format character '\(conversion)' (\(code)) at index \(i - 1)")
         }
         let total = signPrefix.unicodeScalars.count + body.unicodeScalars.count
@@ -495,4 +497,15 @@ func bigRadix(_ b: BigInt, radix: Int) -> String {
         current = q
     }
     return digits.isEmpty ? "0" : String(digits.reversed())
+}
+
+/// C's printf formatting of one double, which Python's own float formatting follows.
+func cFormat(_ format: String, _ value: Double) -> String {
+    var buffer = [CChar](repeating: 0, count: 128)
+    let needed = withVaList([value]) { vsnprintf(&buffer, buffer.count, format, $0) }
+    if needed >= buffer.count {
+        buffer = [CChar](repeating: 0, count: Int(needed) + 1)
+        _ = withVaList([value]) { vsnprintf(&buffer, buffer.count, format, $0) }
+    }
+    return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }

@@ -1,6 +1,8 @@
 // Python's arithmetic and comparison operators on template values.
 
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `TypeError: unsupported operand type(s) for +: 'int' and 'str'`.
 func unsupported(_ symbol: String, _ a: Value, _ b: Value) -> TemplateError {
@@ -242,12 +244,12 @@ func pyPow(_ a: Value, _ b: Value) throws(TemplateError) -> Value {
         case .small(let e):
             let base = x.big.doubleValue
             if base == 0 { throw TemplateError(.zeroDivision, "0.0 cannot be raised to a negative power") }
-            return .float(Foundation.pow(base, Double(e)))
+            return .float(Glibc.pow(base, Double(e)))
         case .big(let e):
             if e.negative {
                 let base = x.big.doubleValue
                 if base == 0 { throw TemplateError(.zeroDivision, "0.0 cannot be raised to a negative power") }
-                return .float(Foundation.pow(base, e.doubleValue))
+                return .float(Glibc.pow(base, e.doubleValue))
             }
             if case .small(let i) = x, i == 0 || i == 1 { return .int(i) }
             if case .small(let i) = x, i == -1 { return .int(e.limbs.first.map { $0 & 1 == 1 ? -1 : 1 } ?? 1) }
@@ -257,7 +259,7 @@ func pyPow(_ a: Value, _ b: Value) throws(TemplateError) -> Value {
     guard a.isNumber, b.isNumber, let x = a.doubleValue, let y = b.doubleValue else { throw unsupported("** or pow()", a, b) }
     if x == 0 && y < 0 { throw TemplateError(.zeroDivision, "0.0 cannot be raised to a negative power") }
     if x < 0 && y.rounded() != y { throw TemplateError(.type, "complex results are not supported") }
-    let result = Foundation.pow(x, y)
+    let result = Glibc.pow(x, y)
     if result.isInfinite && x.isFinite && y.isFinite { throw TemplateError(.overflow, "(34, 'Numerical result out of range')") }
     return .float(result)
 }

@@ -5,7 +5,9 @@
 // Strings are handled by code point, as Python does: searches run on UTF-8 bytes (a byte
 // match is a code point match) and positions are reported in code points.
 
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Whether `receiver` has a Python method `name` (so `receiver.name` is that method).
 public func methodExists(_ receiver: Value, _ name: String) -> Bool {
@@ -285,7 +287,11 @@ func pySwapcase(_ s: String) -> String {
 /// Python's `str.casefold()`: Unicode full case folding.
 func pyCasefold(_ s: String) -> String {
     if s.utf8.allSatisfy({ $0 < 0x80 }) { return pyLower(s) }
-    return s.folding(options: [.caseInsensitive], locale: nil)
+    var out = ""
+    for scalar in s.unicodeScalars {
+        if let folded = caseFoldingExceptions[scalar.value] { out += folded } else { out += scalar.properties.lowercaseMapping }
+    }
+    return out
 }
 
 /// Byte offset of the first occurrence of `needle` in `haystack[from..<to]`, or nil.
@@ -1321,7 +1327,7 @@ private func formatFloat(_ value: Double, _ spec: FormatSpec) throws(TemplateErr
 /// C's printf conversion of a finite non-negative double (glibc rounds correctly, as Python does).
 func cFormat(_ d: Double, precision: Int, conversion: String) -> String {
     let alternate = conversion.hasPrefix("#")
-    return String(format: "%\(alternate ? "#" : "").\(precision)\(conversion.dropFirst(alternate ? 1 : 0))", d)
+    return cFormat("%\(alternate ? "#" : "").\(precision)\(conversion.dropFirst(alternate ? 1 : 0))", d)
 }
 
 // MARK: - list, dict and number methods
@@ -1516,7 +1522,7 @@ private func callNumberMethod(_ value: Value, _ name: String, _ args: Arguments)
         return .tuple([floatToInteger(numerator), floatToInteger(denominator)])
     case (.float(let d), "hex"):
         _ = try positionalArguments(args, "hex", min: 0, max: 0, owner: "float")
-        return .string(String(format: "%a", d))
+        return .string(cFormat("%a", d))
     case (_, "as_integer_ratio"):
         _ = try positionalArguments(args, "as_integer_ratio", min: 0, max: 0, owner: value.typeName)
         if case .bool(let b) = value { return .tuple([.int(b ? 1 : 0), .int(1)]) }
