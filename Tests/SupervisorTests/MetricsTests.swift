@@ -91,36 +91,7 @@ final class MetricsTests: XCTestCase {
         XCTAssertTrue(result.stderr.contains("KUBE_HAPROXY_METRICS_ADDR=\"everywhere\" is not valid"), result.stderr)
     }
 
-    /// Scrapes /metrics and checks the text is Prometheus' exposition format: every sample's
-    /// family announced by HELP and TYPE first, names and labels well formed, values numbers.
     private func scrape(_ base: String) throws -> [String: Double] {
-        let response = httpGet(base + "/metrics")
-        XCTAssertEqual(response.code, "200")
-        var samples: [String: Double] = [:]
-        var typed: Set<String> = []
-        let name = try NSRegularExpression(pattern: #"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*"(,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*")*)?\})? (-?[0-9.]+(?:[eE][-+]?[0-9]+)?|NaN|\+Inf|-Inf)$"#)
-        for line in response.body.split(separator: "\n").map(String.init) {
-            if line.hasPrefix("# HELP ") { continue }
-            if line.hasPrefix("# TYPE ") {
-                let parts = line.split(separator: " ")
-                XCTAssertEqual(parts.count, 4, line)
-                XCTAssertTrue(["counter", "gauge", "histogram", "summary", "untyped"].contains(String(parts.last ?? "")), line)
-                typed.insert(String(parts[2]))
-                continue
-            }
-            let range = NSRange(line.startIndex..., in: line)
-            guard let match = name.firstMatch(in: line, range: range), let family = Range(match.range(at: 1), in: line),
-                  let value = Range(match.range(at: 5), in: line) else {
-                XCTFail("not an exposition line: \(line)")
-                continue
-            }
-            let metric = String(line[family])
-            let base = ["_bucket", "_sum", "_count"].reduce(metric) { name, suffix in
-                name.hasSuffix(suffix) && typed.contains(String(name.dropLast(suffix.count))) ? String(name.dropLast(suffix.count)) : name
-            }
-            XCTAssertTrue(typed.contains(base), "sample before its TYPE line: \(line)")
-            samples[String(line[..<value.lowerBound].dropLast())] = Double(line[value]) ?? .nan
-        }
-        return samples
+        try scrapeMetrics(base + "/metrics")
     }
 }
