@@ -151,6 +151,29 @@ public enum JSONReader {
 
         mutating func parseNumber() throws(JSONError) -> B.Value {
             let start = position
+            let isInteger = try scanNumber()
+            let slice = UnsafeBufferPointer(rebasing: bytes[start..<position])
+            if isInteger {
+                if slice.count <= 18 {
+                    var value = 0
+                    var negative = false
+                    for byte in slice {
+                        if byte == UInt8(ascii: "-") { negative = true } else { value = value &* 10 &+ Int(byte &- 48) }
+                    }
+                    return B.makeInteger(negative ? -value : value)
+                }
+                let digits = String(decoding: slice, as: UTF8.self)
+                if let value = Int(digits) { return B.makeInteger(value) }
+                return B.makeBigInteger(digits: digits)
+            }
+            let text = String(decoding: slice, as: UTF8.self)
+            guard let value = Double(text) else { throw error("Invalid number", at: start) }
+            return B.makeDouble(value)
+        }
+
+        /// Moves past a number's text; true when it is an integer (no fraction, no exponent).
+        mutating func scanNumber() throws(JSONError) -> Bool {
+            let start = position
             var isInteger = true
             if bytes[position] == UInt8(ascii: "-") { position += 1 }
             guard position < bytes.count, isDigit(bytes[position]) else { throw error("Expecting value", at: start) }
@@ -172,23 +195,7 @@ public enum JSONReader {
                 guard position < bytes.count, isDigit(bytes[position]) else { throw error("Expecting exponent digits") }
                 while position < bytes.count, isDigit(bytes[position]) { position += 1 }
             }
-            let slice = UnsafeBufferPointer(rebasing: bytes[start..<position])
-            if isInteger {
-                if slice.count <= 18 {
-                    var value = 0
-                    var negative = false
-                    for byte in slice {
-                        if byte == UInt8(ascii: "-") { negative = true } else { value = value &* 10 &+ Int(byte &- 48) }
-                    }
-                    return B.makeInteger(negative ? -value : value)
-                }
-                let digits = String(decoding: slice, as: UTF8.self)
-                if let value = Int(digits) { return B.makeInteger(value) }
-                return B.makeBigInteger(digits: digits)
-            }
-            let text = String(decoding: slice, as: UTF8.self)
-            guard let value = Double(text) else { throw error("Invalid number", at: start) }
-            return B.makeDouble(value)
+            return isInteger
         }
 
         @inline(__always) func isDigit(_ byte: UInt8) -> Bool { byte >= 48 && byte <= 57 }
@@ -388,4 +395,190 @@ public enum JSONValueBuilder: JSONBuilder {
     public static func makeString(_ value: String) -> JSONValue { .string(value) }
     public static func makeArray(_ elements: [JSONValue]) -> JSONValue { .array(elements) }
     public static func makeObject(_ members: [(String, JSONValue)]) -> JSONValue { .object(members) }
+}
+
+// MARK: - Checking without building, and walking checked text
+
+extension JSONReader {
+    /// Checks that `bytes` hold one JSON value, failing with the error `parse` would report,
+    /// without building anything. Documents read lazily are checked once this way, so that
+    /// the unchecked walks below can never meet malformed text.
+    public static func validate(_ bytes: UnsafeBufferPointer<UInt8>) throws(JSONError) {
+        // The builder type is never used: checking builds no values.
+        var parser = Parser<JSONValueBuilder>(bytes: bytes)
+        parser.skipWhitespace()
+        try parser.skipValue(depth: 0)
+        parser.skipWhitespace()
+        if parser.position != bytes.count { throw parser.error("Extra data after the JSON value") }
+    }
+
+    /// The position after the whitespace at `position` in text `validate` accepted.
+    @inline(__always)
+    public static func skipValidatedWhitespace(_ bytes: UnsafeBufferPointer<UInt8>, from position: Int) -> Int {
+        var position = position
+        while position < bytes.count {
+            switch bytes[position] {
+            case 0x20, 0x0A, 0x0D, 0x09: position += 1
+            default: return position
+            }
+        }
+        return position
+    }
+
+    /// The end of the string whose opening quote is at `position` (the position after its
+    /// closing quote), in text `validate` accepted.
+    @inline(__always)
+    public static func endOfValidatedString(_ bytes: UnsafeBufferPointer<UInt8>, from position: Int) -> Int {
+        var position = position + 1
+        while position < bytes.count {
+            let byte = bytes[position]
+            if byte == UInt8(ascii: "\"") { return position + 1 }
+            position += byte == UInt8(ascii: "\\") ? 2 : 1
+        }
+        return bytes.count
+    }
+
+    /// The end of the value that starts at `position`, in text `validate` accepted: nested
+    /// objects and arrays are stepped over by counting brackets outside strings.
+    public static func endOfValidatedValue(_ bytes: UnsafeBufferPointer<UInt8>, from position: Int) -> Int {
+        var position = position
+        guard position < bytes.count else { return position }
+        switch bytes[position] {
+        case UInt8(ascii: "\""):
+            return endOfValidatedString(bytes, from: position)
+        case UInt8(ascii: "{"), UInt8(ascii: "["):
+            var depth = 0
+            while position < bytes.count {
+                switch bytes[position] {
+                case UInt8(ascii: "\""):
+                    position = endOfValidatedString(bytes, from: position)
+                    continue
+                case UInt8(ascii: "{"), UInt8(ascii: "["):
+                    depth += 1
+                case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                    depth -= 1
+                    if depth == 0 { return position + 1 }
+                default:
+                    break
+                }
+                position += 1
+            }
+            return position
+        default:
+            // A number or a literal: it runs to the next delimiter.
+            while position < bytes.count {
+                switch bytes[position] {
+                case UInt8(ascii: ","), UInt8(ascii: "}"), UInt8(ascii: "]"), 0x20, 0x0A, 0x0D, 0x09: return position
+                default: position += 1
+                }
+            }
+            return position
+        }
+    }
+}
+
+extension JSONReader.Parser {
+    /// `parseValue` without the values: the same checks in the same order, so the same
+    /// errors at the same places.
+    mutating func skipValue(depth: Int) throws(JSONError) {
+        guard position < bytes.count else { throw error("Expecting value") }
+        switch bytes[position] {
+        case UInt8(ascii: "{"): try skipObject(depth: depth + 1)
+        case UInt8(ascii: "["): try skipArray(depth: depth + 1)
+        case UInt8(ascii: "\""): try skipString()
+        case UInt8(ascii: "t"): try expectLiteral("true")
+        case UInt8(ascii: "f"): try expectLiteral("false")
+        case UInt8(ascii: "n"): try expectLiteral("null")
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): _ = try scanNumber()
+        default: throw error("Expecting value")
+        }
+    }
+
+    mutating func skipObject(depth: Int) throws(JSONError) {
+        if depth > JSONReader.maximumDepth { throw error("Nesting deeper than \(JSONReader.maximumDepth) levels") }
+        position += 1
+        skipWhitespace()
+        if position < bytes.count, bytes[position] == UInt8(ascii: "}") {
+            position += 1
+            return
+        }
+        while true {
+            skipWhitespace()
+            guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else {
+                throw error("Expecting property name enclosed in double quotes")
+            }
+            try skipString()
+            skipWhitespace()
+            guard position < bytes.count, bytes[position] == UInt8(ascii: ":") else {
+                throw error("Expecting ':' delimiter")
+            }
+            position += 1
+            skipWhitespace()
+            try skipValue(depth: depth)
+            skipWhitespace()
+            guard position < bytes.count else { throw error("Expecting ',' delimiter") }
+            if bytes[position] == UInt8(ascii: ",") { position += 1; continue }
+            if bytes[position] == UInt8(ascii: "}") { position += 1; return }
+            throw error("Expecting ',' delimiter")
+        }
+    }
+
+    mutating func skipArray(depth: Int) throws(JSONError) {
+        if depth > JSONReader.maximumDepth { throw error("Nesting deeper than \(JSONReader.maximumDepth) levels") }
+        position += 1
+        skipWhitespace()
+        if position < bytes.count, bytes[position] == UInt8(ascii: "]") {
+            position += 1
+            return
+        }
+        while true {
+            skipWhitespace()
+            try skipValue(depth: depth)
+            skipWhitespace()
+            guard position < bytes.count else { throw error("Expecting ',' delimiter") }
+            if bytes[position] == UInt8(ascii: ",") { position += 1; continue }
+            if bytes[position] == UInt8(ascii: "]") { position += 1; return }
+            throw error("Expecting ',' delimiter")
+        }
+    }
+
+    /// `parseString`'s checks (control characters, escapes, `\uXXXX` and surrogate pairs,
+    /// termination) without decoding.
+    mutating func skipString() throws(JSONError) {
+        let start = position
+        position += 1
+        while position < bytes.count {
+            let byte = bytes[position]
+            if byte == UInt8(ascii: "\"") {
+                position += 1
+                return
+            }
+            if byte < 0x20 { throw error("Invalid control character in string") }
+            if byte != UInt8(ascii: "\\") {
+                position += 1
+                continue
+            }
+            position += 1
+            guard position < bytes.count else { break }
+            let escape = bytes[position]
+            position += 1
+            switch escape {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
+                 UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                continue
+            case UInt8(ascii: "u"):
+                let scalar = try parseHex4()
+                if (0xD800..<0xDC00).contains(scalar), position + 1 < bytes.count,
+                   bytes[position] == UInt8(ascii: "\\"), bytes[position + 1] == UInt8(ascii: "u") {
+                    let save = position
+                    position += 2
+                    let low = try parseHex4()
+                    if !(0xDC00..<0xE000).contains(low) { position = save }
+                }
+            default:
+                throw error("Invalid \\escape", at: position - 2)
+            }
+        }
+        throw error("Unterminated string starting", at: start)
+    }
 }
