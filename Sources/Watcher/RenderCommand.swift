@@ -244,15 +244,16 @@ enum RenderCommand {
             var info = stat()
             if stat(contextPath, &info) == 0 { prepareHeap(forContextOf: Int(info.st_size)) }
             if let mapped = MappedFile(path: contextPath) {
-                // Parsed straight from the page cache: no copy of a context of many megabytes.
-                parsed = Result { () throws(JSONError) in try JSONReader.parse(mapped.bytes, as: ValueJSONBuilder.self) }
-                mapped.unmap()
+                // Read straight from the page cache, no copy of a context of many megabytes; the
+                // mapping stays while the values read lazily from it live.
+                let text = JSONText(unsafeBytes: mapped.bytes) { _ in mapped.unmap() }
+                parsed = Result { () throws(JSONError) in try Value.parseJSONLazily(text) }
             } else {
                 guard let contextBytes = readFile(contextPath) else {
                     writeError("kube-haproxy-watcher render: cannot read \(contextPath): \(String(cString: strerror(errno)))")
                     return 2
                 }
-                parsed = Result { () throws(JSONError) in try JSONReader.parse(contextBytes, as: ValueJSONBuilder.self) }
+                parsed = Result { () throws(JSONError) in try Value.parseJSONLazily(contextBytes) }
             }
             let value: Value
             switch parsed {
