@@ -18,6 +18,9 @@ import Glibc
 public final class JSONText {
     let bytes: UnsafeBufferPointer<UInt8>
     private let release: (UnsafeBufferPointer<UInt8>) -> Void
+    /// Noted when the text is validated; reading a member after a large one searches here
+    /// instead of scanning.
+    fileprivate(set) var containerEnds = JSONContainerEnds(recording: false)
 
     /// A copy of `bytes`.
     public convenience init(_ bytes: [UInt8]) {
@@ -65,9 +68,11 @@ extension Value {
         guard bytes.count < LazyJSONObject.Member.escapedKey else {
             return try JSONReader.parse(bytes, as: ValueJSONBuilder.self)
         }
-        try JSONReader.validate(bytes)
+        var ends = JSONContainerEnds()
+        try JSONReader.validate(bytes, containerEnds: &ends)
+        text.containerEnds = ends
         let start = JSONReader.skipValidatedWhitespace(bytes, from: 0)
-        return lazyJSONValue(text, from: start, to: JSONReader.endOfValidatedValue(bytes, from: start))
+        return lazyJSONValue(text, from: start, to: JSONReader.endOfValidatedValue(bytes, from: start, containerEnds: ends))
     }
 }
 
@@ -158,7 +163,7 @@ final class LazyJSONObject {
             }
             position = JSONReader.skipValidatedWhitespace(bytes, from: keyEnd + 1) + 1 // past ':'
             let valueStart = JSONReader.skipValidatedWhitespace(bytes, from: position)
-            let valueEnd = JSONReader.endOfValidatedValue(bytes, from: valueStart)
+            let valueEnd = JSONReader.endOfValidatedValue(bytes, from: valueStart, containerEnds: text.containerEnds)
             members.append(Member(keyStart: UInt32(keyStart), keyEnd: UInt32(keyEnd | (plain ? 0 : Member.escapedKey)),
                                   valueStart: UInt32(valueStart), valueEnd: UInt32(valueEnd)))
             position = JSONReader.skipValidatedWhitespace(bytes, from: valueEnd)
@@ -249,7 +254,7 @@ final class LazyJSONArray {
         var position = JSONReader.skipValidatedWhitespace(bytes, from: start + 1)
         guard bytes[position] != UInt8(ascii: "]") else { return elements }
         while true {
-            let end = JSONReader.endOfValidatedValue(bytes, from: position)
+            let end = JSONReader.endOfValidatedValue(bytes, from: position, containerEnds: text.containerEnds)
             elements.append(lazyJSONValue(text, from: position, to: end))
             position = JSONReader.skipValidatedWhitespace(bytes, from: end)
             if bytes[position] == UInt8(ascii: "]") { return elements }

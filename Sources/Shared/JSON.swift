@@ -404,10 +404,18 @@ extension JSONReader {
     /// without building anything. Documents read lazily are checked once this way, so that
     /// the unchecked walks below can never meet malformed text.
     public static func validate(_ bytes: UnsafeBufferPointer<UInt8>) throws(JSONError) {
+        var ends = JSONContainerEnds(recording: false)
+        try validate(bytes, containerEnds: &ends)
+    }
+
+    /// `validate`, noting where the larger objects and arrays end on the way.
+    public static func validate(_ bytes: UnsafeBufferPointer<UInt8>, containerEnds: inout JSONContainerEnds) throws(JSONError) {
+        // Positions are noted in 32 bits.
+        if bytes.count > Int(UInt32.max) { containerEnds = JSONContainerEnds(recording: false) }
         // The builder type is never used: checking builds no values.
         var parser = Parser<JSONValueBuilder>(bytes: bytes)
         parser.skipWhitespace()
-        try parser.skipValue(depth: 0)
+        try parser.skipValue(depth: 0, &containerEnds)
         parser.skipWhitespace()
         if parser.position != bytes.count { throw parser.error("Extra data after the JSON value") }
     }
@@ -438,15 +446,18 @@ extension JSONReader {
         return bytes.count
     }
 
-    /// The end of the value that starts at `position`, in text `validate` accepted: nested
-    /// objects and arrays are stepped over by counting brackets outside strings.
-    public static func endOfValidatedValue(_ bytes: UnsafeBufferPointer<UInt8>, from position: Int) -> Int {
+    /// The end of the value that starts at `position`, in text `validate` accepted: a larger
+    /// object or array ends where `containerEnds` says, a smaller one is stepped over by
+    /// counting brackets outside strings.
+    public static func endOfValidatedValue(_ bytes: UnsafeBufferPointer<UInt8>, from position: Int,
+                                           containerEnds: JSONContainerEnds) -> Int {
         var position = position
         guard position < bytes.count else { return position }
         switch bytes[position] {
         case UInt8(ascii: "\""):
             return endOfValidatedString(bytes, from: position)
         case UInt8(ascii: "{"), UInt8(ascii: "["):
+            if let end = containerEnds.end(ofContainerAt: position) { return end }
             var depth = 0
             while position < bytes.count {
                 switch bytes[position] {
@@ -480,11 +491,17 @@ extension JSONReader {
 extension JSONReader.Parser {
     /// `parseValue` without the values: the same checks in the same order, so the same
     /// errors at the same places.
-    mutating func skipValue(depth: Int) throws(JSONError) {
+    mutating func skipValue(depth: Int, _ ends: inout JSONContainerEnds) throws(JSONError) {
         guard position < bytes.count else { throw error("Expecting value") }
         switch bytes[position] {
-        case UInt8(ascii: "{"): try skipObject(depth: depth + 1)
-        case UInt8(ascii: "["): try skipArray(depth: depth + 1)
+        case UInt8(ascii: "{"):
+            let note = ends.open(at: position)
+            try skipObject(depth: depth + 1, &ends)
+            ends.close(note, at: position)
+        case UInt8(ascii: "["):
+            let note = ends.open(at: position)
+            try skipArray(depth: depth + 1, &ends)
+            ends.close(note, at: position)
         case UInt8(ascii: "\""): try skipString()
         case UInt8(ascii: "t"): try expectLiteral("true")
         case UInt8(ascii: "f"): try expectLiteral("false")
@@ -494,7 +511,7 @@ extension JSONReader.Parser {
         }
     }
 
-    mutating func skipObject(depth: Int) throws(JSONError) {
+    mutating func skipObject(depth: Int, _ ends: inout JSONContainerEnds) throws(JSONError) {
         if depth > JSONReader.maximumDepth { throw error("Nesting deeper than \(JSONReader.maximumDepth) levels") }
         position += 1
         skipWhitespace()
@@ -514,7 +531,7 @@ extension JSONReader.Parser {
             }
             position += 1
             skipWhitespace()
-            try skipValue(depth: depth)
+            try skipValue(depth: depth, &ends)
             skipWhitespace()
             guard position < bytes.count else { throw error("Expecting ',' delimiter") }
             if bytes[position] == UInt8(ascii: ",") { position += 1; continue }
@@ -523,7 +540,7 @@ extension JSONReader.Parser {
         }
     }
 
-    mutating func skipArray(depth: Int) throws(JSONError) {
+    mutating func skipArray(depth: Int, _ ends: inout JSONContainerEnds) throws(JSONError) {
         if depth > JSONReader.maximumDepth { throw error("Nesting deeper than \(JSONReader.maximumDepth) levels") }
         position += 1
         skipWhitespace()
@@ -533,7 +550,7 @@ extension JSONReader.Parser {
         }
         while true {
             skipWhitespace()
-            try skipValue(depth: depth)
+            try skipValue(depth: depth, &ends)
             skipWhitespace()
             guard position < bytes.count else { throw error("Expecting ',' delimiter") }
             if bytes[position] == UInt8(ascii: ",") { position += 1; continue }
@@ -580,5 +597,51 @@ extension JSONReader.Parser {
             }
         }
         throw error("Unterminated string starting", at: start)
+    }
+}
+
+/// Where the objects and arrays of at least `minimumLength` bytes of a validated document end,
+/// by where they start: walking over one of them later (to reach the members after it) costs
+/// a binary search instead of a scan, however deep the document is read.
+public struct JSONContainerEnds: Sendable {
+    /// Smaller containers are scanned faster than searched for, and most of a document's
+    /// containers are small: a handful of entries per Kubernetes object.
+    public static let minimumLength = 256
+    private var recording: Bool
+    /// Sorted: an entry is made when a container opens (after its parent's) and dropped when
+    /// it closes short, by which time its smaller children are dropped too.
+    private var starts: [UInt32] = []
+    private var ends: [UInt32] = []
+
+    public init(recording: Bool = true) { self.recording = recording }
+
+    @inline(__always) mutating func open(at position: Int) -> Int {
+        guard recording else { return -1 }
+        starts.append(UInt32(truncatingIfNeeded: position))
+        ends.append(0)
+        return starts.count - 1
+    }
+
+    @inline(__always) mutating func close(_ note: Int, at end: Int) {
+        guard note >= 0 else { return }
+        if end - Int(starts[note]) < JSONContainerEnds.minimumLength {
+            starts.removeLast()
+            ends.removeLast()
+        } else {
+            ends[note] = UInt32(truncatingIfNeeded: end)
+        }
+    }
+
+    /// The position after the object or array that starts at `start`, if it was noted.
+    public func end(ofContainerAt start: Int) -> Int? {
+        var low = 0
+        var high = starts.count
+        let wanted = UInt32(truncatingIfNeeded: start)
+        while low < high {
+            let middle = (low + high) / 2
+            if starts[middle] < wanted { low = middle + 1 } else { high = middle }
+        }
+        guard low < starts.count, starts[low] == wanted else { return nil }
+        return Int(ends[low])
     }
 }

@@ -124,7 +124,10 @@ final class LazyJSONTests: XCTestCase {
         switch generator.next(depth > 3 ? 5 : 8) {
         case 0: text += ["null", "true", "false"][generator.next(3)]
         case 1: text += ["0", "-1", "42", "1.5", "-0.0", "2e10", "1E-3", "123456789012345678901234567890", "-9223372036854775808"][generator.next(9)]
-        case 2, 3: text += ["\"\"", "\"web\"", "\"a\\nb\"", "\"\\u00e9\\ud83d\\ude00\"", "\"\\ud800x\"", "\"q\\\"\\\\\"", "\"caf\u{e9}\""][generator.next(7)]
+        case 2, 3:
+            // Long strings make containers long enough for the validator to note their ends.
+            text += ["\"\"", "\"web\"", "\"a\\nb\"", "\"\\u00e9\\ud83d\\ude00\"", "\"\\ud800x\"", "\"q\\\"\\\\\"", "\"caf\u{e9}\"",
+                     "\"" + String(repeating: "long [text] {", count: 12) + "\""][generator.next(8)]
         case 4: text += ["[]", "{}", "[ ]", "{ }"][generator.next(4)]
         case 5, 6:
             text += "{"
