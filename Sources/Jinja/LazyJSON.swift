@@ -150,6 +150,7 @@ final class LazyJSONObject {
 
     private func scanMembers() -> [Member] {
         let bytes = text.bytes
+        let ends = text.containerEnds
         var members: [Member] = []
         var position = JSONReader.skipValidatedWhitespace(bytes, from: start + 1)
         guard bytes[position] != UInt8(ascii: "}") else { return members }
@@ -163,7 +164,7 @@ final class LazyJSONObject {
             }
             position = JSONReader.skipValidatedWhitespace(bytes, from: keyEnd + 1) + 1 // past ':'
             let valueStart = JSONReader.skipValidatedWhitespace(bytes, from: position)
-            let valueEnd = JSONReader.endOfValidatedValue(bytes, from: valueStart, containerEnds: text.containerEnds)
+            let valueEnd = JSONReader.endOfValidatedValue(bytes, from: valueStart, containerEnds: ends)
             members.append(Member(keyStart: UInt32(keyStart), keyEnd: UInt32(keyEnd | (plain ? 0 : Member.escapedKey)),
                                   valueStart: UInt32(valueStart), valueEnd: UInt32(valueEnd)))
             position = JSONReader.skipValidatedWhitespace(bytes, from: valueEnd)
@@ -250,11 +251,12 @@ final class LazyJSONArray {
 
     func elements() -> [Value] {
         let bytes = text.bytes
+        let ends = text.containerEnds
         var elements: [Value] = []
         var position = JSONReader.skipValidatedWhitespace(bytes, from: start + 1)
         guard bytes[position] != UInt8(ascii: "]") else { return elements }
         while true {
-            let end = JSONReader.endOfValidatedValue(bytes, from: position, containerEnds: text.containerEnds)
+            let end = JSONReader.endOfValidatedValue(bytes, from: position, containerEnds: ends)
             elements.append(lazyJSONValue(text, from: position, to: end))
             position = JSONReader.skipValidatedWhitespace(bytes, from: end)
             if bytes[position] == UInt8(ascii: "]") { return elements }

@@ -439,11 +439,42 @@ extension JSONReader {
     public static func endOfValidatedString(_ bytes: UnsafeBufferPointer<UInt8>, from position: Int) -> Int {
         var position = position + 1
         while position < bytes.count {
+            position += JSONReader.plainBytes(bytes, from: position, stoppingAtControlCharacters: false)
+            guard position < bytes.count else { break }
             let byte = bytes[position]
             if byte == UInt8(ascii: "\"") { return position + 1 }
             position += byte == UInt8(ascii: "\\") ? 2 : 1
         }
         return bytes.count
+    }
+
+    /// How many bytes from `position` on, read eight at a time, are no quote, backslash or
+    /// (when asked) control character; the bytes after the last whole eight are left to the
+    /// caller. Strings are most of a Kubernetes object's text.
+    @inline(__always)
+    static func plainBytes(_ bytes: UnsafeBufferPointer<UInt8>, from position: Int, stoppingAtControlCharacters: Bool) -> Int {
+        #if _endian(big)
+        // The lowest flagged byte below is the first in memory only on little-endian machines.
+        return 0
+        #else
+        guard let base = bytes.baseAddress else { return 0 }
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highBits: UInt64 = 0x8080_8080_8080_8080
+        var offset = 0
+        while position + offset + 8 <= bytes.count {
+            let word = UnsafeRawPointer(base + position + offset).loadUnaligned(as: UInt64.self)
+            // A byte's high bit is set in `found` where it is zero in x (or, for the control
+            // test, below 0x20), counting from the lowest byte; higher flags may be false.
+            let quote = word ^ (ones &* 0x22)
+            let backslash = word ^ (ones &* 0x5C)
+            var found = ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash)
+            if stoppingAtControlCharacters { found |= (word &- ones &* 0x20) & ~word }
+            found &= highBits
+            if found != 0 { return offset + found.trailingZeroBitCount / 8 }
+            offset += 8
+        }
+        return offset
+        #endif
     }
 
     /// The end of the value that starts at `position`, in text `validate` accepted: a larger
@@ -565,6 +596,8 @@ extension JSONReader.Parser {
         let start = position
         position += 1
         while position < bytes.count {
+            position += JSONReader.plainBytes(bytes, from: position, stoppingAtControlCharacters: true)
+            guard position < bytes.count else { break }
             let byte = bytes[position]
             if byte == UInt8(ascii: "\"") {
                 position += 1
