@@ -14,22 +14,26 @@ import Shared
 import Glibc
 #endif
 
-/// The text of one JSON document, kept while any container read from it lives.
-public final class JSONText {
+/// A JSON document read on demand: its text, checked whole when the document is made, and
+/// kept while any value read from it lives.
+public final class JSONDocument {
     let bytes: UnsafeBufferPointer<UInt8>
     private let release: (UnsafeBufferPointer<UInt8>) -> Void
-    /// Noted when the text is validated; reading a member after a large one searches here
-    /// instead of scanning.
-    fileprivate(set) var containerEnds = JSONContainerEnds(recording: false)
+    /// Where the larger objects and arrays end, noted by the check: reading a member after a
+    /// large one searches here instead of scanning.
+    private(set) var containerEnds = JSONContainerEnds(recording: false)
 
-    /// A copy of `bytes`.
-    public convenience init(_ bytes: [UInt8]) {
+    /// A copy of `bytes`; malformed JSON fails with the error (line and column included)
+    /// `JSONReader.parse` reports.
+    public convenience init(_ bytes: [UInt8]) throws(JSONError) {
         self.init(copying: bytes)
+        try check()
     }
 
     /// A copy of the UTF-8 of `text`.
-    public convenience init(_ text: String) {
+    public convenience init(_ text: String) throws(JSONError) {
         self.init(copying: text.utf8)
+        try check()
     }
 
     private init<Bytes: Collection<UInt8>>(copying source: Bytes) {
@@ -40,56 +44,66 @@ public final class JSONText {
     }
 
     /// Bytes owned elsewhere (a mapped file, say): they must stay unchanged until `release`
-    /// is called, when the last container read from them is gone.
-    public init(unsafeBytes: UnsafeBufferPointer<UInt8>, release: @escaping (UnsafeBufferPointer<UInt8>) -> Void) {
+    /// is called, when the document and every value read from it are gone (or the check
+    /// failed).
+    public init(unsafeBytes: UnsafeBufferPointer<UInt8>, release: @escaping (UnsafeBufferPointer<UInt8>) -> Void) throws(JSONError) {
         bytes = unsafeBytes
         self.release = release
+        try check()
     }
 
     deinit { release(bytes) }
+
+    /// Member positions are kept in 31 bits (see LazyJSONObject.Member); larger documents,
+    /// which a template would hardly be given, are decoded whole by `value()`.
+    private var isReadLazily: Bool { bytes.count < LazyJSONObject.Member.escapedKey }
+
+    private func check() throws(JSONError) {
+        var ends = JSONContainerEnds(recording: isReadLazily)
+        try JSONReader.validate(bytes, containerEnds: &ends)
+        containerEnds = ends
+    }
+
+    /// The document's value, its objects and arrays decoded as they are used. Each call reads
+    /// the document afresh: what an earlier value decoded (or was changed to) is not shared,
+    /// so a caller can look into one value and keep another that holds nothing but the text.
+    public func value() -> Value {
+        guard isReadLazily else {
+            // The text was checked when the document was made: this cannot fail.
+            return (try? JSONReader.parse(bytes, as: ValueJSONBuilder.self)) ?? .none
+        }
+        let start = JSONReader.skipValidatedWhitespace(bytes, from: 0)
+        return lazyJSONValue(self, from: start, to: JSONReader.endOfValidatedValue(bytes, from: start, containerEnds: containerEnds))
+    }
 }
 
 extension Value {
-    /// A JSON document as a value whose objects and arrays are decoded as they are used.
-    /// Malformed text fails here, with the error (and line and column) `JSONReader.parse`
-    /// reports.
+    /// A JSON document as a value whose objects and arrays are decoded as they are used
+    /// (`JSONDocument(bytes).value()`). Malformed text fails here, with the error (line and
+    /// column included) `JSONReader.parse` reports.
     public static func parseJSONLazily(_ bytes: [UInt8]) throws(JSONError) -> Value {
-        try parseJSONLazily(JSONText(bytes))
+        try JSONDocument(bytes).value()
     }
 
     public static func parseJSONLazily(_ text: String) throws(JSONError) -> Value {
-        try parseJSONLazily(JSONText(text))
-    }
-
-    public static func parseJSONLazily(_ text: JSONText) throws(JSONError) -> Value {
-        let bytes = text.bytes
-        // Member positions are kept in 32 bits (see LazyJSONObject.Member); larger
-        // documents, which a template would hardly be given, are decoded at once.
-        guard bytes.count < LazyJSONObject.Member.escapedKey else {
-            return try JSONReader.parse(bytes, as: ValueJSONBuilder.self)
-        }
-        var ends = JSONContainerEnds()
-        try JSONReader.validate(bytes, containerEnds: &ends)
-        text.containerEnds = ends
-        let start = JSONReader.skipValidatedWhitespace(bytes, from: 0)
-        return lazyJSONValue(text, from: start, to: JSONReader.endOfValidatedValue(bytes, from: start, containerEnds: ends))
+        try JSONDocument(text).value()
     }
 }
 
-/// The value whose text is `text.bytes[start..<end]`: objects and arrays stay text.
-func lazyJSONValue(_ text: JSONText, from start: Int, to end: Int) -> Value {
-    let bytes = text.bytes
+/// The value whose text is `document.bytes[start..<end]`: objects and arrays stay text.
+func lazyJSONValue(_ document: JSONDocument, from start: Int, to end: Int) -> Value {
+    let bytes = document.bytes
     switch bytes[start] {
     case UInt8(ascii: "{"):
         let ref = DictRef()
         if bytes[JSONReader.skipValidatedWhitespace(bytes, from: start + 1)] != UInt8(ascii: "}") {
-            ref.lazyJSON = LazyJSONObject(text: text, start: start)
+            ref.lazyJSON = LazyJSONObject(document: document, start: start)
         }
         return .dict(ref)
     case UInt8(ascii: "["):
         let ref = ListRef()
         if bytes[JSONReader.skipValidatedWhitespace(bytes, from: start + 1)] != UInt8(ascii: "]") {
-            ref.lazyJSON = LazyJSONArray(text: text, start: start)
+            ref.lazyJSON = LazyJSONArray(document: document, start: start)
         }
         return .list(ref)
     case UInt8(ascii: "\""):
@@ -130,14 +144,14 @@ final class LazyJSONObject {
         var keyRange: Range<Int> { Int(keyStart)..<(Int(keyEnd) & (Member.escapedKey - 1)) }
     }
 
-    let text: JSONText
+    let document: JSONDocument
     /// The position of the opening brace.
     let start: Int
     private var memberTable: [Member]? = nil
     private var containers: [(member: Int, value: Value)] = []
 
-    init(text: JSONText, start: Int) {
-        self.text = text
+    init(document: JSONDocument, start: Int) {
+        self.document = document
         self.start = start
     }
 
@@ -149,8 +163,8 @@ final class LazyJSONObject {
     }
 
     private func scanMembers() -> [Member] {
-        let bytes = text.bytes
-        let ends = text.containerEnds
+        let bytes = document.bytes
+        let ends = document.containerEnds
         var members: [Member] = []
         var position = JSONReader.skipValidatedWhitespace(bytes, from: start + 1)
         guard bytes[position] != UInt8(ascii: "}") else { return members }
@@ -180,7 +194,7 @@ final class LazyJSONObject {
         let members = table
         var utf8Key = key
         let found: Int? = utf8Key.withUTF8 { wanted -> Int? in
-            let bytes = text.bytes
+            let bytes = document.bytes
             var index = members.count - 1
             while index >= 0 {
                 let member = members[index]
@@ -207,20 +221,20 @@ final class LazyJSONObject {
 
     private func decodedKey(_ member: Member) -> String {
         let range = member.keyRange
-        if member.isPlain { return String(decoding: UnsafeBufferPointer(rebasing: text.bytes[range]), as: UTF8.self) }
+        if member.isPlain { return String(decoding: UnsafeBufferPointer(rebasing: document.bytes[range]), as: UTF8.self) }
         // With its quotes, so that the reader decodes the escapes.
         let quoted = (range.lowerBound - 1)..<(range.upperBound + 1)
-        return (try? JSONReader.parse(UnsafeBufferPointer(rebasing: text.bytes[quoted]), as: JSONValueBuilder.self))?.stringValue ?? ""
+        return (try? JSONReader.parse(UnsafeBufferPointer(rebasing: document.bytes[quoted]), as: JSONValueBuilder.self))?.stringValue ?? ""
     }
 
     private func value(of index: Int, in members: [Member]) -> Value {
         let member = members[index]
-        let first = text.bytes[Int(member.valueStart)]
+        let first = document.bytes[Int(member.valueStart)]
         guard first == UInt8(ascii: "{") || first == UInt8(ascii: "[") else {
-            return lazyJSONValue(text, from: Int(member.valueStart), to: Int(member.valueEnd))
+            return lazyJSONValue(document, from: Int(member.valueStart), to: Int(member.valueEnd))
         }
         for (cachedIndex, cached) in containers where cachedIndex == index { return cached }
-        let created = lazyJSONValue(text, from: Int(member.valueStart), to: Int(member.valueEnd))
+        let created = lazyJSONValue(document, from: Int(member.valueStart), to: Int(member.valueEnd))
         containers.append((index, created))
         return created
     }
@@ -240,24 +254,24 @@ final class LazyJSONObject {
 
 /// A JSON array not decoded yet.
 final class LazyJSONArray {
-    let text: JSONText
+    let document: JSONDocument
     /// The position of the opening bracket.
     let start: Int
 
-    init(text: JSONText, start: Int) {
-        self.text = text
+    init(document: JSONDocument, start: Int) {
+        self.document = document
         self.start = start
     }
 
     func elements() -> [Value] {
-        let bytes = text.bytes
-        let ends = text.containerEnds
+        let bytes = document.bytes
+        let ends = document.containerEnds
         var elements: [Value] = []
         var position = JSONReader.skipValidatedWhitespace(bytes, from: start + 1)
         guard bytes[position] != UInt8(ascii: "]") else { return elements }
         while true {
             let end = JSONReader.endOfValidatedValue(bytes, from: position, containerEnds: ends)
-            elements.append(lazyJSONValue(text, from: position, to: end))
+            elements.append(lazyJSONValue(document, from: position, to: end))
             position = JSONReader.skipValidatedWhitespace(bytes, from: end)
             if bytes[position] == UInt8(ascii: "]") { return elements }
             position = JSONReader.skipValidatedWhitespace(bytes, from: position + 1)

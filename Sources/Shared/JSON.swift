@@ -418,6 +418,7 @@ extension JSONReader {
         try parser.skipValue(depth: 0, &containerEnds)
         parser.skipWhitespace()
         if parser.position != bytes.count { throw parser.error("Extra data after the JSON value") }
+        containerEnds.releaseUnusedCapacity()
     }
 
     /// The position after the whitespace at `position` in text `validate` accepted.
@@ -641,40 +642,42 @@ public struct JSONContainerEnds: Sendable {
     /// containers are small: a handful of entries per Kubernetes object.
     public static let minimumLength = 256
     private var recording: Bool
-    /// Sorted: an entry is made when a container opens (after its parent's) and dropped when
-    /// it closes short, by which time its smaller children are dropped too.
-    private var starts: [UInt32] = []
-    private var ends: [UInt32] = []
+    /// (start, end) by start: an entry is made when a container opens (after its parent's)
+    /// and dropped when it closes short, by which time its smaller children are dropped too.
+    private var spans: [(start: UInt32, end: UInt32)] = []
 
     public init(recording: Bool = true) { self.recording = recording }
 
     @inline(__always) mutating func open(at position: Int) -> Int {
         guard recording else { return -1 }
-        starts.append(UInt32(truncatingIfNeeded: position))
-        ends.append(0)
-        return starts.count - 1
+        spans.append((UInt32(truncatingIfNeeded: position), 0))
+        return spans.count - 1
     }
 
     @inline(__always) mutating func close(_ note: Int, at end: Int) {
         guard note >= 0 else { return }
-        if end - Int(starts[note]) < JSONContainerEnds.minimumLength {
-            starts.removeLast()
-            ends.removeLast()
+        if end - Int(spans[note].start) < JSONContainerEnds.minimumLength {
+            spans.removeLast()
         } else {
-            ends[note] = UInt32(truncatingIfNeeded: end)
+            spans[note].end = UInt32(truncatingIfNeeded: end)
         }
+    }
+
+    /// Many small documents may be kept (one per Kubernetes object): no spare room each.
+    mutating func releaseUnusedCapacity() {
+        if spans.capacity > spans.count { spans = spans.withUnsafeBufferPointer { Array($0) } }
     }
 
     /// The position after the object or array that starts at `start`, if it was noted.
     public func end(ofContainerAt start: Int) -> Int? {
         var low = 0
-        var high = starts.count
+        var high = spans.count
         let wanted = UInt32(truncatingIfNeeded: start)
         while low < high {
             let middle = (low + high) / 2
-            if starts[middle] < wanted { low = middle + 1 } else { high = middle }
+            if spans[middle].start < wanted { low = middle + 1 } else { high = middle }
         }
-        guard low < starts.count, starts[low] == wanted else { return nil }
-        return Int(ends[low])
+        guard low < spans.count, spans[low].start == wanted else { return nil }
+        return Int(spans[low].end)
     }
 }

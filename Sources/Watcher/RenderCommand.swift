@@ -246,8 +246,9 @@ enum RenderCommand {
             if let mapped = MappedFile(path: contextPath) {
                 // Read straight from the page cache, no copy of a context of many megabytes; the
                 // mapping stays while the values read lazily from it live.
-                let text = JSONText(unsafeBytes: mapped.bytes) { _ in mapped.unmap() }
-                parsed = Result { () throws(JSONError) in try Value.parseJSONLazily(text) }
+                parsed = Result { () throws(JSONError) in
+                    try JSONDocument(unsafeBytes: mapped.bytes) { _ in mapped.unmap() }.value()
+                }
             } else {
                 guard let contextBytes = readFile(contextPath) else {
                     writeError("kube-haproxy-watcher render: cannot read \(contextPath): \(String(cString: strerror(errno)))")
