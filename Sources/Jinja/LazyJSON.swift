@@ -149,6 +149,7 @@ final class LazyJSONObject {
     let start: Int
     private var memberTable: [Member]? = nil
     private var containers: [(member: Int, value: Value)] = []
+    private var lookups = 0
 
     init(document: JSONDocument, start: Int) {
         self.document = document
@@ -187,10 +188,17 @@ final class LazyJSONObject {
         }
     }
 
+    /// True once a large object has been searched several times: decoded, it gets the
+    /// dict's hash index, where each search here goes through every member.
+    var prefersDecoding: Bool {
+        lookups > 8 && (memberTable?.count ?? 0) > 32
+    }
+
     /// The value of `key`, or nil: the last member of that name, as Python keeps it. A
     /// linear search: the objects templates look into have few members, and comparing a
     /// member's length first makes each miss cheap.
     func lookup(_ key: String) -> Value? {
+        lookups += 1
         let members = table
         var utf8Key = key
         let found: Int? = utf8Key.withUTF8 { wanted -> Int? in
@@ -239,14 +247,16 @@ final class LazyJSONObject {
         return created
     }
 
-    /// Every member in document order, repeats included, for `DictRef(stringPairs:)`;
-    /// containers already handed out are kept.
+    /// Every member in document order, repeats included, for the dict to take as its own;
+    /// containers already handed out by lookups are kept.
     func members() -> [(String, Value)] {
         let members = table
+        let handedOut = Dictionary(containers, uniquingKeysWith: { first, _ in first })
         var pairs: [(String, Value)] = []
         pairs.reserveCapacity(members.count)
-        for index in members.indices {
-            pairs.append((decodedKey(members[index]), value(of: index, in: members)))
+        for (index, member) in members.enumerated() {
+            let value = handedOut[index] ?? lazyJSONValue(document, from: Int(member.valueStart), to: Int(member.valueEnd))
+            pairs.append((decodedKey(member), value))
         }
         return pairs
     }

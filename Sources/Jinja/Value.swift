@@ -305,7 +305,7 @@ public final class DictRef {
 
     public subscript(key: Value) -> Value? {
         get {
-            if let lazyJSON, let text = key.stringValue { return lazyJSON.lookup(text) }
+            if let lazyJSON, !lazyJSON.prefersDecoding, let text = key.stringValue { return lazyJSON.lookup(text) }
             return position(of: key).map { value(at: $0) }
         }
         set {
@@ -335,7 +335,7 @@ public final class DictRef {
 
     /// The value for a str key: the evaluator's `x.name` fast path.
     @inline(__always) public func lookup(_ key: String) -> Value? {
-        if let lazyJSON { return lazyJSON.lookup(key) }
+        if let lazyJSON, !lazyJSON.prefersDecoding { return lazyJSON.lookup(key) }
         settle()
         if extras == nil, strings.count <= DictRef.indexThreshold {
             return strings.withUnsafeBufferPointer { buffer -> Value? in

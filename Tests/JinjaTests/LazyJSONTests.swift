@@ -69,6 +69,17 @@ final class LazyJSONTests: XCTestCase {
                        "10.0.0.9 {'kind': 'Pod', 'metadata': {'name': 'web-1', 'labels': {'app': 'web'}}, 'status': {'podIP': '10.0.0.9', 'containerStatuses': [{'ready': True}]}}")
     }
 
+    func testALargeObjectSearchedOftenIsDecodedKeepingWhatLookupsGave() throws {
+        let members = (0..<40).map { "\"k\($0)\": {\"n\": \($0)}" } + ["\"k3\": {\"n\": \"last\"}"]
+        let object = try lazy("{" + members.joined(separator: ", ") + "}").get()
+        guard case .dict(let ref) = object, case .dict(let first)? = ref[string: "k3"] else { return XCTFail("not a dict of dicts") }
+        for index in 0..<20 { XCTAssertEqual(try show(object, "{{ v.k\(index).n }}"), index == 3 ? "last" : "\(index)") }
+        guard case .dict(let again)? = ref[string: "k3"] else { return XCTFail("k3 is gone") }
+        XCTAssertTrue(first === again, "decoding keeps the dict a lookup gave")
+        XCTAssertEqual(ref.count, 40)
+        XCTAssertEqual(try show(object, "{{ v.k3 }} {{ v.k39.n }} {{ v|length }}"), "{'n': 'last'} 39 40")
+    }
+
     /// Random documents (nesting, repeated and escaped keys, every kind of scalar) read both
     /// ways: looking paths up, printing, and changing them give the same text.
     func testRandomDocumentsReadLazilyAsReadAtOnce() throws {
