@@ -69,6 +69,33 @@ final class LazyJSONTests: XCTestCase {
                        "10.0.0.9 {'kind': 'Pod', 'metadata': {'name': 'web-1', 'labels': {'app': 'web'}}, 'status': {'podIP': '10.0.0.9', 'containerStatuses': [{'ready': True}]}}")
     }
 
+    func testEachValueOfADocumentIsFresh() throws {
+        let document = try JSONDocument(#"{"status": {"podIP": "10.0.0.1"}}"#)
+        let first = document.value()
+        XCTAssertEqual(try show(first, "{% set _ = v.status.update({'podIP': 'changed'}) %}{{ v.status.podIP }}"), "changed")
+        XCTAssertEqual(try show(document.value(), "{{ v.status.podIP }}"), "10.0.0.1")
+    }
+
+    func testBytesOwnedElsewhereAreReleasedWithTheLastValue() throws {
+        final class Released { var count = 0 }
+        let released = Released()
+        let bytes = Array(#"{"a": [1, {"b": 2}]}"#.utf8)
+        try bytes.withUnsafeBufferPointer { buffer in
+            var inner: Value? = nil
+            do {
+                let document = try JSONDocument(unsafeBytes: buffer) { _ in released.count += 1 }
+                guard case .dict(let root) = document.value() else { return XCTFail("not a dict") }
+                inner = root[string: "a"]
+            }
+            XCTAssertEqual(released.count, 0, "a value read from the document keeps it")
+            XCTAssertEqual(try show(inner ?? .none, "{{ v }}"), "[1, {'b': 2}]")
+            inner = nil
+            XCTAssertEqual(released.count, 1)
+        }
+        XCTAssertThrowsError(try JSONDocument(unsafeBytes: UnsafeBufferPointer(start: nil, count: 0)) { _ in released.count += 1 })
+        XCTAssertEqual(released.count, 2, "bytes that fail the check are released")
+    }
+
     func testALargeObjectSearchedOftenIsDecodedKeepingWhatLookupsGave() throws {
         let members = (0..<40).map { "\"k\($0)\": {\"n\": \($0)}" } + ["\"k3\": {\"n\": \"last\"}"]
         let object = try lazy("{" + members.joined(separator: ", ") + "}").get()
