@@ -464,8 +464,9 @@ extension JSONReader {
         var offset = 0
         while position + offset + 8 <= bytes.count {
             let word = UnsafeRawPointer(base + position + offset).loadUnaligned(as: UInt64.self)
-            // A byte's high bit is set in `found` where it is zero in x (or, for the control
-            // test, below 0x20), counting from the lowest byte; higher flags may be false.
+            // A byte's high bit is set in `found` where that byte of `quote` or `backslash` is
+            // zero (or, for the control test, the byte is below 0x20). The lowest flag is
+            // exact; a borrow can raise false ones above it, which are never read.
             let quote = word ^ (ones &* 0x22)
             let backslash = word ^ (ones &* 0x5C)
             var found = ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash)
