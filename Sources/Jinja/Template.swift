@@ -30,7 +30,7 @@ public struct Template: Sendable {
 
     /// Renders with the top-level keys of a JSON object as variables.
     public func render(jsonContext: String) throws -> String {
-        let value = try JSONReader.parse(jsonContext, as: ValueJSONBuilder.self)
+        let value = try Value.parseJSONLazily(jsonContext)
         guard case .dict(let ref) = value else {
             throw TemplateError(kind: .type, message: "the context must be a JSON object", line: 0, name: name)
         }

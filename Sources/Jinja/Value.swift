@@ -42,11 +42,30 @@ public final class ListRef {
         case dictKeys, dictValues, dictItems
     }
 
-    public var items: [Value]
+    private var storage: [Value]
     public var kind: Kind
+    /// Set while the list is still JSON text (LazyJSON.swift): decoded on first use.
+    var lazyJSON: LazyJSONArray?
+
+    public var items: [Value] {
+        get {
+            if lazyJSON != nil { materializeJSON() }
+            return storage
+        }
+        _modify {
+            if lazyJSON != nil { materializeJSON() }
+            yield &storage
+        }
+    }
+
+    private func materializeJSON() {
+        guard let lazyJSON else { return }
+        self.lazyJSON = nil
+        storage = lazyJSON.elements()
+    }
 
     public init(_ items: [Value] = [], kind: Kind = .list) {
-        self.items = items
+        self.storage = items
         self.kind = kind
     }
 
@@ -137,8 +156,20 @@ public final class DictRef {
     /// checked on first use, so the many dicts of a context nobody looks at cost nothing.
     private var mayRepeat = false
 
+    /// Set while the dict is still JSON text (LazyJSON.swift): a str-key lookup reads the
+    /// text, anything else decodes the members first.
+    var lazyJSON: LazyJSONObject?
+
     @inline(__always) private func settle() {
+        if lazyJSON != nil { decodeJSON() }
         if mayRepeat { removeRepeats() }
+    }
+
+    private func decodeJSON() {
+        guard let lazyJSON else { return }
+        self.lazyJSON = nil
+        strings = lazyJSON.members()
+        mayRepeat = strings.count > 1
     }
 
     /// Python keeps one entry per key, at the first key's position with the last value.
@@ -273,7 +304,10 @@ public final class DictRef {
     }
 
     public subscript(key: Value) -> Value? {
-        get { position(of: key).map { value(at: $0) } }
+        get {
+            if let lazyJSON, !lazyJSON.prefersDecoding, let text = key.stringValue { return lazyJSON.lookup(text) }
+            return position(of: key).map { value(at: $0) }
+        }
         set {
             settle()
             changed()
@@ -301,6 +335,7 @@ public final class DictRef {
 
     /// The value for a str key: the evaluator's `x.name` fast path.
     @inline(__always) public func lookup(_ key: String) -> Value? {
+        if let lazyJSON, !lazyJSON.prefersDecoding { return lazyJSON.lookup(key) }
         settle()
         if extras == nil, strings.count <= DictRef.indexThreshold {
             return strings.withUnsafeBufferPointer { buffer -> Value? in
@@ -324,6 +359,7 @@ public final class DictRef {
     }
 
     public func removeAll() {
+        lazyJSON = nil
         mayRepeat = false
         changed()
         strings.removeAll()

@@ -129,70 +129,6 @@ struct MappedFile {
     func unmap() { munmap(base, count) }
 }
 
-/// glibc's `mallopt` and `malloc_usable_size`; malloc.h is not part of the Glibc module.
-@_silgen_name("mallopt") func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
-@_silgen_name("malloc_usable_size") func glibcMallocUsableSize(_ pointer: UnsafeMutableRawPointer?) -> Int
-
-/// Prepares the heap for a context of `size` bytes of JSON, which becomes about four times
-/// that in values: the heap is grown once by that much, and a second thread has the kernel
-/// fill it in (MADV_POPULATE_WRITE) ahead of the parser, so the page faults and page zeroing
-/// of a large context (a good fifth of the whole command) happen on the other core instead of
-/// on the parser's path. Pages the parser reaches first simply fault as usual. Transparent
-/// huge pages were tried and dropped: on memory another process had just freed, zeroing them
-/// made runs twice as slow. A hint only: failures change nothing.
-func prepareHeap(forContextOf size: Int) {
-    guard size >= 4 << 20 else { return }
-    let reserve = min(size * 4, 1 << 30)
-    _ = glibcMallopt(-1 /* M_TRIM_THRESHOLD */, Int32(reserve))
-    _ = glibcMallopt(-2 /* M_TOP_PAD */, Int32(reserve))
-    _ = glibcMallopt(-3 /* M_MMAP_THRESHOLD */, 32 << 20)
-    guard let before = sbrk(0) else { return }
-    // The probe must reach malloc (an unused malloc/free pair is optimised away), so its
-    // address escapes into malloc_usable_size.
-    guard let probe = malloc(16 << 20), glibcMallocUsableSize(probe) > 0 else { return }
-    defer { free(probe) }
-    guard let after = sbrk(0) else { return }
-    let page = 4096
-    let start = (Int(bitPattern: before) + page - 1) & ~(page - 1)
-    let end = min(Int(bitPattern: after), start + reserve) & ~(page - 1)
-    guard end > start else { return }
-    let region = HeapRegion(start: start, length: end - start)
-    var thread = pthread_t()
-    let context = Unmanaged.passRetained(region).toOpaque()
-    let created = pthread_create(&thread, nil, { context in
-        guard let context else { return nil }
-        let region = Unmanaged<HeapRegion>.fromOpaque(context).takeRetainedValue()
-        region.populate()
-        return nil
-    }, context)
-    if created == 0 {
-        pthread_detach(thread)
-    } else {
-        Unmanaged<HeapRegion>.fromOpaque(context).release()
-    }
-}
-
-/// A stretch of the heap to fault in, bottom up, in the order the parser fills it.
-final class HeapRegion: Sendable {
-    let start: Int
-    let length: Int
-
-    init(start: Int, length: Int) {
-        self.start = start
-        self.length = length
-    }
-
-    func populate() {
-        let chunk = 2 << 20
-        var offset = 0
-        while offset < length {
-            guard let pointer = UnsafeMutableRawPointer(bitPattern: start + offset) else { return }
-            if madvise(pointer, min(chunk, length - offset), 23 /* MADV_POPULATE_WRITE */) != 0 { return }
-            offset += chunk
-        }
-    }
-}
-
 /// Milliseconds on the monotonic clock.
 func monotonicMilliseconds() -> Double {
     var now = timespec()
@@ -261,19 +197,18 @@ enum RenderCommand {
         let jsonStart = monotonicMilliseconds()
         if let contextPath {
             let parsed: Result<Value, JSONError>
-            // Before the file is mapped, so that the mapping cannot sit where the heap grows.
-            var info = stat()
-            if stat(contextPath, &info) == 0 { prepareHeap(forContextOf: Int(info.st_size)) }
             if let mapped = MappedFile(path: contextPath) {
-                // Parsed straight from the page cache: no copy of a context of many megabytes.
-                parsed = Result { () throws(JSONError) in try JSONReader.parse(mapped.bytes, as: ValueJSONBuilder.self) }
-                mapped.unmap()
+                // Read straight from the page cache, no copy of a context of many megabytes; the
+                // mapping stays while the values read lazily from it live.
+                parsed = Result { () throws(JSONError) in
+                    try JSONDocument(unsafeBytes: mapped.bytes) { _ in mapped.unmap() }.value()
+                }
             } else {
                 guard let contextBytes = readFile(contextPath) else {
                     writeError("kube-haproxy-watcher render: cannot read \(contextPath): \(String(cString: strerror(errno)))")
                     return 2
                 }
-                parsed = Result { () throws(JSONError) in try JSONReader.parse(contextBytes, as: ValueJSONBuilder.self) }
+                parsed = Result { () throws(JSONError) in try Value.parseJSONLazily(contextBytes) }
             }
             let value: Value
             switch parsed {

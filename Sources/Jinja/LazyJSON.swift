@@ -1,0 +1,290 @@
+// JSON documents read on demand.
+//
+// A template reads a handful of fields of each object it is given (`pod.status.podIP`), so
+// decoding every object and string of a large context up front costs most of the time and
+// several times the text's size in memory. A lazily read document keeps its text; an object
+// or array of it is a DictRef or ListRef that holds only where its text is. Looking up a str
+// key reads the object's members from the text, decoding only the member found (a nested
+// object or array becomes another such container); any other use decodes that one level into
+// the container's ordinary storage. The text is checked whole when it is read, so decoding
+// later can never meet malformed JSON.
+
+import Shared
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A JSON document read on demand: its text, checked whole when the document is made, and
+/// kept while any value read from it lives.
+public final class JSONDocument {
+    let bytes: UnsafeBufferPointer<UInt8>
+    private let release: (UnsafeBufferPointer<UInt8>) -> Void
+    /// Where the larger objects and arrays end, noted by the check: reading a member after a
+    /// large one searches here instead of scanning.
+    private(set) var containerEnds = JSONContainerEnds(recording: false)
+
+    /// A copy of `bytes`; malformed JSON fails with the error (line and column included)
+    /// `JSONReader.parse` reports.
+    public convenience init(_ bytes: [UInt8]) throws(JSONError) {
+        self.init(copying: bytes)
+        try check()
+    }
+
+    /// A copy of the UTF-8 of `text`.
+    public convenience init(_ text: String) throws(JSONError) {
+        self.init(copying: text.utf8)
+        try check()
+    }
+
+    private init<Bytes: Collection<UInt8>>(copying source: Bytes) {
+        let storage = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: source.count)
+        _ = storage.initialize(from: source)
+        bytes = UnsafeBufferPointer(storage)
+        release = { UnsafeMutableBufferPointer(mutating: $0).deallocate() }
+    }
+
+    /// Bytes owned elsewhere (a mapped file, say): they must stay unchanged until `release`
+    /// is called, when the document and every value read from it are gone (or the check
+    /// failed).
+    public init(unsafeBytes: UnsafeBufferPointer<UInt8>, release: @escaping (UnsafeBufferPointer<UInt8>) -> Void) throws(JSONError) {
+        bytes = unsafeBytes
+        self.release = release
+        try check()
+    }
+
+    deinit { release(bytes) }
+
+    /// Member positions are kept in 31 bits (see LazyJSONObject.Member); larger documents,
+    /// which a template would hardly be given, are decoded whole by `value()`.
+    private var isReadLazily: Bool { bytes.count < LazyJSONObject.Member.escapedKey }
+
+    private func check() throws(JSONError) {
+        var ends = JSONContainerEnds(recording: isReadLazily)
+        try JSONReader.validate(bytes, containerEnds: &ends)
+        containerEnds = ends
+    }
+
+    /// The document's value, its objects and arrays decoded as they are used. Each call reads
+    /// the document afresh: what an earlier value decoded (or was changed to) is not shared,
+    /// so a caller can look into one value and keep another that holds nothing but the text.
+    public func value() -> Value {
+        guard isReadLazily else {
+            // The text was checked when the document was made: this cannot fail.
+            return (try? JSONReader.parse(bytes, as: ValueJSONBuilder.self)) ?? .none
+        }
+        let start = JSONReader.skipValidatedWhitespace(bytes, from: 0)
+        return lazyJSONValue(self, from: start, to: JSONReader.endOfValidatedValue(bytes, from: start, containerEnds: containerEnds))
+    }
+}
+
+extension Value {
+    /// A JSON document as a value whose objects and arrays are decoded as they are used
+    /// (`JSONDocument(bytes).value()`). Malformed text fails here, with the error (line and
+    /// column included) `JSONReader.parse` reports.
+    public static func parseJSONLazily(_ bytes: [UInt8]) throws(JSONError) -> Value {
+        try JSONDocument(bytes).value()
+    }
+
+    public static func parseJSONLazily(_ text: String) throws(JSONError) -> Value {
+        try JSONDocument(text).value()
+    }
+}
+
+/// The value whose text is `document.bytes[start..<end]`: objects and arrays stay text.
+func lazyJSONValue(_ document: JSONDocument, from start: Int, to end: Int) -> Value {
+    let bytes = document.bytes
+    switch bytes[start] {
+    case UInt8(ascii: "{"):
+        let ref = DictRef()
+        if bytes[JSONReader.skipValidatedWhitespace(bytes, from: start + 1)] != UInt8(ascii: "}") {
+            ref.lazyJSON = LazyJSONObject(document: document, start: start)
+        }
+        return .dict(ref)
+    case UInt8(ascii: "["):
+        let ref = ListRef()
+        if bytes[JSONReader.skipValidatedWhitespace(bytes, from: start + 1)] != UInt8(ascii: "]") {
+            ref.lazyJSON = LazyJSONArray(document: document, start: start)
+        }
+        return .list(ref)
+    case UInt8(ascii: "\""):
+        // The common string, without escapes, is its bytes.
+        var plain = true
+        for index in (start + 1)..<(end - 1) where bytes[index] == UInt8(ascii: "\\") {
+            plain = false
+            break
+        }
+        if plain { return .string(String(decoding: UnsafeBufferPointer(rebasing: bytes[(start + 1)..<(end - 1)]), as: UTF8.self)) }
+        return decodeValidatedScalar(bytes, from: start, to: end)
+    default:
+        return decodeValidatedScalar(bytes, from: start, to: end)
+    }
+}
+
+/// A string, number or literal, with the reader's own decoding.
+private func decodeValidatedScalar(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int, to end: Int) -> Value {
+    // The text was validated when the document was read: this cannot fail.
+    (try? JSONReader.parse(UnsafeBufferPointer(rebasing: bytes[start..<end]), as: ValueJSONBuilder.self)) ?? .none
+}
+
+/// A JSON object not decoded yet: its text, the positions of its members once a lookup has
+/// needed them, and the containers lookups returned (the same object each time, as Python
+/// returns the same dict).
+final class LazyJSONObject {
+    struct Member {
+        /// Where the key's text starts, inside its quotes; the high bit of `keyEnd` marks a
+        /// key whose text is not its UTF-8 as is (an escape, or non-ASCII bytes that may need
+        /// repair), which is compared decoded.
+        var keyStart: UInt32
+        var keyEnd: UInt32
+        var valueStart: UInt32
+        var valueEnd: UInt32
+
+        static let escapedKey: Int = 1 << 31
+        var isPlain: Bool { Int(keyEnd) & Member.escapedKey == 0 }
+        var keyRange: Range<Int> { Int(keyStart)..<(Int(keyEnd) & (Member.escapedKey - 1)) }
+    }
+
+    let document: JSONDocument
+    /// The position of the opening brace.
+    let start: Int
+    private var memberTable: [Member]? = nil
+    private var containers: [(member: Int, value: Value)] = []
+    private var lookups = 0
+
+    init(document: JSONDocument, start: Int) {
+        self.document = document
+        self.start = start
+    }
+
+    private var table: [Member] {
+        if let memberTable { return memberTable }
+        let built = scanMembers()
+        memberTable = built
+        return built
+    }
+
+    private func scanMembers() -> [Member] {
+        let bytes = document.bytes
+        let ends = document.containerEnds
+        var members: [Member] = []
+        var position = JSONReader.skipValidatedWhitespace(bytes, from: start + 1)
+        guard bytes[position] != UInt8(ascii: "}") else { return members }
+        while true {
+            let keyStart = position + 1
+            let keyEnd = JSONReader.endOfValidatedString(bytes, from: position) - 1
+            var plain = true
+            for index in keyStart..<keyEnd where bytes[index] == UInt8(ascii: "\\") || bytes[index] >= 0x80 {
+                plain = false
+                break
+            }
+            position = JSONReader.skipValidatedWhitespace(bytes, from: keyEnd + 1) + 1 // past ':'
+            let valueStart = JSONReader.skipValidatedWhitespace(bytes, from: position)
+            let valueEnd = JSONReader.endOfValidatedValue(bytes, from: valueStart, containerEnds: ends)
+            members.append(Member(keyStart: UInt32(keyStart), keyEnd: UInt32(keyEnd | (plain ? 0 : Member.escapedKey)),
+                                  valueStart: UInt32(valueStart), valueEnd: UInt32(valueEnd)))
+            position = JSONReader.skipValidatedWhitespace(bytes, from: valueEnd)
+            if bytes[position] == UInt8(ascii: "}") { return members }
+            position = JSONReader.skipValidatedWhitespace(bytes, from: position + 1) // past ','
+        }
+    }
+
+    /// True once a large object has been searched several times: decoded, it gets the
+    /// dict's hash index, where each search here goes through every member.
+    var prefersDecoding: Bool {
+        lookups > 8 && (memberTable?.count ?? 0) > 32
+    }
+
+    /// The value of `key`, or nil: the last member of that name, as Python keeps it. A
+    /// linear search: the objects templates look into have few members, and comparing a
+    /// member's length first makes each miss cheap.
+    func lookup(_ key: String) -> Value? {
+        lookups += 1
+        let members = table
+        var utf8Key = key
+        let found: Int? = utf8Key.withUTF8 { wanted -> Int? in
+            let bytes = document.bytes
+            var index = members.count - 1
+            while index >= 0 {
+                let member = members[index]
+                let range = member.keyRange
+                if member.isPlain {
+                    if range.count == wanted.count, Self.sameBytes(bytes, range, wanted) { return index }
+                } else if pyStringEquals(decodedKey(member), key) {
+                    return index
+                }
+                index -= 1
+            }
+            return nil
+        }
+        guard let found else { return nil }
+        return value(of: found, in: members)
+    }
+
+    @inline(__always)
+    private static func sameBytes(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ wanted: UnsafeBufferPointer<UInt8>) -> Bool {
+        if range.isEmpty { return true }
+        guard let base = bytes.baseAddress, let other = wanted.baseAddress else { return false }
+        return memcmp(base + range.lowerBound, other, range.count) == 0
+    }
+
+    private func decodedKey(_ member: Member) -> String {
+        let range = member.keyRange
+        if member.isPlain { return String(decoding: UnsafeBufferPointer(rebasing: document.bytes[range]), as: UTF8.self) }
+        // With its quotes, so that the reader decodes the escapes.
+        let quoted = (range.lowerBound - 1)..<(range.upperBound + 1)
+        return (try? JSONReader.parse(UnsafeBufferPointer(rebasing: document.bytes[quoted]), as: JSONValueBuilder.self))?.stringValue ?? ""
+    }
+
+    private func value(of index: Int, in members: [Member]) -> Value {
+        let member = members[index]
+        let first = document.bytes[Int(member.valueStart)]
+        guard first == UInt8(ascii: "{") || first == UInt8(ascii: "[") else {
+            return lazyJSONValue(document, from: Int(member.valueStart), to: Int(member.valueEnd))
+        }
+        for (cachedIndex, cached) in containers where cachedIndex == index { return cached }
+        let created = lazyJSONValue(document, from: Int(member.valueStart), to: Int(member.valueEnd))
+        containers.append((index, created))
+        return created
+    }
+
+    /// Every member in document order, repeats included, for the dict to take as its own;
+    /// containers already handed out by lookups are kept.
+    func members() -> [(String, Value)] {
+        let members = table
+        let handedOut = Dictionary(containers, uniquingKeysWith: { first, _ in first })
+        var pairs: [(String, Value)] = []
+        pairs.reserveCapacity(members.count)
+        for (index, member) in members.enumerated() {
+            let value = handedOut[index] ?? lazyJSONValue(document, from: Int(member.valueStart), to: Int(member.valueEnd))
+            pairs.append((decodedKey(member), value))
+        }
+        return pairs
+    }
+}
+
+/// A JSON array not decoded yet.
+final class LazyJSONArray {
+    let document: JSONDocument
+    /// The position of the opening bracket.
+    let start: Int
+
+    init(document: JSONDocument, start: Int) {
+        self.document = document
+        self.start = start
+    }
+
+    func elements() -> [Value] {
+        let bytes = document.bytes
+        let ends = document.containerEnds
+        var elements: [Value] = []
+        var position = JSONReader.skipValidatedWhitespace(bytes, from: start + 1)
+        guard bytes[position] != UInt8(ascii: "]") else { return elements }
+        while true {
+            let end = JSONReader.endOfValidatedValue(bytes, from: position, containerEnds: ends)
+            elements.append(lazyJSONValue(document, from: position, to: end))
+            position = JSONReader.skipValidatedWhitespace(bytes, from: end)
+            if bytes[position] == UInt8(ascii: "]") { return elements }
+            position = JSONReader.skipValidatedWhitespace(bytes, from: position + 1)
+        }
+    }
+}
