@@ -19,7 +19,8 @@
 //   - Python's str()/repr(): `value.pyStr`, `repr(value)`; `%`-formatting: `percentFormat`;
 //     HTML escaping: `htmlEscape(_:)` (Format.swift).
 //
-// Filters that return generators in Jinja2 (`map`, `select`, `batch`, …) return lists here.
+// Filters that return generators in Jinja2 (`map`, `select`, `batch`, …) return one-pass
+// iterators here too: always true, without a length, emptied by their first use.
 
 #if canImport(Glibc)
 import Glibc
@@ -535,6 +536,11 @@ private func pow10(_ n: Int) -> Double {
     return pow(10.0, Double(n))
 }
 
+/// A Python generator (or another one-pass iterator) over `items`.
+@inline(__always) func generator(_ items: [Value], _ typeName: String = "generator") -> Value {
+    .list(ListRef(items, kind: .iterator(typeName)))
+}
+
 /// Elements of an iterable, with Jinja2's "Undefined iterates empty".
 @inline(__always) private func elements(_ value: Value) throws(TemplateError) -> [Value] {
     try value.iterate()
@@ -598,7 +604,7 @@ private func pow10(_ n: Int) -> Double {
         }
         rows.append(.makeList(current))
     }
-    return .makeList(rows)
+    return generator(rows)
 }
 
 @Sendable func filterCapitalize(_ call: FilterCall) throws(TemplateError) -> Value {
@@ -707,7 +713,12 @@ private func roundTowardZero(_ d: Double) throws(TemplateError) -> String {
 @Sendable func filterFirst(_ call: FilterCall) throws(TemplateError) -> Value {
     _ = try call.bind("sync_do_first", [], implicit: 2)
     switch call.value {
-    case .list(let ref): if let first = ref.items.first { return first }
+    case .list(let ref):
+        if let first = ref.items.first {
+            // next() on an iterator takes its first item away.
+            if case .iterator = ref.kind { ref.items.removeFirst() }
+            return first
+        }
     case .tuple(let items): if let first = items.first { return first }
     case .dict(let ref): if ref.count > 0 { return ref.keys[0] }
     // Iterating Markup yields plain str characters.
@@ -722,6 +733,8 @@ private func roundTowardZero(_ d: Double) throws(TemplateError) -> String {
     switch call.value {
     // reversed() indexes, and Markup's items are Markup.
     case .markup(let s): if let c = s.unicodeScalars.last { return .markup(String(c)) }
+    case .list(let ref) where { if case .iterator = ref.kind { return true } else { return false } }():
+        throw TemplateError(.type, "'\(call.value.typeName)' object is not reversible")
     case .list, .tuple, .dict, .string, .undefined:
         if let last = try elements(call.value).last { return last }
     default:
@@ -840,12 +853,12 @@ private func roundTowardZero(_ d: Double) throws(TemplateError) -> String {
 @Sendable func filterItems(_ call: FilterCall) throws(TemplateError) -> Value {
     _ = try call.bind("do_items", [])
     switch call.value {
-    case .undefined: return .makeList([])
+    case .undefined: return generator([])
     case .dict(let ref):
         var pairs: [Value] = []
         pairs.reserveCapacity(ref.count)
         for i in 0..<ref.count { pairs.append(.tuple([ref.keys[i], ref.values[i]])) }
-        return .makeList(pairs)
+        return generator(pairs)
     default: throw TemplateError(.type, "Can only get item pairs from a mapping.")
     }
 }
@@ -893,7 +906,7 @@ private func roundTowardZero(_ d: Double) throws(TemplateError) -> String {
 }
 
 @Sendable func filterMap(_ call: FilterCall) throws(TemplateError) -> Value {
-    guard call.value.isTruthy else { return .makeList([]) }
+    guard call.value.isTruthy else { return generator([]) }
     let items = try elements(call.value)
     var keywords = call.args.keywords
     if call.args.positional.isEmpty, let position = keywords.firstIndex(where: { $0.0 == "attribute" }) {
@@ -904,14 +917,14 @@ private func roundTowardZero(_ d: Double) throws(TemplateError) -> String {
             throw TemplateError(.filterArgument, "Unexpected keyword argument \(reprString(unexpected.0))")
         }
         let getter = AttributeGetter(attribute, default: defaultValue)
-        return .makeList(items.map { getter.get($0) })
+        return generator(items.map { getter.get($0) })
     }
     guard let name = call.args.positional.first else { throw TemplateError(.filterArgument, "map requires a filter argument") }
     let arguments = Arguments(Array(call.args.positional.dropFirst()), keywords: keywords)
     var out: [Value] = []
     out.reserveCapacity(items.count)
     for item in items { out.append(try call.filter(name.pyStr, item, arguments)) }
-    return .makeList(out)
+    return generator(out)
 }
 
 private func minOrMax(_ call: FilterCall, _ function: String, greater: Bool) throws(TemplateError) -> Value {
@@ -943,6 +956,8 @@ private func minOrMax(_ call: FilterCall, _ function: String, greater: Bool) thr
     _ = try call.bind("do_random", [], implicit: 2)
     let items: [Value]
     switch call.value {
+    case .list(let ref) where { if case .iterator = ref.kind { return true } else { return false } }():
+        throw TemplateError(.type, "object of type '\(call.value.typeName)' has no len()")
     case .list, .tuple, .string: items = try elements(call.value)
     case .markup(let s): items = s.unicodeScalars.map { .markup(String($0)) }
     case .undefined: items = []
@@ -974,7 +989,7 @@ private func minOrMax(_ call: FilterCall, _ function: String, greater: Bool) thr
 }
 
 private func selectOrReject(_ call: FilterCall, keep: Bool, attribute: Bool) throws(TemplateError) -> Value {
-    guard call.value.isTruthy else { return .makeList([]) }
+    guard call.value.isTruthy else { return generator([]) }
     let items = try elements(call.value)
     var positional = call.args.positional[...]
     var getter: AttributeGetter? = nil
@@ -991,7 +1006,7 @@ private func selectOrReject(_ call: FilterCall, keep: Bool, attribute: Bool) thr
         let passed = try testName.map { name throws(TemplateError) in try call.test(name.pyStr, subject, arguments) } ?? subject.isTruthy
         if passed == keep { out.append(item) }
     }
-    return .makeList(out)
+    return generator(out)
 }
 
 @Sendable func filterSelect(_ call: FilterCall) throws(TemplateError) -> Value { try selectOrReject(call, keep: true, attribute: false) }
@@ -1022,7 +1037,18 @@ private func selectOrReject(_ call: FilterCall, keep: Bool, attribute: Bool) thr
     switch call.value {
     case .string(let s): return .string(scalarString(s.unicodeScalars.reversed()))
     case .markup(let s): return .markup(scalarString(s.unicodeScalars.reversed()))
-    case .list, .tuple, .dict, .undefined: return .makeList(try elements(call.value).reversed())
+    case .list(let ref):
+        switch ref.kind {
+        case .list: return generator(ref.items.reversed(), "list_reverseiterator")
+        case .range: return generator(ref.items.reversed(), "range_iterator")
+        case .dictKeys: return generator(ref.items.reversed(), "dict_reversekeyiterator")
+        case .dictValues: return generator(ref.items.reversed(), "dict_reversevalueiterator")
+        case .dictItems: return generator(ref.items.reversed(), "dict_reverseitemiterator")
+        // An iterator is not reversible: Jinja2 falls back to a reversed list.
+        case .iterator: return .makeList(try elements(call.value).reversed())
+        }
+    case .dict: return generator(try elements(call.value).reversed(), "dict_reversekeyiterator")
+    case .tuple, .undefined: return generator(try elements(call.value).reversed(), "reversed")
     default:
         do {
             return .makeList(try elements(call.value).reversed())
@@ -1086,7 +1112,7 @@ private func selectOrReject(_ call: FilterCall, keep: Bool, attribute: Bool) thr
     let items = try elements(call.value)
     guard slices > 0 else {
         if slices == 0 { throw TemplateError(.zeroDivision, "integer division or modulo by zero") }
-        return .makeList([])
+        return generator([])
     }
     // Jinja2 yields the slices lazily; building them all needs one list per slice.
     try requireBuildable(slices)
@@ -1102,7 +1128,7 @@ private func selectOrReject(_ call: FilterCall, keep: Bool, attribute: Bool) thr
         if let fill, number >= withExtra { part.append(fill) }
         out.append(.makeList(part))
     }
-    return .makeList(out)
+    return generator(out)
 }
 
 @Sendable func filterSort(_ call: FilterCall) throws(TemplateError) -> Value {
@@ -1221,7 +1247,7 @@ private func selectOrReject(_ call: FilterCall, keep: Bool, attribute: Bool) thr
         try requireHashable(key)
         if seen.insert(DictKey(key)).inserted { out.append(item) }
     }
-    return .makeList(out)
+    return generator(out)
 }
 
 @Sendable func filterUrlencode(_ call: FilterCall) throws(TemplateError) -> Value {

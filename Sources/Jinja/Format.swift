@@ -52,6 +52,9 @@ func writeRepr(_ value: Value, to out: inout String, _ reprStack: inout [ObjectI
         case .range(let start, let stop, let step):
             out += "range(\(start), \(stop)" + (step == 1 ? ")" : ", \(step))")
             return
+        case .iterator(let name):
+            out += "<\(name) object>"
+            return
         case .dictKeys: out += "dict_keys("
         case .dictValues: out += "dict_values("
         default: out += "dict_items("

@@ -27,7 +27,7 @@ public func methodExists(_ receiver: Value, _ name: String) -> Bool {
             default: return false
             }
         case .range: return name == "index" || name == "count"
-        case .dictKeys, .dictValues, .dictItems: return false
+        case .dictKeys, .dictValues, .dictItems, .iterator: return false
         }
     case .tuple: return name == "index" || name == "count"
     case .int, .bigInt, .bool: return name == "bit_length" || name == "conjugate" || name == "as_integer_ratio"

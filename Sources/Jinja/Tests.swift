@@ -165,7 +165,7 @@ private func noArguments(_ call: FilterCall, _ function: String) throws(Template
     case .list(let ref):
         switch ref.kind {
         case .list, .range: return true
-        case .dictKeys, .dictValues, .dictItems: return false
+        case .dictKeys, .dictValues, .dictItems, .iterator: return false
         }
     default: return false
     }

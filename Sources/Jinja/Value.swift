@@ -40,6 +40,9 @@ public final class ListRef {
         case list
         case range(start: Int, stop: Int, step: Int)
         case dictKeys, dictValues, dictItems
+        /// A one-pass iterator (Jinja2's filters return generators): always true, no len(),
+        /// emptied by the first iteration. The payload is Python's type name ("generator").
+        case iterator(String)
     }
 
     private var storage: [Value]
@@ -404,8 +407,10 @@ func pyHash(_ value: Value, into hasher: inout Hasher) {
 func requireHashable(_ value: Value) throws(TemplateError) {
     switch value {
     case .list(let ref):
-        if case .range = ref.kind { return }
-        throw TemplateError(.type, "unhashable type: '\(value.typeName)'")
+        switch ref.kind {
+        case .range, .iterator: return
+        default: throw TemplateError(.type, "unhashable type: '\(value.typeName)'")
+        }
     case .dict: throw TemplateError(.type, "unhashable type: '\(value.typeName)'")
     case .tuple(let items): for item in items { try requireHashable(item) }
     default: return
@@ -600,6 +605,7 @@ extension Value {
             case .dictKeys: return "dict_keys"
             case .dictValues: return "dict_values"
             case .dictItems: return "dict_items"
+            case .iterator(let name): return name
             }
         case .tuple: return "tuple"
         case .dict: return "dict"
@@ -644,7 +650,9 @@ extension Value {
         case .bigInt: return true
         case .float(let d): return d != 0
         case .string(let s), .markup(let s): return !s.isEmpty
-        case .list(let ref): return !ref.items.isEmpty
+        case .list(let ref):
+            if case .iterator = ref.kind { return true }
+            return !ref.items.isEmpty
         case .tuple(let items): return !items.isEmpty
         case .dict(let ref): return ref.count > 0
         default: return true
@@ -702,7 +710,13 @@ extension Value {
     /// The elements `for x in value` visits (dict: keys, str: characters), or a TypeError.
     public func iterate() throws(TemplateError) -> [Value] {
         switch self {
-        case .list(let ref): return ref.items
+        case .list(let ref):
+            if case .iterator = ref.kind {
+                let items = ref.items
+                ref.items = []
+                return items
+            }
+            return ref.items
         case .tuple(let items): return items
         case .dict(let ref): return ref.keys
         case .string(let s): return s.unicodeScalars.map { .string(String($0)) }
@@ -716,7 +730,9 @@ extension Value {
     /// `len(x)`.
     public func length() throws(TemplateError) -> Int {
         switch self {
-        case .list(let ref): return ref.items.count
+        case .list(let ref):
+            if case .iterator = ref.kind { throw TemplateError(.type, "object of type '\(typeName)' has no len()") }
+            return ref.items.count
         case .tuple(let items): return items.count
         case .dict(let ref): return ref.count
         case .string(let s), .markup(let s): return s.unicodeScalars.count
@@ -775,6 +791,7 @@ public func pyEquals(_ lhs: Value, _ rhs: Value) -> Bool {
         guard let a = lhs.doubleValue, let b = rhs.doubleValue else { return false }
         return a == b
     case (.list(let a), .list(let b)):
+        if case .iterator = a.kind { return a === b }
         if a.isList != b.isList {
             if case .range = a.kind, case .range = b.kind { return a.items.count == b.items.count && zip(a.items, b.items).allSatisfy { pyEquals($0, $1) } }
             return false
@@ -861,6 +878,7 @@ public func getItem(_ object: Value, _ key: Value) -> Value {
     case .dict(let ref):
         if let value = ref[key] { return value }
     case .list(let ref):
+        if case .iterator = ref.kind { break }
         if let i = key.intValue, let value = pyIndex(ref.items, i) { return value }
     case .tuple(let items):
         if let i = key.intValue, let value = pyIndex(items, i) { return value }
