@@ -60,7 +60,7 @@ struct Pod {
     init(key: ObjectKey, json: String, modifiedIndex: Int) throws(ObjectProblem) {
         let value: Value
         do {
-            value = try JSONReader.parse(json, as: ValueJSONBuilder.self)
+            value = try Value.parseJSONLazily(json)
         } catch {
             throw ObjectProblem(object: key.description, message: "not valid JSON: \(error)")
         }

@@ -146,6 +146,9 @@ final class WatchLoop {
             let now = monotonicSeconds()
             if pending && now >= nextApplyAt {
                 let sent = applyDesiredState()
+                // A render's transient memory (context, output, the decoded parts of pods) goes
+                // back to the system rather than idling in the heap until the next one.
+                _ = csystem_malloc_trim()
                 pending = !sent
                 nextApplyAt = monotonicSeconds() + (sent ? settings.reloadInterval : 1)
             }
