@@ -49,37 +49,44 @@ struct ObjectProblem: Error, Equatable, CustomStringConvertible, Sendable {
 struct Pod {
     var name: String
     var namespace: String
-    var labels: [String: String]
+    /// Label → value pairs; a handful per pod, so an array (smaller than a dictionary for
+    /// each of thousands of pods, and as fast to search at this size).
+    var labels: [(String, String)]
     /// Has status.podIP, a non-empty status.containerStatuses, every container ready, and no
     /// metadata.deletionTimestamp.
     var isBackend: Bool
-    /// The pod object as the template sees it; kept only for backends.
-    var object: Value?
+    /// The pod's JSON text, kept only for backends. Each render reads it afresh
+    /// (`document.value()`), so what one render decodes of it is freed with that render and
+    /// a pod costs little more than its text between renders.
+    var document: JSONDocument?
+
+    /// The pod object as the template sees it.
+    var object: Value? { document?.value() }
     var modifiedIndex: Int
 
     init(key: ObjectKey, json: String, modifiedIndex: Int) throws(ObjectProblem) {
-        let value: Value
+        let document: JSONDocument
         do {
-            value = try Value.parseJSONLazily(json)
+            document = try JSONDocument(json)
         } catch {
             throw ObjectProblem(object: key.description, message: "not valid JSON: \(error)")
         }
-        guard case .dict(let root) = value else { throw ObjectProblem(object: key.description, message: "not a JSON object") }
+        guard case .dict(let root) = document.value() else { throw ObjectProblem(object: key.description, message: "not a JSON object") }
         name = key.name
         namespace = key.namespace
         self.modifiedIndex = modifiedIndex
-        labels = [:]
+        labels = []
         var terminating = false
         if case .dict(let metadata)? = root[string: "metadata"] {
             if case .dict(let labelDict)? = metadata[string: "labels"] {
                 for (labelKey, labelValue) in zip(labelDict.keys, labelDict.values) {
-                    if case .string(let text) = labelKey, case .string(let value) = labelValue { labels[text] = value }
+                    if case .string(let text) = labelKey, case .string(let value) = labelValue { labels.append((text, value)) }
                 }
             }
             if let deletion = metadata[string: "deletionTimestamp"], !deletion.isNone { terminating = true }
         }
         isBackend = !terminating && Pod.isReady(root[string: "status"])
-        object = isBackend ? value : nil
+        self.document = isBackend ? document : nil
     }
 
     static func isReady(_ status: Value?) -> Bool {
@@ -129,7 +136,7 @@ struct Service {
     }
 
     func selects(_ pod: Pod) -> Bool {
-        pod.namespace == namespace && selector.allSatisfy { pod.labels[$0.0] == $0.1 }
+        pod.namespace == namespace && selector.allSatisfy { wanted in pod.labels.contains { $0 == wanted } }
     }
 }
 
