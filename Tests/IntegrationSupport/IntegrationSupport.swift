@@ -62,20 +62,18 @@ public func freePort(addresses: [String]) throws -> Int {
 }
 
 func canBind(_ address: String, _ port: Int) -> Bool {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { return false }
-    defer { close(fd) }
-    var socketAddress = sockaddr_in()
-    socketAddress.sin_family = sa_family_t(AF_INET)
-    socketAddress.sin_port = UInt16(port).bigEndian
-    inet_pton(AF_INET, address, &socketAddress.sin_addr)
-    return withUnsafePointer(to: &socketAddress) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    } == 0
+    withTCPSocket(address, port) { fd, socketAddress, length in bind(fd, socketAddress, length) == 0 }
 }
 
 /// True once something accepts TCP connections at address:port.
 public func isListening(_ address: String, _ port: Int) -> Bool {
+    withTCPSocket(address, port) { fd, socketAddress, length in connect(fd, socketAddress, length) == 0 }
+}
+
+/// Runs `body` with a fresh IPv4 TCP socket and the address of address:port; false when no
+/// socket could be made.
+private func withTCPSocket(_ address: String, _ port: Int,
+                           _ body: (Int32, UnsafePointer<sockaddr>, socklen_t) -> Bool) -> Bool {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { return false }
     defer { close(fd) }
@@ -84,8 +82,8 @@ public func isListening(_ address: String, _ port: Int) -> Bool {
     socketAddress.sin_port = UInt16(port).bigEndian
     inet_pton(AF_INET, address, &socketAddress.sin_addr)
     return withUnsafePointer(to: &socketAddress) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    } == 0
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
 }
 
 /// Polls until the condition holds or the timeout passes; returns whether it held.
