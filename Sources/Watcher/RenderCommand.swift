@@ -29,38 +29,14 @@ let usage = """
           Show this help.
     """
 
+/// A message on stderr, ending in a newline.
 func writeError(_ message: String) {
-    var text = message
-    if !text.hasSuffix("\n") { text += "\n" }
-    var bytes = Array(text.utf8)
-    bytes.withUnsafeMutableBytes { buffer in
-        guard let base = buffer.baseAddress else { return }
-        var offset = 0
-        while offset < buffer.count {
-            let written = write(2, base + offset, buffer.count - offset)
-            if written < 0, errno == EINTR { continue }
-            if written <= 0 { return }
-            offset += written
-        }
-    }
+    FileIO.writeError(message.hasSuffix("\n") ? message : message + "\n")
 }
 
 /// Writes all of `text` to stdout; false if the write failed.
 func writeOutput(_ text: String) -> Bool {
-    var copy = text
-    return copy.withUTF8 { buffer in
-        guard let base = buffer.baseAddress else { return true }
-        var offset = 0
-        while offset < buffer.count {
-            let written = write(1, base + offset, buffer.count - offset)
-            if written < 0 {
-                if errno == EINTR { continue }
-                return false
-            }
-            offset += written
-        }
-        return true
-    }
+    (try? FileIO.writeAll(1, text)) != nil
 }
 
 /// The whole file as bytes, or nil with errno set. Sized from fstat and read in place.
@@ -131,9 +107,7 @@ struct MappedFile {
 
 /// Milliseconds on the monotonic clock.
 func monotonicMilliseconds() -> Double {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Double(now.tv_sec) * 1000 + Double(now.tv_nsec) / 1_000_000
+    monotonicSeconds() * 1000
 }
 
 enum RenderCommand {
