@@ -885,20 +885,17 @@ private func escapeForMarkup(_ value: Value) -> String {
     return htmlEscape(value.pyStr)
 }
 
-func pyIsLower(_ s: String) -> Bool {
-    var cased = false
-    for c in s.unicodeScalars {
-        if isPyUpper(c) || isPyTitle(c) { return false }
-        if !cased && isPyLower(c) { cased = true }
-    }
-    return cased
-}
+func pyIsLower(_ s: String) -> Bool { pyIsAllCased(s, as: isPyLower, not: isPyUpper) }
 
-func pyIsUpper(_ s: String) -> Bool {
+func pyIsUpper(_ s: String) -> Bool { pyIsAllCased(s, as: isPyUpper, not: isPyLower) }
+
+/// Python's str.islower()/isupper(): at least one cased character, and none of the other case
+/// or titlecase.
+private func pyIsAllCased(_ s: String, as wanted: (Unicode.Scalar) -> Bool, not other: (Unicode.Scalar) -> Bool) -> Bool {
     var cased = false
     for c in s.unicodeScalars {
-        if isPyLower(c) || isPyTitle(c) { return false }
-        if !cased && isPyUpper(c) { cased = true }
+        if other(c) || isPyTitle(c) { return false }
+        if !cased && wanted(c) { cased = true }
     }
     return cased
 }
