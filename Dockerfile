@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # kube-haproxy's image: the supervisor (PID 1) and the watcher, built in release mode with the
-# Swift standard library linked in, on Debian 12 with its HAProxy 2.6. No container engine runs
-# where this project is developed: scripts/image-check verifies what can be verified without one.
+# Swift standard library linked in, on Debian 12 with its HAProxy 2.6. scripts/image-check builds
+# it (the README's `docker build`) and runs it as the README and deploy/deployment.yaml do.
 
 FROM swift:6.3.1-bookworm AS build
 RUN apt-get update \
@@ -28,8 +28,8 @@ RUN apt-get update \
     && apt-get purge -y --auto-remove libcap2-bin \
     && rm -rf /var/lib/apt/lists/*
 # A numeric user, so that Kubernetes' runAsNonRoot can tell it is not root.
-RUN groupadd --system --gid 10001 kube-haproxy \
-    && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin kube-haproxy \
+RUN groupadd --gid 10001 kube-haproxy \
+    && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin kube-haproxy \
     && install -d -m 0700 -o 10001 -g 10001 /run/kube-haproxy
 COPY --from=build /src/dist/kube-haproxy /src/dist/kube-haproxy-watcher /usr/local/bin/
 ENV KUBE_HAPROXY_RUN_DIR=/run/kube-haproxy \

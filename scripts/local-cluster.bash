@@ -3,8 +3,9 @@
 # HTTP backends. Needs `root`, the repository's directory.
 pids=()
 
-# wait_for CONDITION: true once the shell condition holds, checked every 0.05 s for up to 10 s.
-wait_for() { for _ in $(seq 200); do if eval "$1"; then return 0; fi; sleep 0.05; done; echo "timed out waiting for: $1" >&2; return 1; }
+# wait_for CONDITION [SECONDS]: true once the shell condition holds, checked every 0.05 s for up
+# to SECONDS (10).
+wait_for() { for _ in $(seq $((${2:-10} * 20))); do if eval "$1"; then return 0; fi; sleep 0.05; done; echo "timed out waiting for: $1" >&2; return 1; }
 
 # start_etcd CLIENT_URL PEER_URL DIR: a one-member etcd serving the v2 API on CLIENT_URL; its
 # data in DIR/etcd, its log DIR/etcd.log. Returns once it answers.
