@@ -60,8 +60,25 @@ public enum FileIO {
             throw SystemError("open", detail: path)
         }
         defer { close(fd) }
-        var result: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
+        // Sized from fstat and read in place; one byte more, so that a full buffer means the
+        // file grew since and the rest follows in chunks.
+        var info = stat()
+        var size = 1 << 16
+        if fstat(fd, &info) == 0, info.st_size > 0 { size = Int(info.st_size) + 1 }
+        var failure: SystemError?
+        var result = [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
+            initialized = 0
+            guard let base = buffer.baseAddress else { return }
+            while initialized < buffer.count {
+                let count = retryingOnInterrupt { read(fd, base + initialized, buffer.count - initialized) }
+                if count < 0 { failure = SystemError("read", detail: path); return }
+                if count == 0 { return }
+                initialized += count
+            }
+        }
+        if let failure { throw failure }
+        if result.count < size { return result }
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
         while true {
             let count = chunk.withUnsafeMutableBytes { buffer in
                 retryingOnInterrupt { read(fd, buffer.baseAddress, buffer.count) }

@@ -39,44 +39,17 @@ func writeOutput(_ text: String) -> Bool {
     (try? FileIO.writeAll(1, text)) != nil
 }
 
-/// The whole file as bytes, or nil with errno set. Sized from fstat and read in place.
-func readFile(_ path: String) -> [UInt8]? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    if fd < 0 { return nil }
-    defer { close(fd) }
-    var info = stat()
-    var size = 1 << 16
-    if fstat(fd, &info) == 0, info.st_size > 0 { size = Int(info.st_size) + 1 }
-    var failed = false
-    var result = [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
-        initialized = 0
-        guard let base = buffer.baseAddress else { return }
-        while initialized < buffer.count {
-            let count = read(fd, base + initialized, buffer.count - initialized)
-            if count < 0 {
-                if errno == EINTR { continue }
-                failed = true
-                return
-            }
-            if count == 0 { return }
-            initialized += count
-        }
+/// The whole file, or nil after writing why it cannot be read.
+func readInput(_ path: String) -> [UInt8]? {
+    let reason: Int32
+    do throws(SystemError) {
+        if let bytes = try FileIO.readFile(path) { return bytes }
+        reason = ENOENT
+    } catch {
+        reason = error.errno
     }
-    if failed { return nil }
-    // The file grew since fstat: read the rest in chunks.
-    if result.count == size {
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                return nil
-            }
-            if count == 0 { break }
-            result.append(contentsOf: chunk[0..<count])
-        }
-    }
-    return result
+    writeError("kube-haproxy-watcher render: cannot read \(path): \(String(cString: strerror(reason)))")
+    return nil
 }
 
 /// A regular file mapped read-only; nil for anything mmap refuses (pipes, empty files).
@@ -163,10 +136,7 @@ enum RenderCommand {
             writeError("kube-haproxy-watcher render: --template FILE is required (or set ETCD2BASE to render the live cluster's template)\n\(usage)")
             return 2
         }
-        guard let templateBytes = readFile(templatePath) else {
-            writeError("kube-haproxy-watcher render: cannot read \(templatePath): \(String(cString: strerror(errno)))")
-            return 2
-        }
+        guard let templateBytes = readInput(templatePath) else { return 2 }
         var context: [(String, Value)] = []
         let jsonStart = monotonicMilliseconds()
         if let contextPath {
@@ -178,10 +148,7 @@ enum RenderCommand {
                     try JSONDocument(unsafeBytes: mapped.bytes) { _ in mapped.unmap() }.value()
                 }
             } else {
-                guard let contextBytes = readFile(contextPath) else {
-                    writeError("kube-haproxy-watcher render: cannot read \(contextPath): \(String(cString: strerror(errno)))")
-                    return 2
-                }
+                guard let contextBytes = readInput(contextPath) else { return 2 }
                 parsed = Result { () throws(JSONError) in try Value.parseJSONLazily(contextBytes) }
             }
             let value: Value
@@ -241,10 +208,7 @@ extension RenderCommand {
         let name: String
         let source: String
         if let templatePath {
-            guard let bytes = readFile(templatePath) else {
-                writeError("kube-haproxy-watcher render: cannot read \(templatePath): \(String(cString: strerror(errno)))")
-                return 2
-            }
+            guard let bytes = readInput(templatePath) else { return 2 }
             (name, source) = (templatePath, String(decoding: bytes, as: UTF8.self))
         } else if let template = live.template {
             (name, source) = ("template", template)
