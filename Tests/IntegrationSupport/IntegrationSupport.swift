@@ -186,6 +186,22 @@ public final class BackgroundProcess: @unchecked Sendable {
     deinit { stop() }
 }
 
+/// What wrk printed when it ended: the requests it completed, and its lines that report failed
+/// ones ("Socket errors: …", "Non-2xx or 3xx responses: …").
+public struct WrkReport {
+    public let text: String
+    public let requests: Int
+    public let failures: [String]
+
+    public init(_ text: String) {
+        self.text = text
+        let lines = text.split(separator: "\n")
+        requests = lines.first { $0.contains("requests in") }.flatMap { Int($0.split(separator: " ").first ?? "") } ?? 0
+        failures = lines.filter { $0.contains("Socket errors") || $0.contains("Non-2xx") }
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+    }
+}
+
 /// A real HTTP backend on a loopback address that answers with its name.
 public final class HTTPBackend {
     public let address: String
