@@ -62,9 +62,8 @@ struct Pod {
 
     /// The pod object as the template sees it.
     var object: Value? { document?.value() }
-    var modifiedIndex: Int
 
-    init(key: ObjectKey, json: String, modifiedIndex: Int) throws(ObjectProblem) {
+    init(key: ObjectKey, json: String) throws(ObjectProblem) {
         let document: JSONDocument
         do {
             document = try JSONDocument(json)
@@ -74,7 +73,6 @@ struct Pod {
         guard case .dict(let root) = document.value() else { throw ObjectProblem(object: key.description, message: "not a JSON object") }
         name = key.name
         namespace = key.namespace
-        self.modifiedIndex = modifiedIndex
         labels = []
         var terminating = false
         if case .dict(let metadata)? = root[string: "metadata"] {
@@ -140,17 +138,27 @@ struct Service {
     }
 }
 
-/// The string map of a ConfigMap's or Secret's `data`.
-func objectData(key: ObjectKey, json: String) throws(ObjectProblem) -> [(String, String)] {
+/// A problem with one of the load balancer's objects: logged, and reported as an Event on it
+/// when the source is the Kubernetes API.
+struct ClusterProblem: Hashable, Sendable {
+    var object: ObjectKey
+    /// An Event reason: UpperCamelCase, one per kind of problem.
+    var reason: String
+    var message: String
+}
+
+/// The string map of a ConfigMap's or Secret's `data`, and its metadata.uid.
+func objectData(key: ObjectKey, json: String) throws(ObjectProblem) -> (data: [(String, String)], uid: String?) {
     let value: JSONValue
     do {
         value = try JSONValue.parse(json)
     } catch {
         throw ObjectProblem(object: key.description, message: "not valid JSON: \(error)")
     }
+    let uid = value["metadata"]?["uid"]?.stringValue
     switch value["data"] {
     case nil, .null?:
-        return []
+        return ([], uid)
     case .object(let members)?:
         var data: [(String, String)] = []
         for (name, item) in members {
@@ -159,7 +167,7 @@ func objectData(key: ObjectKey, json: String) throws(ObjectProblem) -> [(String,
             }
             data.append((name, text))
         }
-        return data
+        return (data, uid)
     default:
         throw ObjectProblem(object: key.description, message: "\"data\" is not an object")
     }

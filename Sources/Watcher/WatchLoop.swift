@@ -1,6 +1,5 @@
-// The watcher's loop: read the cluster, watch it (never poll), render on change, send the
-// desired state to the supervisor. Latency first, storms bounded: an isolated change goes out at
-// once; changes within the reload interval of the last apply go out together at its end.
+// The etcd2 source's loop: read the cluster, watch it (never poll), render on change, send the
+// desired state to the supervisor (DesiredState.swift paces and sends).
 import CSystem
 import Dispatch
 import Jinja
@@ -10,47 +9,16 @@ import Synchronization
 @preconcurrency import Glibc
 #endif
 
-/// Reads the whole state the template depends on with recursive GETs.
-struct ClusterReader {
-    let settings: WatcherSettings
-    let client: EtcdClient
+/// Watch results handed from the watch threads to the loop.
+typealias EventQueue = Queue<EtcdEvent>
 
-    /// The state and the etcd index of the first read: watching from the next index misses nothing.
-    func read() throws(EtcdError) -> (state: ClusterState, index: Int) {
-        var state = ClusterState(prefix: settings.prefix, lbNamespace: settings.lbNamespace)
-        let index = try load(.configmaps, settings.lbNamespace, into: &state)
-        _ = try load(.secrets, settings.lbNamespace, into: &state)
-        try readNewNamespaces(into: &state)
-        return (state, index)
-    }
-
-    /// Reads the pods of namespaces that services name and that were not read yet.
-    func readNewNamespaces(into state: inout ClusterState) throws(EtcdError) {
-        for namespace in state.namespacesToRead {
-            _ = try load(.pods, namespace, into: &state)
-        }
-    }
-
-    private func load(_ kind: ObjectKind, _ namespace: String, into state: inout ClusterState) throws(EtcdError) -> Int {
-        do {
-            let response = try client.get(state.key(kind, namespace), recursive: true)
-            state.load(kind, namespace: namespace, nodes: response.node?.leaves ?? [], etcdIndex: response.etcdIndex)
-            return response.etcdIndex
-        } catch {
-            guard case .notFound(let index) = error else { throw error }
-            state.load(kind, namespace: namespace, nodes: [], etcdIndex: index)
-            return index
-        }
-    }
+enum EtcdEvent: Sendable {
+    case change(EtcdResponse, round: Int)
+    case failure(EtcdError, round: Int)
 }
 
-/// Watch results handed from the watch threads to the loop.
-final class EventQueue: Sendable {
-    enum Event: Sendable {
-        case change(EtcdResponse, round: Int)
-        case failure(EtcdError, round: Int)
-    }
-
+/// Hands events from threads to the loop that waits for them.
+final class Queue<Event: Sendable>: Sendable {
     private let events = Mutex<[Event]>([])
     private let available = DispatchSemaphore(value: 0)
 
@@ -67,28 +35,29 @@ final class EventQueue: Sendable {
     }
 }
 
+/// The etcd2 source's loop.
 final class WatchLoop {
     let settings: WatcherSettings
+    let etcd: EtcdSettings
     let queue = EventQueue()
     let metrics: WatcherMetrics
-    private var state: ClusterState
+    private let sender: DesiredStateSender
+    private var state: EtcdClusterState
     private var round = 0
     private var cancel = CancelFlag()
-    private var compiled: (source: String, template: Template)?
-    private var lastAcknowledged: (config: String, certificates: [String: String])?
-    private var lastProblems: [String] = []
-    private var loggedNoTemplate = false
 
-    init(settings: WatcherSettings) {
+    init(settings: WatcherSettings, etcd: EtcdSettings) {
         self.settings = settings
+        self.etcd = etcd
         metrics = WatcherMetrics(controlSocket: settings.controlSocket)
-        state = ClusterState(prefix: settings.prefix, lbNamespace: settings.lbNamespace)
+        sender = DesiredStateSender(settings: settings, metrics: metrics, reporter: nil)
+        state = EtcdClusterState(prefix: settings.prefix, lbNamespace: settings.lbNamespace)
     }
 
     func run() -> Never {
         let client: EtcdClient
         do {
-            client = try EtcdClient(settings: settings.etcd)
+            client = try EtcdClient(settings: etcd)
         } catch {
             Log.error("cannot create an etcd client", ["error": error.description])
             exit(1)
@@ -97,9 +66,6 @@ final class WatchLoop {
         var backoff = Backoff(initial: 1, maximum: 32)
         metrics.startReporting()
         var afterFailure: Bool? = nil
-        if settings.statisticsPassword == WatcherSettings.defaultStatisticsPassword {
-            Log.warning("STATISTICS_PASSWORD is not set: the template's stats.password is the well-known default")
-        }
         while true {
             let index: Int
             do {
@@ -114,10 +80,10 @@ final class WatchLoop {
             }
             backoff.reset()
             _ = csystem_malloc_trim()
-            if let indexCleared = afterFailure { metrics.countResync(indexCleared: indexCleared) }
+            if let indexCleared = afterFailure { metrics.countResync(indexCleared ? .indexCleared : .reconnect) }
             metrics.setCurrent(true)
-            Log.info("cluster state read", ["services": String(state.services.count), "etcd_index": String(index),
-                                            "pods": String(state.pods.values.reduce(0) { $0 + $1.count })])
+            Log.info("cluster state read", ["services": String(state.cluster.services.count), "etcd_index": String(index),
+                                            "pods": String(state.cluster.pods.values.reduce(0) { $0 + $1.count })])
             startWatches(from: index + 1)
             switch follow(reader: reader) {
             case .resyncNow:
@@ -140,27 +106,17 @@ final class WatchLoop {
 
     /// Applies watch events and sends the desired state until the watch breaks.
     private func follow(reader: ClusterReader) -> Interruption {
-        var pending = true
-        var nextApplyAt = 0.0
+        var pacer = ApplyPacer(interval: settings.reloadInterval)
         while true {
-            let now = monotonicSeconds()
-            if pending && now >= nextApplyAt {
-                let sent = applyDesiredState()
-                // A render's transient memory (context, output, the decoded parts of pods) goes
-                // back to the system rather than idling in the heap until the next one.
-                _ = csystem_malloc_trim()
-                pending = !sent
-                nextApplyAt = monotonicSeconds() + (sent ? settings.reloadInterval : 1)
-            }
-            let timeout: Double? = pending ? nextApplyAt - monotonicSeconds() : nil
-            guard let event = queue.pop(timeout: timeout) else { continue }
+            pacer.applyIfDue { sender.apply(&state.cluster) }
+            guard let event = queue.pop(timeout: pacer.timeout) else { continue }
             switch event {
             case .change(let response, let eventRound):
                 guard eventRound == round else { continue }
                 metrics.countEvent()
                 if state.apply(response) {
-                    pending = true
-                    if !state.namespacesToRead.isEmpty {
+                    pacer.changed()
+                    if !state.cluster.namespacesToRead.isEmpty {
                         do {
                             try reader.readNewNamespaces(into: &state)
                         } catch {
@@ -186,7 +142,7 @@ final class WatchLoop {
         cancel = CancelFlag()
         let keys = [settings.prefix + "/pods", state.key(.configmaps, settings.lbNamespace), state.key(.secrets, settings.lbNamespace)]
         for key in keys {
-            let (queue, round, cancel, etcd) = (self.queue, self.round, self.cancel, settings.etcd)
+            let (queue, round, cancel, etcd) = (self.queue, self.round, self.cancel, self.etcd)
             do {
                 try startThread {
                     WatchLoop.watch(key, from: index, settings: etcd, queue: queue, round: round, cancel: cancel)
@@ -222,73 +178,6 @@ final class WatchLoop {
                 return
             }
         }
-    }
-
-    // MARK: Render and send
-
-    /// Renders and sends the desired state; false when it must be tried again (the supervisor
-    /// could not be reached).
-    private func applyDesiredState() -> Bool {
-        let problems = state.certificateProblems
-        // Each problem is logged once, when it appears.
-        for problem in problems where !lastProblems.contains(problem) {
-            Log.warning("skipping a certificate", ["problem": problem])
-        }
-        lastProblems = problems
-        guard let source = state.template else {
-            if !loggedNoTemplate {
-                Log.error("no template yet: nothing is sent until ConfigMap \(settings.lbNamespace)/config has a \"template\" key")
-                loggedNoTemplate = true
-            }
-            return true
-        }
-        loggedNoTemplate = false
-        let started = monotonicSeconds()
-        let config: String
-        do {
-            config = try render(source)
-        } catch {
-            metrics.countRenderError()
-            Log.error("template error: the last good config stays live",
-                      ["object": "ConfigMap \(settings.lbNamespace)/config", "key": "template", "line": String(error.line), "error": error.message])
-            return true
-        }
-        let rendered = monotonicSeconds()
-        metrics.observeRender(seconds: rendered - started)
-        let certificates = state.certificateFiles
-        if let last = lastAcknowledged, last.config == config, last.certificates == certificates { return true }
-        let reply: JSONValue
-        do {
-            var client = try ControlClient(path: settings.controlSocket)
-            reply = try client.send(ControlRequest.apply(config: config, certificates: certificates).json)
-        } catch {
-            Log.warning("cannot reach the supervisor; will send again", ["socket": settings.controlSocket, "error": error.description])
-            lastAcknowledged = nil
-            return false
-        }
-        lastAcknowledged = (config, certificates)
-        if reply["ok"]?.boolValue == true {
-            Log.info(reply["changed"]?.boolValue == true ? "config applied" : "config unchanged",
-                     ["generation": String(reply["generation"]?.intValue ?? 0), "render_seconds": formatSeconds(rendered - started),
-                      "apply_seconds": formatSeconds(monotonicSeconds() - rendered), "bytes": String(config.utf8.count),
-                      "certificates": String(certificates.count)])
-        } else {
-            Log.error("the supervisor rejected the config; the last good one stays live",
-                      ["error": reply["error"]?.stringValue ?? reply.serialized])
-        }
-        return true
-    }
-
-    private func render(_ source: String) throws(TemplateError) -> String {
-        let template: Template
-        if let compiled, compiled.source == source {
-            template = compiled.template
-        } else {
-            template = try Template(source: source, name: "template")
-            compiled = (source, template)
-        }
-        return try template.render(state.context(ssldir: settings.sslDirectory, statsPassword: settings.statisticsPassword,
-                                                 environment: settings.environment))
     }
 }
 
