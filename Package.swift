@@ -32,5 +32,7 @@ let package = Package(
         .testTarget(name: "SupervisorTests", dependencies: ["Shared", "IntegrationSupport"]),
         // The watcher end to end: real etcd, the real supervisor and watcher binaries, real HAProxy.
         .testTarget(name: "WatcherTests", dependencies: ["Shared", "Jinja", "IntegrationSupport"], exclude: ["Fixtures"]),
+        // The Kubernetes API's wire format as the watcher reads it (its parts, without a server).
+        .testTarget(name: "KubernetesProtocolTests", dependencies: ["Watcher", "Shared"]),
     ]
 )

@@ -11,15 +11,15 @@ let usage = """
     Usage:
       kube-haproxy-watcher
           Run the watcher: keep HAProxy in step with the cluster (the supervisor starts it).
-          Source: KUBE_HAPROXY_SOURCE [etcd2 when ETCD2BASE is set, else kubernetes when
-          KUBE_HAPROXY_API_SERVER or KUBERNETES_SERVICE_HOST is set].
-          etcd2: ETCD2BASE, ETCD2_CA_FILE, ETCD2_CERT_FILE, ETCD2_KEY_FILE, ETCD2_PREFIX [/registry].
+          Environment: KUBE_HAPROXY_SOURCE (etcd2 or kubernetes; unset: etcd2 when ETCD2BASE
+          is set, else kubernetes when KUBE_HAPROXY_API_SERVER or KUBERNETES_SERVICE_HOST is);
+          etcd2: ETCD2BASE, ETCD2_CA_FILE, ETCD2_CERT_FILE, ETCD2_KEY_FILE, ETCD2_PREFIX [/registry];
           kubernetes: KUBE_HAPROXY_API_SERVER [https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT],
           KUBE_HAPROXY_API_TOKEN_FILE [/var/run/secrets/kubernetes.io/serviceaccount/token],
-          KUBE_HAPROXY_API_CA_FILE [ca.crt beside the token file, else system CAs],
-          KUBE_HAPROXY_API_CERT_FILE, KUBE_HAPROXY_API_KEY_FILE.
-          Both: LB_NAMESPACE [lb], KUBE_HAPROXY_RELOAD_INTERVAL [1s], STATISTICS_PASSWORD, and
-          from the supervisor KUBE_HAPROXY_CONTROL_SOCKET and KUBE_HAPROXY_SSL_DIR.
+          KUBE_HAPROXY_API_CA_FILE [ca.crt beside the token file, else the system CAs],
+          KUBE_HAPROXY_API_CERT_FILE, KUBE_HAPROXY_API_KEY_FILE; both: LB_NAMESPACE [lb],
+          KUBE_HAPROXY_RELOAD_INTERVAL [1s], STATISTICS_PASSWORD, and from the supervisor
+          KUBE_HAPROXY_CONTROL_SOCKET and KUBE_HAPROXY_SSL_DIR.
       kube-haproxy-watcher render --template FILE [--context FILE.json] [--timings]
           Render FILE (a Jinja2 template) with the top-level keys of the JSON object in
           FILE.json as variables, and write the result to stdout. On a template error, print

@@ -88,14 +88,13 @@ extension WatcherSettings {
     }
 
     /// A client certificate needs both its files.
-    static func clientCertificate(_ environment: Environment, certificate: String, key: String) throws(SettingError)
+    static func bothOrNeither(_ certificate: (name: String, path: String?), _ key: (name: String, path: String?)) throws(SettingError)
         -> (certificateFile: String?, keyFile: String?) {
-        let files = (try readableFile(environment, certificate), try readableFile(environment, key))
-        if (files.0 == nil) != (files.1 == nil) {
-            let (missing, other) = files.0 == nil ? (certificate, key) : (key, certificate)
+        if (certificate.path == nil) != (key.path == nil) {
+            let (missing, other) = certificate.path == nil ? (certificate.name, key.name) : (key.name, certificate.name)
             throw SettingError(name: missing, value: "", expected: "set together with \(other) (a client certificate needs both)")
         }
-        return files
+        return (certificate.path, key.path)
     }
 
     static func etcdSettings(_ environment: Environment) throws(SettingError) -> EtcdSettings {
@@ -106,9 +105,9 @@ extension WatcherSettings {
               base.split(separator: "/", omittingEmptySubsequences: true).count >= 2 else {
             throw SettingError(name: "ETCD2BASE", value: base, expected: "an http:// or https:// URL with no trailing slash")
         }
-        let client = try clientCertificate(environment, certificate: "ETCD2_CERT_FILE", key: "ETCD2_KEY_FILE")
-        return EtcdSettings(base: base, caFile: try readableFile(environment, "ETCD2_CA_FILE"), certificateFile: client.certificateFile,
-                            keyFile: client.keyFile)
+        let file = { (name: String) throws(SettingError) in (name, try readableFile(environment, name)) }
+        let client = try bothOrNeither(try file("ETCD2_CERT_FILE"), try file("ETCD2_KEY_FILE"))
+        return EtcdSettings(base: base, caFile: try file("ETCD2_CA_FILE").1, certificateFile: client.certificateFile, keyFile: client.keyFile)
     }
 
     static func kubernetesSettings(_ environment: Environment) throws(SettingError) -> KubernetesAPISettings {
@@ -129,13 +128,14 @@ extension WatcherSettings {
             throw SettingError(name: "KUBE_HAPROXY_API_SERVER", value: server, expected: "an http:// or https:// URL")
         }
         let tokenFile = environment.string("KUBE_HAPROXY_API_TOKEN_FILE", default: serviceAccountDirectory + "/token")
-        var caFile = try readableFile(environment, "KUBE_HAPROXY_API_CA_FILE")
+        let file = { (name: String) throws(SettingError) in (name, try readableFile(environment, name)) }
+        var caFile = try file("KUBE_HAPROXY_API_CA_FILE").1
         if caFile == nil {
             // The service account's CA sits beside its token.
             let beside = tokenFile.lastIndex(of: "/").map { String(tokenFile[...$0]) + "ca.crt" } ?? "ca.crt"
             if (try? FileIO.readFile(beside)) ?? nil != nil { caFile = beside }
         }
-        let client = try clientCertificate(environment, certificate: "KUBE_HAPROXY_API_CERT_FILE", key: "KUBE_HAPROXY_API_KEY_FILE")
+        let client = try bothOrNeither(try file("KUBE_HAPROXY_API_CERT_FILE"), try file("KUBE_HAPROXY_API_KEY_FILE"))
         return KubernetesAPISettings(server: server, tokenFile: tokenFile,
                                      tls: TLSFiles(caFile: caFile, certificateFile: client.certificateFile, keyFile: client.keyFile))
     }
