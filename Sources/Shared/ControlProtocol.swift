@@ -4,6 +4,7 @@
 //   {"op":"status"}
 //   {"op":"reload"}
 //   {"op":"report","etcd_events":N,...}   the watcher's figures since its last report
+import JSON
 #if canImport(Glibc)
 @preconcurrency import Glibc
 #endif
@@ -261,15 +262,21 @@ public struct ControlClient: ~Copyable {
     deinit { close(fd) }
 
     /// Sends one request and waits for its reply.
-    public mutating func send(_ request: JSONValue) throws(SystemError) -> JSONValue {
-        try UnixSocket.send(fd, request.serialized + "\n")
+    public mutating func send(_ request: ControlRequest) throws(SystemError) -> ControlReply {
+        let line = try exchange(request.json.serialized)
+        do {
+            return try ControlReply.parse(line)
+        } catch {
+            throw SystemError("reply", errno: EPROTO, detail: "is not understood (\(error))")
+        }
+    }
+
+    /// Sends one line as it is and returns the reply line: the wire itself, for tests and tools.
+    public mutating func exchange(_ line: String) throws(SystemError) -> [UInt8] {
+        try UnixSocket.send(fd, line + "\n")
         switch try reader.next() {
         case .line(let bytes):
-            do {
-                return try JSONReader.parse(bytes, as: JSONValueBuilder.self)
-            } catch {
-                throw SystemError("reply", errno: EPROTO, detail: "is not JSON (\(error))")
-            }
+            return bytes
         case .oversized:
             throw SystemError("reply", errno: EMSGSIZE)
         case .end:

@@ -1,6 +1,7 @@
 // The supervisor end to end: the real binary, real HAProxy, real sockets, real traffic on loopback.
 import Foundation
 import IntegrationSupport
+import JSON
 import Shared
 import XCTest
 
@@ -64,6 +65,7 @@ final class SupervisorTests: XCTestCase {
 
         let reply = try supervisor.apply(good + "backend broken\n    frobnicate yes\n")
         XCTAssertEqual(reply["ok"], .bool(false))
+        XCTAssertEqual(reply["reason"], .string("rejected"))
         let error = reply["error"]?.stringValue ?? ""
         XCTAssertTrue(error.contains("unknown keyword 'frobnicate'"), "error should carry HAProxy's message: \(error)")
         XCTAssertTrue(error.contains("[ALERT]"), error)
@@ -332,9 +334,10 @@ final class SupervisorTests: XCTestCase {
         let socket = directory + "/run/control.sock"
         XCTAssertTrue(waitUntil(timeout: 10) { FileManager.default.fileExists(atPath: socket) }, container.log)
         var client = try ControlClient(path: socket)
-        XCTAssertEqual(try client.send(ControlRequest.status.json)["pid"], .integer(1))
+        guard case .status(let status) = try client.send(.status) else { return XCTFail("status did not answer a status") }
+        XCTAssertEqual(status.pid, 1)
         let port = try freePort()
-        ok(try client.send(ControlRequest.apply(config: httpConfig(port: port, servers: [(backend.address, backend.port)]), certificates: [:]).json))
+        ok(try client.send(.apply(config: httpConfig(port: port, servers: [(backend.address, backend.port)]), certificates: [:])).json)
         XCTAssertEqual(httpGet("http://127.0.0.1:\(port)/").body, "alpha\n")
 
         // The supervisor is unshare's only child; its own children are listed in /proc.
@@ -422,6 +425,7 @@ final class SupervisorTests: XCTestCase {
         let malformed = try exchange("this is not json")
         XCTAssertEqual(malformed["ok"], .bool(false))
         XCTAssertTrue(malformed["error"]?.stringValue?.hasPrefix("request is not valid JSON") == true, malformed.serialized)
+        XCTAssertEqual(malformed["reason"], .string("invalid_request"))
         let unknown = try exchange(#"{"op":"explode"}"#)
         XCTAssertEqual(unknown["error"], .string(#"unknown op "explode" (expected apply, status, reload or report)"#))
         let noConfig = try exchange(#"{"op":"apply"}"#)
