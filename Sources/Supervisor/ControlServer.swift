@@ -67,6 +67,8 @@ final class ControlServer: Sendable {
                     return
                 case .oversized:
                     Log.warning("control request refused: longer than the size cap", ["cap_bytes": String(maximumRequestBytes)])
+                    // The refused bytes were freed; give the pages back to the system too.
+                    _ = csystem_malloc_trim()
                     reply = .failed(ControlFailure(.invalidRequest, "request longer than \(maximumRequestBytes) bytes (KUBE_HAPROXY_MAX_REQUEST_BYTES)"))
                 case .line(let bytes):
                     if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0D || $0 == 0x09 }) { continue }

@@ -293,6 +293,13 @@ public final class SupervisorProcess {
 }
 
 /// Every process below `root` in the process tree, read from /proc.
+/// A process's resident set (VmRSS) in kB, from /proc; nil when it is gone.
+public func residentKilobytes(_ pid: pid_t) -> Int? {
+    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return nil }
+    return line.split(separator: " ").dropFirst().first.flatMap { Int($0) }
+}
+
 public func descendantPids(of root: pid_t) -> [pid_t] {
     var parents: [pid_t: pid_t] = [:]
     for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
