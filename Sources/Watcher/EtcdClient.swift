@@ -1,6 +1,7 @@
 // etcd's v2 keys API over libcurl: recursive reads and long-poll watches, over HTTP or HTTPS
 // with a CA file and a client certificate. One client per thread: a curl handle is not shared,
 // and it keeps its connection alive between requests.
+import JSON
 import Shared
 
 struct EtcdNode: Sendable {

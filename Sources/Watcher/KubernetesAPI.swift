@@ -1,6 +1,7 @@
 // The Kubernetes REST API over libcurl, as client-go's reflector speaks it: paginated lists,
 // watch streams of one JSON event per line (with bookmarks), Status objects for errors, a bearer
 // token re-read from its file (service account tokens rotate), and Events.
+import JSON
 import Shared
 import Synchronization
 #if canImport(Glibc)

@@ -2,6 +2,7 @@
 // config` shows why a config is not live. One Event per distinct problem: a repeat raises its
 // count and lastTimestamp. Sent from a thread of its own with a short timeout: rendering never
 // waits for the API server, and a failure to send is logged once, not fatal.
+import JSON
 import Shared
 import Synchronization
 #if canImport(Glibc)

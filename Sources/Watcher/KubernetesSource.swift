@@ -2,6 +2,7 @@
 // client-go has it) per object set, each on its own thread: the load balancer's four objects by
 // name, and the pods of each namespace the services name. The loop applies what they find to
 // the model and renders once every set has been listed.
+import JSON
 import Shared
 #if canImport(Glibc)
 @preconcurrency import Glibc

@@ -2,6 +2,7 @@
 // Kubernetes API) and no --context, the context is what the watcher would build from it right
 // now, and the template is the one in ConfigMap lb/config unless --template names another.
 import Jinja
+import JSON
 import Shared
 
 enum LiveRender {

@@ -3,6 +3,7 @@
 // them, and how the source is chosen from the environment.
 @testable import Watcher
 import Foundation
+import JSON
 import Shared
 import XCTest
 
