@@ -10,12 +10,15 @@ Usage: kube_api_server.py [--port N | --port-file PATH] [--admin-port N | --admi
                           [--verbose]
 
 Main listener (127.0.0.1; HTTPS with --tls-cert/--tls-key):
-  GET /healthz /livez /readyz /version /api /api/v1
+  GET /healthz /livez /readyz /version /api /api/v1, GET /api/v1/namespaces/{ns} (every namespace exists)
   /api/v1/namespaces/{ns}/{resource}          GET list or watch (?watch=1), POST create
   /api/v1/namespaces/{ns}/{resource}/{name}   GET, PUT, PATCH, DELETE
   /api/v1/{resource}                          GET list or watch across namespaces
   /api/v1/watch/namespaces/{ns}/{resource}, /api/v1/watch/{resource}   the legacy watch paths
-  resource: pods, configmaps, secrets, events. Any namespace exists.
+  resource: pods, configmaps, secrets, events. POST and PUT take Content-Type application/json;
+  PATCH application/merge-patch+json, application/strategic-merge-patch+json (applied as a merge
+  patch) or application/json-patch+json. DELETE removes at once; a pod deleted with
+  gracePeriodSeconds > 0 becomes terminating instead (MODIFIED), until deleted with 0.
   --token-file: one accepted token a line, `TOKEN[,USER[,UID]]` as kube-apiserver's static token
   file, read again on every request. The user named in 403 messages is the token's USER, else
   system:serviceaccount:lb:kube-haproxy; without --token-file every request is system:anonymous.
@@ -35,6 +38,7 @@ Admin listener (plain HTTP on 127.0.0.1, never down, no auth), for tests:
   GET  /_test/requests                    every request served on the main listener
   POST /_test/clear-requests
   GET  /_test/objects?resource=R[&namespace=NS]   {"resourceVersion": "N", "items": [...]}
+  GET  /_test/watches                     the open watches: [{"resource","namespace","labelSelector","fieldSelector"}]
 Exits 0 on SIGTERM or SIGINT.
 """
 import argparse
@@ -46,6 +50,7 @@ import json
 import os
 import queue
 import random
+import select
 import signal
 import socket
 import ssl
@@ -374,8 +379,9 @@ def with_resource_version(obj, rv):
 
 
 class Watch:
-    def __init__(self, resource, namespace, labels, fields):
+    def __init__(self, resource, namespace, labels, fields, description):
         self.resource, self.namespace, self.labels, self.fields = resource, namespace, labels, fields
+        self.description = description
         self.queue = queue.Queue()
 
     def matches(self, obj):
@@ -565,8 +571,17 @@ class Server:
                 self.tls.load_verify_locations(options.client_ca)
 
     def listen(self):
+        # After `down` the port may still be held for a moment: keep trying, it must come back.
+        for attempt in range(600):
+            try:
+                server = MainServer(("127.0.0.1", self.port), self)
+                break
+            except OSError as error:
+                if self.port == 0 or attempt == 599:
+                    raise
+                print("listen on 127.0.0.1:%d: %s; trying again" % (self.port, error), file=sys.stderr, flush=True)
+                time.sleep(0.1)
         with self.main_lock:
-            server = MainServer(("127.0.0.1", self.port), self)
             self.port = server.server_address[1]
             self.main = server
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
@@ -719,6 +734,16 @@ class APIHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def read_body(self):
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            body = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return body
+                body += self.rfile.read(size)
+                self.rfile.readline()
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length > 0 else b""
 
@@ -760,6 +785,12 @@ class APIHandler(BaseHTTPRequestHandler):
         if parts[:2] != ["api", "v1"]:
             return self.send_text(404, "404 page not found\n")
         rest = parts[2:]
+        if len(rest) == 2 and rest[0] == "namespaces" and method == "GET":
+            # Every namespace exists.
+            return self.send_json(200, {"kind": "Namespace", "apiVersion": "v1", "metadata": {
+                "name": rest[1], "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, "namespace/" + rest[1])), "resourceVersion": "1",
+                "creationTimestamp": "2026-01-01T00:00:00Z", "labels": {"kubernetes.io/metadata.name": rest[1]}},
+                "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})
         watch_path = bool(rest) and rest[0] == "watch"
         if watch_path:
             rest = rest[1:]
@@ -795,6 +826,7 @@ class APIHandler(BaseHTTPRequestHandler):
             return self.send_json(200, store.get(resource, namespace, name))
         if verb == "delete":
             grace = self.grace_period(query, body)
+            self.check_preconditions(store.get(resource, namespace, name), body)
             if resource == "pods" and grace:
                 return self.send_json(200, store.terminate(resource, namespace, name, grace))
             deleted = store.delete(resource, namespace, name)
@@ -804,6 +836,12 @@ class APIHandler(BaseHTTPRequestHandler):
             return self.send_json(200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                                         "details": {"name": name, "kind": resource,
                                                     "uid": deleted["metadata"].get("uid", "")}})
+        if verb in ("create", "update"):
+            content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+            if content_type != "application/json":
+                raise APIError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted "
+                               "media types include: application/json, application/yaml, "
+                               "application/vnd.kubernetes.protobuf")
         if verb == "create":
             obj = self.parse_object(body, resource, namespace)
             metadata = obj["metadata"]
@@ -847,6 +885,23 @@ class APIHandler(BaseHTTPRequestHandler):
                 raise bad_request("patch produced an object that is not a JSON object")
             return self.normalize(patched, resource)
         return self.send_json(200, store.update(resource, namespace, name, apply))
+
+    @staticmethod
+    def check_preconditions(current, body):
+        """DeleteOptions.preconditions: uid and resourceVersion must be the object's."""
+        try:
+            options = json.loads(body) if body else {}
+        except ValueError:
+            raise bad_request("invalid DeleteOptions body")
+        preconditions = (options.get("preconditions") if isinstance(options, dict) else None) or {}
+        for field, label in (("uid", "UID"), ("resourceVersion", "ResourceVersion")):
+            wanted = preconditions.get(field)
+            actual = current["metadata"].get(field, "")
+            if wanted is not None and wanted != actual:
+                raise APIError(409, "Conflict", "Operation cannot be fulfilled on %s \"%s\": Precondition failed: %s in "
+                               "precondition: %s, %s in object meta: %s"
+                               % (current["kind"].lower() + "s", current["metadata"]["name"], label, wanted, label, actual),
+                               {"name": current["metadata"]["name"], "kind": current["kind"].lower() + "s"})
 
     @staticmethod
     def grace_period(query, body):
@@ -988,13 +1043,17 @@ class APIHandler(BaseHTTPRequestHandler):
         app = self.server.app
         store = app.store
         kind = RESOURCES[resource][0]
-        watch = Watch(resource, namespace, LabelSelector(query.get("labelSelector")), FieldSelector(field_text, resource))
+        watch = Watch(resource, namespace, LabelSelector(query.get("labelSelector")), FieldSelector(field_text, resource),
+                      {"resource": resource, "namespace": namespace, "labelSelector": query.get("labelSelector", ""),
+                       "fieldSelector": field_text})
         bookmarks = query.get("allowWatchBookmarks") in ("1", "true", "True")
         initial_events = query.get("sendInitialEvents") in ("1", "true", "True")
         try:
             timeout = float(query["timeoutSeconds"]) if query.get("timeoutSeconds") else app.options.max_watch_seconds
         except ValueError:
             raise bad_request("invalid timeoutSeconds: %s" % query["timeoutSeconds"])
+        if timeout <= 0:
+            timeout = app.options.max_watch_seconds
         timeout = min(timeout, app.options.max_watch_seconds)
         requested = query.get("resourceVersion") or ""
         too_old = None
@@ -1037,9 +1096,12 @@ class APIHandler(BaseHTTPRequestHandler):
                 now = time.monotonic()
                 if now >= deadline:
                     return self.end_stream()
-                wait = deadline - now
+                wait = min(deadline - now, 1.0)
                 if bookmarks:
                     wait = min(wait, max(0.0, next_bookmark - now))
+                if self.client_gone():
+                    self.close_connection = True
+                    return
                 try:
                     kind_of_event, obj = watch.queue.get(timeout=wait)
                 except queue.Empty:
@@ -1063,6 +1125,19 @@ class APIHandler(BaseHTTPRequestHandler):
         finally:
             with store.lock:
                 store.watches.discard(watch)
+
+    def client_gone(self):
+        """True when the client closed its end: a watch client sends nothing while it reads, so
+        anything readable is its end of stream (or a TLS close_notify)."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            if not readable:
+                return False
+            if isinstance(self.connection, ssl.SSLSocket):
+                return True
+            return self.connection.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):
+            return True
 
     def send_bookmark(self, watch, kind, annotations):
         store = self.server.app.store
@@ -1150,6 +1225,9 @@ class AdminHandler(BaseHTTPRequestHandler):
             if route == ("GET", "/_test/requests"):
                 with app.requests_lock:
                     return self.reply(200, list(app.requests))
+            if route == ("GET", "/_test/watches"):
+                with app.store.lock:
+                    return self.reply(200, [watch.description for watch in app.store.watches])
             if route == ("POST", "/_test/clear-requests"):
                 with app.requests_lock:
                     app.requests = []

@@ -530,6 +530,65 @@ class TLSTests(unittest.TestCase):
             self.assertEqual(server.stop(), 0)
 
 
+class WireTests(ServerTestCase):
+    def raw(self, request):
+        """One request over a fresh socket; the whole response as bytes."""
+        import socket
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=10) as connection:
+            connection.sendall(request)
+            response = b""
+            while True:
+                data = connection.recv(65536)
+                if not data:
+                    return response
+                response += data
+
+    def test_writes_need_json_and_chunked_bodies_are_read(self):
+        body = json.dumps(config_map("services")).encode()
+        response = self.raw(b"POST /api/v1/namespaces/lb/configmaps HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                            b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        self.assertTrue(response.startswith(b"HTTP/1.1 415 "), response)
+        self.assertIn(b'"reason":"UnsupportedMediaType"', response)
+        response = self.raw(b"POST /api/v1/namespaces/lb/configmaps HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                            b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+        self.assertTrue(response.startswith(b"HTTP/1.1 201 "), response)
+        self.assertEqual(self.api.read_namespaced_config_map("services", "lb").metadata.name, "services")
+
+    def test_watch_is_chunked_json_lines_and_ends_when_the_client_goes(self):
+        import socket
+        created = self.api.create_namespaced_config_map("lb", config_map("services"))
+        connection = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
+        connection.sendall(b"GET /api/v1/namespaces/lb/configmaps?watch=true&resourceVersion=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        received = b""
+        while b"\n}}\n" not in received and b"}}\n\r\n" not in received:
+            received += connection.recv(65536)
+        head, _, chunk = received.partition(b"\r\n\r\n")
+        self.assertIn(b"Transfer-Encoding: chunked", head)
+        self.assertIn(b"Content-Type: application/json", head)
+        size, _, data = chunk.partition(b"\r\n")
+        line = data[:int(size, 16)]
+        self.assertTrue(line.endswith(b"\n"))
+        self.assertEqual(json.loads(line)["type"], "ADDED")
+        self.assertEqual(json.loads(line)["object"]["metadata"]["resourceVersion"], created.metadata.resource_version)
+        self.assertEqual(self.server.admin("/_test/watches", method="GET"),
+                         [{"resource": "configmaps", "namespace": "lb", "labelSelector": "", "fieldSelector": ""}])
+        connection.close()
+        deadline = time.monotonic() + 10
+        while self.server.admin("/_test/watches", method="GET") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(self.server.admin("/_test/watches", method="GET"), [])
+
+    def test_delete_preconditions(self):
+        created = self.api.create_namespaced_config_map("lb", config_map("services"))
+        options = kubernetes.client.V1DeleteOptions(preconditions=kubernetes.client.V1Preconditions(resource_version="1"))
+        self.assertStatus(lambda: self.api.delete_namespaced_config_map("services", "lb", body=options), 409, "Conflict",
+                          'Operation cannot be fulfilled on configmaps "services": Precondition failed: ResourceVersion in '
+                          "precondition: 1, ResourceVersion in object meta: %s" % created.metadata.resource_version)
+        options.preconditions.resource_version = created.metadata.resource_version
+        self.assertEqual(self.api.delete_namespaced_config_map("services", "lb", body=options).status, "Success")
+
+
 class DownTests(ServerTestCase):
     def test_down_refuses_connections_then_serves_again_on_the_same_port(self):
         self.api.create_namespaced_config_map("lb", config_map("services"))
