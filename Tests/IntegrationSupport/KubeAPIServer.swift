@@ -2,6 +2,7 @@
 // ports: its REST API for the watcher, its admin listener for the test, and a store that writes
 // the same objects as KubernetesStore does into etcd. Stopped in deinit.
 import Foundation
+import JSON
 import Shared
 #if canImport(Glibc)
 import Glibc

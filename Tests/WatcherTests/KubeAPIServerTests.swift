@@ -3,6 +3,7 @@
 // them in lists and watches.
 import Foundation
 import IntegrationSupport
+import JSON
 import Shared
 import XCTest
 
