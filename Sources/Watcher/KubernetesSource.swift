@@ -44,7 +44,6 @@ struct Reflector {
                 resync = .reconnect
                 continue
             }
-            backoff.reset()
             queue.push(.listed(id: id, objects: listed.objects.map { ListedObject(name: $0.name, json: $0.json) }, resync: resync))
             var resourceVersion = listed.resourceVersion
             while !cancel.isCancelled {
@@ -53,6 +52,8 @@ struct Reflector {
                 var received = false
                 do {
                     try client.watch(watch, from: resourceVersion, timeoutSeconds: Int.random(in: 300...600), cancel: cancel) { event in
+                        // The set is followed again: the next failure starts the backoff afresh.
+                        if !received { backoff.reset() }
                         received = true
                         switch event {
                         case .object(let name, let object, let version):
@@ -72,16 +73,13 @@ struct Reflector {
                         resync = .expired
                         break
                     }
+                    if monotonicSeconds() - started > 10 { backoff.reset() }
                     guard fail(error, verb: "watch", backoff: &backoff) else { return }
                     resync = .reconnect
                     break
                 }
                 // A watch the server ends at once, again and again, must not spin.
-                if !received && monotonicSeconds() - started < 1 {
-                    sleep(backoff.next())
-                } else {
-                    backoff.reset()
-                }
+                if !received && monotonicSeconds() - started < 1 { sleep(backoff.next()) }
             }
         }
     }

@@ -264,4 +264,51 @@ class PipelineTestCase: XCTestCase {
         XCTAssertTrue(pipeline.waitForBody("web-1"), "never served web-1:\n\(pipeline.log)")
         return pipeline
     }
+
+    /// web-2 ready, then each state in turn (from ready again): it leaves the config and gets
+    /// no request. `cleanUp` runs after each state.
+    func assertEachStateTakesWeb2OutOfService(_ pipeline: ClusterPipeline, _ states: [(String, () throws -> Void)],
+                                              cleanUp: () throws -> Void = {}) throws {
+        for (state, change) in states {
+            try pipeline.putWebPod("web-2", address: "127.0.0.3")
+            XCTAssertTrue(pipeline.waitForConfig { $0.contains("server web-2 ") }, "\(state): web-2 not back\n\(pipeline.log)")
+            try change()
+            XCTAssertTrue(pipeline.waitForConfig { !$0.contains("server web-2 ") }, "\(state): web-2 still in the config\n\(pipeline.log)")
+            XCTAssertEqual(pipeline.servers(of: "web"), ["web-1"], state)
+            XCTAssertEqual(pipeline.answering(count: 6), ["web-1"], state)
+            try cleanUp()
+        }
+    }
+
+    /// Kills the watcher under wrk's load (web-1 and web-2 serving): no request fails, the new
+    /// watcher sends the same desired state, and nothing reloads.
+    func assertKilledWatcherUnderLoadLosesNoRequestAndCausesNoReload(_ pipeline: ClusterPipeline) throws {
+        try pipeline.backend("web-2", address: "127.0.0.3")
+        try pipeline.putWebPod("web-2", address: "127.0.0.3")
+        XCTAssertTrue(waitUntil(timeout: 10) { pipeline.answering() == ["web-1", "web-2"] }, pipeline.log)
+        let supervisor = try XCTUnwrap(pipeline.supervisor)
+        let before = try supervisor.status()
+        let watcher = try XCTUnwrap(before["watcher_pid"]?.intValue)
+
+        let load = try BackgroundProcess("/usr/bin/wrk", ["-t2", "-c20", "-d5s", "--timeout", "5s", "-H", "Host: web.example",
+                                                         "http://127.0.0.1:\(pipeline.httpPort)/"], logPath: directory + "/wrk.log")
+        Thread.sleep(forTimeInterval: 0.5)
+        kill(pid_t(watcher), SIGKILL)
+        let restarted = waitUntil(timeout: 5) {
+            guard let pid = (try? supervisor.status())?["watcher_pid"]?.intValue else { return false }
+            return pid != watcher
+        }
+        XCTAssertTrue(restarted, pipeline.log)
+        // The new watcher reads everything and sends the same desired state: nothing to do.
+        XCTAssertTrue(pipeline.waitForLog("config unchanged"), pipeline.log)
+        XCTAssertNotNil(load.waitForExit(timeout: 20), "wrk did not finish")
+
+        let after = try supervisor.status()
+        XCTAssertEqual(after["reloads"], before["reloads"], after.serialized)
+        XCTAssertEqual(after["haproxy_pid"], before["haproxy_pid"])
+        XCTAssertEqual(after["config_hash"], before["config_hash"])
+        let report = WrkReport(load.log)
+        XCTAssertGreaterThan(report.requests, 500, report.text)
+        XCTAssertEqual(report.failures, [], report.text)
+    }
 }
