@@ -13,6 +13,7 @@ Usage: scripts/bench-watcher.py BINARY_DIR [--source etcd2|kubernetes|both] [lat
 (default: both sources, every section). Through the Kubernetes API the objects go to
 Tests/KubeAPIServer/kube_api_server.py, a Python server: its own speed is part of the figures.
 """
+import concurrent.futures
 import http.client
 import importlib.util
 import json
@@ -22,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -80,6 +82,12 @@ class EtcdStore:
     def delete(self, resource, namespace, name):
         self.etcd.delete(f"/registry/{resource}/{namespace}/{name}")
 
+    def soon(self, write, *arguments):
+        write(*arguments)
+
+    def settle(self):
+        pass
+
     def stop(self):
         self.etcd.stop()
 
@@ -99,22 +107,36 @@ class APIStore:
         self.port = int(open(port_file).read().strip())
         self.environment = {"KUBE_HAPROXY_API_SERVER": f"http://127.0.0.1:{self.port}",
                             "KUBE_HAPROXY_API_TOKEN_FILE": os.path.join(self.directory, "no-token")}
-        self.connection = None
+        self.local = threading.local()
+        # The Python server answers each request about 40 ms late (its headers and body leave in
+        # two segments: Nagle's algorithm waits for the client's delayed ACK), so writes that must
+        # keep a pace go through several connections at once.
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=16)
+        self.pending = []
 
     def _request(self, method, path, body=None):
         for attempt in range(2):
-            if self.connection is None:
-                self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            if getattr(self.local, "connection", None) is None:
+                self.local.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
             try:
                 data = json.dumps(body) if body is not None else None
-                self.connection.request(method, path, body=data, headers={"Content-Type": "application/json"} if data else {})
-                response = self.connection.getresponse()
+                self.local.connection.request(method, path, body=data, headers={"Content-Type": "application/json"} if data else {})
+                response = self.local.connection.getresponse()
                 return response.status, response.read()
             except (http.client.HTTPException, OSError):
-                self.connection = None
+                self.local.connection = None
                 if attempt:
                     raise
         return 0, b""
+
+    def soon(self, write, *arguments):
+        """Runs a write on one of the pool's connections; `settle()` waits for all of them."""
+        self.pending.append(self.pool.submit(write, *arguments))
+
+    def settle(self):
+        for future in self.pending:
+            future.result()
+        self.pending = []
 
     def put(self, resource, namespace, name, value):
         collection = f"/api/v1/namespaces/{namespace}/{resource}"
@@ -128,6 +150,7 @@ class APIStore:
         self._request("DELETE", f"/api/v1/namespaces/{namespace}/{resource}/{name}")
 
     def stop(self):
+        self.pool.shutdown()
         self.process.terminate()
         self.process.wait(timeout=10)
         self.log.close()
@@ -262,13 +285,14 @@ def rolling_update(writes=1000, seconds=5.0, replicas=50):
         alive = [f"old-{i}" for i in range(replicas)]
         for step in range(pairs):
             new = f"new-{step}"
-            store.put("pods", "default", f"{new}", pod(new, "default", f"127.0.2.{1 + step % 250}", "web"))
-            store.delete("pods", "default", f"{alive.pop(0)}")
+            store.soon(store.put, "pods", "default", new, pod(new, "default", f"127.0.2.{1 + step % 250}", "web"))
+            store.soon(store.delete, "pods", "default", alive.pop(0))
             alive.append(new)
             deadline = started + seconds * (step + 1) / pairs
             delay = deadline - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
+        store.settle()
         last_write = time.perf_counter()
         final_ips = sorted({f"127.0.2.{1 + int(name.split('-')[1]) % 250}:8080" for name in alive})
 
@@ -302,8 +326,9 @@ def scale(services=1000, pods_per_service=10):
             name = f"svc-{s:04d}"
             for p in range(pods_per_service):
                 pod_name = f"{name}-{p}"
-                store.put("pods", f"ns-{s % 20:02d}", f"{pod_name}",
+                store.soon(store.put, "pods", f"ns-{s % 20:02d}", pod_name,
                          pod(pod_name, f"ns-{s % 20:02d}", f"10.{s // 250}.{s % 250}.{p + 1}", name))
+        store.settle()
         written = time.perf_counter() - written
         cluster.start()
         if not wait_for(lambda: cluster.status().get("generation", 0) >= 1, timeout=120):

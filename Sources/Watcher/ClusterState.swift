@@ -39,7 +39,7 @@ struct ClusterState {
     /// balancer's objects of one kind (`name` nil: all of them; else only that one). True when
     /// the template's input may have changed.
     mutating func replace(_ kind: ObjectKind, namespace: String, name: String? = nil,
-                          with objects: [(name: String, json: String)]) -> Bool {
+                          with objects: [ListedObject]) -> Bool {
         switch kind {
         case .pods:
             let before = pods[namespace] ?? [:]

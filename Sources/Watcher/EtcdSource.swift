@@ -20,10 +20,10 @@ struct EtcdClusterState {
     /// recursive read's result.
     mutating func load(_ kind: ObjectKind, namespace: String, nodes: [EtcdNode], etcdIndex: Int) {
         snapshotIndex["\(kind.rawValue)/\(namespace)"] = etcdIndex
-        let objects = nodes.compactMap { node -> (name: String, json: String)? in
+        let objects = nodes.compactMap { node -> ListedObject? in
             guard let key = ObjectKey(etcdKey: node.key, prefix: prefix), key.kind == kind, key.namespace == namespace,
                   !key.name.isEmpty, let value = node.value else { return nil }
-            return (key.name, value)
+            return ListedObject(name: key.name, json: value)
         }
         _ = cluster.replace(kind, namespace: namespace, with: objects)
     }

@@ -38,6 +38,12 @@ struct ObjectKey: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
+/// One object of a full read of an object set: its name and its JSON text.
+struct ListedObject: Sendable {
+    var name: String
+    var json: String
+}
+
 /// A problem with one object, reported once with the object and key it concerns.
 struct ObjectProblem: Error, Equatable, CustomStringConvertible, Sendable {
     var object: String

@@ -2,6 +2,7 @@
 // watch streams of one JSON event per line (with bookmarks), Status objects for errors, a bearer
 // token re-read from its file (service account tokens rotate), and Events.
 import JSON
+import Dispatch
 import Shared
 import Synchronization
 #if canImport(Glibc)
@@ -284,8 +285,8 @@ final class KubernetesClient {
     /// Lists every object a watch follows, page by page; their JSON as `kubectl get -o json`
     /// shows each, and the list's resourceVersion. An expired continue token starts the list
     /// again from its first page.
-    func list(_ watch: ResourceWatch, cancel: CancelFlag?) throws(KubernetesAPIError) -> (objects: [(name: String, json: String)], resourceVersion: String) {
-        var objects: [(name: String, json: String)] = []
+    func list(_ watch: ResourceWatch, cancel: CancelFlag?) throws(KubernetesAPIError) -> (objects: [ListedObject], resourceVersion: String) {
+        var objects: [ListedObject] = []
         var continueToken: String? = nil
         var restarts = 0
         while true {
@@ -304,25 +305,38 @@ final class KubernetesClient {
                 }
                 throw KubernetesAPIError.status(status, verb: "list", path: watch.path)
             }
-            let json: JSONValue
-            do {
-                json = try JSONReader.parse(response.body, as: JSONValueBuilder.self)
-            } catch {
-                throw KubernetesAPIError.malformed("list \(watch.path): \(error)")
-            }
-            guard case .array(let items)? = json["items"] ?? .array([]) else {
-                throw KubernetesAPIError.malformed("list \(watch.path): \"items\" is not an array")
-            }
-            for item in items {
-                guard let name = item["metadata"]?["name"]?.stringValue else { continue }
-                objects.append((name, KubernetesClient.asKubectlShowsIt(item, kind: watch.kind).serialized))
-            }
-            let next = json["metadata"]?["continue"]?.stringValue ?? ""
+            // One page is decoded at a time across the threads: a page's tree of values is many
+            // times its text, and the namespaces' first lists all arrive at once.
+            KubernetesClient.decoding.wait()
+            let page = Result { () throws(KubernetesAPIError) in try KubernetesClient.items(of: response.body, watch) }
+            KubernetesClient.decoding.signal()
+            let (items, metadata) = try page.get()
+            objects += items
+            let next = metadata?["continue"]?.stringValue ?? ""
             if next.isEmpty {
-                return (objects, json["metadata"]?["resourceVersion"]?.stringValue ?? "")
+                return (objects, metadata?["resourceVersion"]?.stringValue ?? "")
             }
             continueToken = next
         }
+    }
+
+    private static let decoding = DispatchSemaphore(value: 1)
+
+    /// A list page's objects, and its metadata (resourceVersion, continue).
+    private static func items(of body: [UInt8], _ watch: ResourceWatch) throws(KubernetesAPIError) -> ([ListedObject], JSONValue?) {
+        let json: JSONValue
+        do {
+            json = try JSONReader.parse(body, as: JSONValueBuilder.self)
+        } catch {
+            throw KubernetesAPIError.malformed("list \(watch.path): \(error)")
+        }
+        guard case .array(let items)? = json["items"] ?? .array([]) else {
+            throw KubernetesAPIError.malformed("list \(watch.path): \"items\" is not an array")
+        }
+        let objects = items.compactMap { item in
+            item["metadata"]?["name"]?.stringValue.map { ListedObject(name: $0, json: asKubectlShowsIt(item, kind: watch.kind).serialized) }
+        }
+        return (objects, json["metadata"])
     }
 
     /// Follows a watch from `resourceVersion` until the server ends it (after `timeoutSeconds`),

@@ -18,11 +18,6 @@ enum ReflectorEvent: Sendable {
     case failed(id: Int)
 }
 
-struct ListedObject: Sendable {
-    var name: String
-    var json: String
-}
-
 /// Runs one list+watch until cancelled.
 struct Reflector {
     let id: Int
@@ -36,16 +31,17 @@ struct Reflector {
         var backoff = Backoff(initial: 1, maximum: 32)
         var resync: WatcherMetrics.ResyncReason? = nil
         while !cancel.isCancelled {
-            let listed: (objects: [(name: String, json: String)], resourceVersion: String)
+            var resourceVersion: String
             do {
-                listed = try client.list(watch, cancel: cancel)
+                // The listed objects go to the loop, and no copy stays here while the watch runs.
+                let listed = try client.list(watch, cancel: cancel)
+                queue.push(.listed(id: id, objects: listed.objects, resync: resync))
+                resourceVersion = listed.resourceVersion
             } catch {
                 guard fail(error, verb: "list", backoff: &backoff) else { return }
                 resync = .reconnect
                 continue
             }
-            queue.push(.listed(id: id, objects: listed.objects.map { ListedObject(name: $0.name, json: $0.json) }, resync: resync))
-            var resourceVersion = listed.resourceVersion
             while !cancel.isCancelled {
                 // As client-go: a random timeout spreads the watches' renewals.
                 let started = monotonicSeconds()
@@ -163,7 +159,7 @@ final class KubernetesSourceLoop {
                 running[id]?.listed = true
                 running[id]?.failing = false
                 let watch = reflector.watch
-                if state.replace(watch.kind, namespace: watch.namespace, name: watch.name, with: objects.map { ($0.name, $0.json) }) {
+                if state.replace(watch.kind, namespace: watch.namespace, name: watch.name, with: objects) {
                     pacer.changed()
                 }
                 followNamespaces()
@@ -224,12 +220,10 @@ enum KubernetesSnapshot {
         var state = ClusterState(lbNamespace: settings.lbNamespace)
         for (kind, name) in ClusterState.lbObjectNames {
             let watch = ResourceWatch(kind: kind, namespace: settings.lbNamespace, name: name)
-            let listed = try client.list(watch, cancel: nil)
-            _ = state.replace(kind, namespace: watch.namespace, name: name, with: listed.objects)
+            _ = state.replace(kind, namespace: watch.namespace, name: name, with: try client.list(watch, cancel: nil).objects)
         }
         for namespace in state.watchedNamespaces.sorted() {
-            let listed = try client.list(ResourceWatch(kind: .pods, namespace: namespace, name: nil), cancel: nil)
-            _ = state.replace(.pods, namespace: namespace, with: listed.objects)
+            _ = state.replace(.pods, namespace: namespace, with: try client.list(ResourceWatch(kind: .pods, namespace: namespace, name: nil), cancel: nil).objects)
         }
         return state
     }
