@@ -4,6 +4,7 @@
 //   {"op":"status"}
 //   {"op":"reload"}
 //   {"op":"report","etcd_events":N,...}   the watcher's figures since its last report
+//   {"op":"history"}                      the configs applied last, newest first
 import JSON
 #if canImport(Glibc)
 @preconcurrency import Glibc
@@ -15,6 +16,7 @@ public enum ControlRequest: Equatable, Sendable {
     case status
     case reload
     case report(WatcherReport)
+    case history
 
     public struct ParseError: Error, CustomStringConvertible, Sendable {
         public var description: String
@@ -32,6 +34,7 @@ public enum ControlRequest: Equatable, Sendable {
         switch op {
         case "status": return .status
         case "reload": return .reload
+        case "history": return .history
         case "report": return .report(try WatcherReport(json: value))
         case "apply":
             guard let config = value["config"]?.stringValue else {
@@ -55,7 +58,7 @@ public enum ControlRequest: Equatable, Sendable {
             }
             return .apply(config: config, certificates: certificates)
         default:
-            throw ParseError(description: "unknown op \"\(op)\" (expected apply, status, reload or report)")
+            throw ParseError(description: "unknown op \"\(op)\" (expected apply, status, reload, report or history)")
         }
     }
 
@@ -72,6 +75,7 @@ public enum ControlRequest: Equatable, Sendable {
         switch self {
         case .status: return .object([("op", .string("status"))])
         case .reload: return .object([("op", .string("reload"))])
+        case .history: return .object([("op", .string("history"))])
         case .report(let report): return report.json
         case .apply(let config, let certificates):
             let members = certificates.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.string($0.value)) }

@@ -275,7 +275,7 @@ final class WatchLoop {
                       "certificates": String(certificates.count)])
         case .failed(let failure):
             Log.error("the supervisor rejected the config; the last good one stays live", ["error": failure.message])
-        case .status, .acknowledged:
+        case .status, .history, .acknowledged:
             Log.error("the supervisor answered an apply with something else; will send again", ["reply": reply.json.serialized])
             lastAcknowledged = nil
             return false

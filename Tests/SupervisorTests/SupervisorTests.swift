@@ -427,7 +427,7 @@ final class SupervisorTests: XCTestCase {
         XCTAssertTrue(malformed["error"]?.stringValue?.hasPrefix("request is not valid JSON") == true, malformed.serialized)
         XCTAssertEqual(malformed["reason"], .string("invalid_request"))
         let unknown = try exchange(#"{"op":"explode"}"#)
-        XCTAssertEqual(unknown["error"], .string(#"unknown op "explode" (expected apply, status, reload or report)"#))
+        XCTAssertEqual(unknown["error"], .string(#"unknown op "explode" (expected apply, status, reload, report or history)"#))
         let noConfig = try exchange(#"{"op":"apply"}"#)
         XCTAssertEqual(noConfig["error"], .string(#"apply needs "config", a string"#))
         let oversized = try exchange(#"{"op":"apply","config":""# + String(repeating: "x", count: 5000) + #""}"#)
