@@ -35,6 +35,6 @@ let package = Package(
         .target(name: "IntegrationSupport", dependencies: ["JSON", "Shared"], path: "Tests/IntegrationSupport", exclude: ["backend.py"]),
         .testTarget(name: "SupervisorTests", dependencies: ["JSON", "Shared", "Supervisor", "IntegrationSupport"]),
         // The watcher end to end: real etcd, the real supervisor and watcher binaries, real HAProxy.
-        .testTarget(name: "WatcherTests", dependencies: ["JSON", "Shared", "Jinja", "IntegrationSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "WatcherTests", dependencies: ["JSON", "Shared", "Jinja", "Watcher", "IntegrationSupport"], exclude: ["Fixtures"]),
     ]
 )

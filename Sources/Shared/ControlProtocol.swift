@@ -95,6 +95,10 @@ public struct WatcherReport: Equatable, Sendable {
     /// Unix time since which the state is not known to be current (etcd unreachable); nil
     /// while it is current.
     public var staleSince: Double?
+    /// The services and certificates the watcher leaves out because they break the config:
+    /// the current lists, sent with every report.
+    public var skippedServices: [String] = []
+    public var skippedCertificates: [String] = []
 
     public init() {}
 
@@ -119,6 +123,21 @@ public struct WatcherReport: Equatable, Sendable {
                 }
             }
         }
+        func names(_ key: String) throws(ControlRequest.ParseError) -> [String] {
+            switch json[key] {
+            case nil, .null?: return []
+            case .array(let items)?:
+                return try items.map { (item: JSONValue) throws(ControlRequest.ParseError) -> String in
+                    guard let name = item.stringValue else {
+                        throw ControlRequest.ParseError(description: "report: \"\(key)\" must be an array of strings")
+                    }
+                    return name
+                }
+            default: throw ControlRequest.ParseError(description: "report: \"\(key)\" must be an array of strings")
+            }
+        }
+        skippedServices = try names("skipped_services")
+        skippedCertificates = try names("skipped_certificates")
         switch json["stale_since"] {
         case .double(let time)?: staleSince = time
         case .integer(let time)?: staleSince = Double(time)
@@ -130,7 +149,9 @@ public struct WatcherReport: Equatable, Sendable {
         .object([("op", .string("report")), ("etcd_events", .integer(etcdEvents)),
                  ("resyncs_index_cleared", .integer(indexClearedResyncs)), ("resyncs_reconnect", .integer(reconnectResyncs)),
                  ("render_errors", .integer(renderErrors)), ("render_seconds", .array(renderSeconds.map { .double($0) })),
-                 ("stale_since", staleSince.map { .double($0) } ?? .null)])
+                 ("stale_since", staleSince.map { .double($0) } ?? .null),
+                 ("skipped_services", .array(skippedServices.map { .string($0) })),
+                 ("skipped_certificates", .array(skippedCertificates.map { .string($0) }))])
     }
 }
 

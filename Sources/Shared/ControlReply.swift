@@ -186,6 +186,9 @@ public struct SupervisorStatus: Equatable, Sendable {
     public var watcherRestarts: Int
     /// While the live config is the last-good bundle served at start: when it was saved.
     public var servingBundleSince: String?
+    /// What the watcher leaves out of the config because it breaks it.
+    public var skippedServices: [String] = []
+    public var skippedCertificates: [String] = []
 
     public init(pid: Int, haproxyPid: Int?, generation: Int, drainingPids: [Int], reloads: Int, lastReload: String?,
                 lastReloadSeconds: Double?, lastError: String?, configHash: String?, watcherPid: Int?, watcherRestarts: Int,
@@ -226,6 +229,8 @@ public struct SupervisorStatus: Equatable, Sendable {
         watcherPid = try fields.optionalInteger("watcher_pid")
         watcherRestarts = try fields.optionalInteger("watcher_restarts") ?? 0
         servingBundleSince = try fields.optionalString("serving_bundle_since")
+        skippedServices = try fields.optionalStrings("skipped_services") ?? []
+        skippedCertificates = try fields.optionalStrings("skipped_certificates") ?? []
     }
 
     public var json: JSONValue {
@@ -244,6 +249,8 @@ public struct SupervisorStatus: Equatable, Sendable {
             ("watcher_pid", optional(watcherPid, JSONValue.integer)),
             ("watcher_restarts", .integer(watcherRestarts)),
             ("serving_bundle_since", optional(servingBundleSince, JSONValue.string)),
+            ("skipped_services", .array(skippedServices.map { .string($0) })),
+            ("skipped_certificates", .array(skippedCertificates.map { .string($0) })),
         ])
     }
 }
@@ -295,6 +302,18 @@ private struct ReplyFields {
     func string(_ key: String) throws(ControlRequest.ParseError) -> String {
         guard let value = try optionalString(key) else { throw wrong(key, "a string") }
         return value
+    }
+
+    func optionalStrings(_ key: String) throws(ControlRequest.ParseError) -> [String]? {
+        switch json[key] {
+        case nil, .null?: return nil
+        case .array(let items)?:
+            return try items.map { (item: JSONValue) throws(ControlRequest.ParseError) -> String in
+                guard let text = item.stringValue else { throw wrong(key, "an array of strings") }
+                return text
+            }
+        default: throw wrong(key, "an array of strings")
+        }
     }
 
     func optionalString(_ key: String) throws(ControlRequest.ParseError) -> String? {

@@ -22,18 +22,12 @@ struct DesiredState: Equatable, Sendable {
 
     /// FNV-1a over the config and the certificates in name order: shown by `status`.
     var hash: String {
-        var value: UInt64 = 0xcbf29ce484222325
-        func mix(_ text: String) {
-            for byte in text.utf8 { value = (value ^ UInt64(byte)) &* 0x100000001b3 }
-            value = (value ^ 0xff) &* 0x100000001b3
-        }
-        mix(config)
+        var fingerprint = Fingerprint([config])
         for name in certificates.keys.sorted() {
-            mix(name)
-            mix(certificates[name] ?? "")
+            fingerprint.mix(name)
+            fingerprint.mix(certificates[name] ?? "")
         }
-        let hex = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - hex.count) + hex
+        return fingerprint.hex
     }
 }
 

@@ -46,6 +46,7 @@ enum Supervisor {
             case .status:
                 var status = generations.status()
                 watcher?.describe(into: &status)
+                (status.skippedServices, status.skippedCertificates) = metrics.skipped()
                 return .status(status)
             case .report(let report):
                 metrics.record(report)
