@@ -252,19 +252,14 @@ public enum UnixSocket {
 
     public static func connect(_ path: String) throws(SystemError) -> Int32 {
         var address = try self.address(path)
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        if fd < 0 { throw SystemError("socket") }
+        let socket = try FileDescriptor(Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0), from: "socket")
         let result = withUnsafePointer(to: &address) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { generic in
-                retryingOnInterrupt { Glibc.connect(fd, generic, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+                retryingOnInterrupt { Glibc.connect(socket.raw, generic, socklen_t(MemoryLayout<sockaddr_un>.size)) }
             }
         }
-        if result != 0 {
-            let failure = SystemError("connect", detail: path)
-            close(fd)
-            throw failure
-        }
-        return fd
+        if result != 0 { throw SystemError("connect", detail: path) }
+        return socket.release()
     }
 
     /// Sends all bytes without raising SIGPIPE when the peer has gone.

@@ -501,12 +501,6 @@ final class SupervisorTests: XCTestCase {
         let apply = try runCommand(TestPaths.supervisor, ["apply", configFile], environment: environment)
         XCTAssertEqual(apply.status, 0, apply.stdout + apply.stderr)
 
-        for script in ["status", "reload"] {
-            let result = try runCommand(TestPaths.packageRoot + "/scripts/" + script, [], environment: environment)
-            XCTAssertEqual(result.status, 0, "scripts/\(script): \(result.stdout) \(result.stderr)")
-            XCTAssertEqual(try JSONValue.parse(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines))["ok"], .bool(true), result.stdout)
-        }
-
         environment["KUBE_HAPROXY_RUN_DIR"] = directory + "/nowhere"
         let unreachable = try runCommand(TestPaths.supervisor, ["status"], environment: environment)
         XCTAssertEqual(unreachable.status, 3)
