@@ -36,13 +36,7 @@ final class ControlServer: Sendable {
             }
         }
         try bound.get()
-        let fd = listener.release()
-        do {
-            try startThread { [self] in acceptLoop(fd) }
-        } catch {
-            close(fd)
-            throw error
-        }
+        try ConnectionThreads.startAccepting(listener) { [self] fd in acceptLoop(fd) }
     }
 
     private func acceptLoop(_ listener: Int32) -> Never {

@@ -52,13 +52,7 @@ final class MetricsServer: Sendable {
                                           from: "socket")
         try listener.setOption(SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR")
         try listener.bindAndListen(info.pointee.ai_addr, length: info.pointee.ai_addrlen, name: address)
-        let fd = listener.release()
-        do {
-            try startThread { [self] in acceptLoop(fd) }
-        } catch {
-            close(fd)
-            throw error
-        }
+        try ConnectionThreads.startAccepting(listener) { [self] fd in acceptLoop(fd) }
     }
 
     private func acceptLoop(_ listener: Int32) -> Never {
