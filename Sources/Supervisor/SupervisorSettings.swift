@@ -18,6 +18,8 @@ struct SupervisorSettings: Sendable {
     var maximumRequestBytes: Int
     /// HOST:PORT of the metrics and health endpoint, or nil when off.
     var metricsAddress: String?
+    /// Where the last-good bundle and the history are kept across restarts, or nil (off).
+    var stateDirectory: String?
     /// The environment HAProxy and the watcher inherit.
     var environment: [(String, String)]
 
@@ -41,6 +43,7 @@ struct SupervisorSettings: Sendable {
             maximumRequestBytes: try environment.integer("KUBE_HAPROXY_MAX_REQUEST_BYTES", default: defaultMaximumRequestBytes,
                                                          range: 1024...(1 << 30)),
             metricsAddress: try metricsAddress(environment),
+            stateDirectory: try stateDirectory(environment),
             environment: pairs)
     }
 
@@ -50,6 +53,15 @@ struct SupervisorSettings: Sendable {
             throw SettingError(name: "KUBE_HAPROXY_METRICS_ADDR", value: address, expected: "HOST:PORT, e.g. 0.0.0.0:9090")
         }
         return address
+    }
+
+    static func stateDirectory(_ environment: Environment) throws(SettingError) -> String? {
+        guard var directory = environment["KUBE_HAPROXY_STATE_DIR"], !directory.isEmpty else { return nil }
+        guard directory.hasPrefix("/") else {
+            throw SettingError(name: "KUBE_HAPROXY_STATE_DIR", value: directory, expected: "an absolute directory path")
+        }
+        while directory.count > 1 && directory.hasSuffix("/") { directory.removeLast() }
+        return directory
     }
 
     /// The path of the running executable, from /proc.
