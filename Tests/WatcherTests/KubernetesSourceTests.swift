@@ -181,6 +181,18 @@ final class KubernetesSourceTests: PipelineTestCase {
         XCTAssertEqual(try pipeline.warningEvents(reason: "InvalidService").count, 1)
     }
 
+    func testAServiceThatBreaksTheConfigIsSkippedAndAWarningEventOnConfigMapServices() throws {
+        let pipeline = try startServingWebThroughAPI()
+        let broken = serviceObject(namespace: "web", selector: [("app", "web")], hostnames: ["broken.example"], ports: [99999])
+        try pipeline.store.putServices([("web", pipeline.webService()), ("broken", broken)])
+        XCTAssertTrue(waitUntil(timeout: 15) { ((try? pipeline.warningEvents(reason: "ServiceBreaksConfig")) ?? []).count == 1 }, pipeline.log)
+        let event = try XCTUnwrap(try pipeline.warningEvents(reason: "ServiceBreaksConfig").first)
+        XCTAssertEqual(event["involvedObject"]?["name"]?.stringValue, "services")
+        XCTAssertTrue(event["message"]?.stringValue.map { $0.contains("key broken") && $0.contains("invalid port") } == true, event.serialized)
+        XCTAssertFalse(pipeline.liveConfig.contains("backend broken"), pipeline.liveConfig)
+        XCTAssertEqual(pipeline.get().body, "web-1\n", "everything else goes live")
+    }
+
     // MARK: The API server away, behind, or strict
 
     func testAPIServerDownForTenSecondsHAProxyKeepsServingAndTheWatcherCatchesUp() throws {
