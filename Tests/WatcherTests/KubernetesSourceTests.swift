@@ -47,6 +47,15 @@ final class KubernetesSourceTests: PipelineTestCase {
         XCTAssertEqual(Array(throughAPI.stdout.utf8), Array(throughEtcd.stdout.utf8), "the same bytes through either source")
     }
 
+    func testAPIServerOverHTTPSWithItsCAAndAClientCertificateWorks() throws {
+        let pipeline = try makeKubePipeline(tls: KubeAPIServer.TLS(directory: directory, requireClientCertificates: true))
+        XCTAssertTrue(pipeline.server.url.hasPrefix("https://"))
+        _ = try serveWeb(pipeline, reloadInterval: "100ms", environment: [:])
+        try pipeline.backend("web-2", address: "127.0.0.3")
+        try pipeline.putWebPod("web-2", address: "127.0.0.3")
+        XCTAssertTrue(waitUntil(timeout: 10) { pipeline.answering() == ["web-1", "web-2"] }, pipeline.log)
+    }
+
     // MARK: Changes
 
     func testServiceAddedThroughTheAPIRoutesToItsNamespacesPodsAndRemovedStopsRouting() throws {
