@@ -562,6 +562,7 @@ class Server:
         self.port = options.port or 0
         self.main = None
         self.main_lock = threading.Lock()
+        self.downs = 0
         self.tls = None
         if options.tls_cert:
             self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -589,6 +590,8 @@ class Server:
     def go_down(self, seconds):
         with self.main_lock:
             server, self.main = self.main, None
+            self.downs += 1
+            down = self.downs
         if server is not None:
             server.shutdown()
             server.server_close()
@@ -600,9 +603,16 @@ class Server:
                 connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        timer = threading.Timer(seconds, self.listen)
+        timer = threading.Timer(seconds, self.come_back, args=(down,))
         timer.daemon = True
         timer.start()
+
+    def come_back(self, down):
+        # A later `down` postpones the return to its own time.
+        with self.main_lock:
+            if down != self.downs or self.main is not None:
+                return
+        self.listen()
 
     def end_watches(self, how):
         with self.store.lock:
@@ -685,6 +695,13 @@ class APIHandler(BaseHTTPRequestHandler):
         if self.server.app.options.verbose:
             sys.stderr.write("%s %s\n" % (self.address_string(), format % args))
             sys.stderr.flush()
+
+    def version_string(self):
+        return self.server_version
+
+    def parse_request(self):
+        self.token = None
+        return super().parse_request()
 
     def log_request(self, code="-", size="-"):
         url = urlsplit(getattr(self, "path", ""))
