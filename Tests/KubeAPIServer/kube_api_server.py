@@ -15,6 +15,12 @@ Main listener (127.0.0.1; HTTPS with --tls-cert/--tls-key):
   /api/v1/namespaces/{ns}/{resource}/{name}   GET, PUT, PATCH, DELETE
   /api/v1/{resource}                          GET list or watch across namespaces
   /api/v1/watch/namespaces/{ns}/{resource}, /api/v1/watch/{resource}   the legacy watch paths
+  Watches: resourceVersion "" or "0" starts with the current objects as ADDED; N resumes after N
+  from the history (--history events; older: 200 and an ERROR event with a 410 Expired Status);
+  sendInitialEvents=true with allowWatchBookmarks=true ends the initial ADDED events with a
+  BOOKMARK annotated k8s.io/initial-events-end. Bookmarks are empty objects of the kind as the real
+  server serialises them ({"metadata":{"resourceVersion":"N","creationTimestamp":null}}, and for
+  pods "spec":{"containers":null},"status":{}).
   resource: pods, configmaps, secrets, events. POST and PUT take Content-Type application/json;
   PATCH application/merge-patch+json, application/strategic-merge-patch+json (applied as a merge
   patch) or application/json-patch+json. DELETE removes at once; a pod deleted with
@@ -79,6 +85,15 @@ FIELDS = {
     "events": ["involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid",
                "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath",
                "reason", "reportingComponent", "source", "type"],
+}
+# A bookmark's object is an empty object of the kind with only its resourceVersion set, serialised
+# as Go serialises it: zero timestamps as null, fields without omitempty as their zero values.
+BOOKMARK_FIELDS = {
+    "pods": {"spec": {"containers": None}, "status": {}},
+    "configmaps": {},
+    "secrets": {},
+    "events": {"involvedObject": {}, "source": {}, "firstTimestamp": None, "lastTimestamp": None, "eventTime": None,
+               "reportingComponent": "", "reportingInstance": ""},
 }
 DEFAULT_USER = "system:serviceaccount:lb:kube-haproxy"
 CONTINUE_TOO_OLD = (
@@ -1162,10 +1177,11 @@ class APIHandler(BaseHTTPRequestHandler):
         with store.lock:
             if not watch.queue.empty() and annotations is None:
                 return False
-            metadata = {"resourceVersion": str(store.rv)}
+            metadata = {"resourceVersion": str(store.rv), "creationTimestamp": None}
         if annotations:
             metadata["annotations"] = annotations
-        self.send_event("BOOKMARK", {"kind": kind, "apiVersion": "v1", "metadata": metadata})
+        self.send_event("BOOKMARK", {"kind": kind, "apiVersion": "v1", "metadata": metadata,
+                                     **copy.deepcopy(BOOKMARK_FIELDS[watch.resource])})
         return True
 
     def send_event(self, kind, obj):

@@ -366,8 +366,13 @@ class WatchTests(ServerTestCase):
             if event["type"] == "BOOKMARK":
                 break
         self.assertEqual([event["type"] for event in events], ["BOOKMARK"])
-        self.assertEqual(events[0]["raw_object"], {"kind": "ConfigMap", "apiVersion": "v1",
-                                                   "metadata": {"resourceVersion": created.metadata.resource_version}})
+        self.assertEqual(events[0]["raw_object"], {"kind": "ConfigMap", "apiVersion": "v1", "metadata": {
+            "resourceVersion": created.metadata.resource_version, "creationTimestamp": None}})
+        pod_bookmark = next(watch.Watch().stream(self.api.list_namespaced_pod, "web", allow_watch_bookmarks=True,
+                                                 resource_version=created.metadata.resource_version, timeout_seconds=5))
+        self.assertEqual(pod_bookmark["raw_object"], {"kind": "Pod", "apiVersion": "v1", "metadata": {
+            "resourceVersion": created.metadata.resource_version, "creationTimestamp": None},
+            "spec": {"containers": None}, "status": {}})
         without = list(watch.Watch().stream(self.api.list_namespaced_config_map, "lb",
                                             resource_version=created.metadata.resource_version, timeout_seconds=1))
         self.assertEqual(without, [])
@@ -578,6 +583,18 @@ class WireTests(ServerTestCase):
         while self.server.admin("/_test/watches", method="GET") and time.monotonic() < deadline:
             time.sleep(0.05)
         self.assertEqual(self.server.admin("/_test/watches", method="GET"), [])
+
+    def test_initial_events_end_with_an_annotated_bookmark(self):
+        self.api.create_namespaced_config_map("lb", config_map("a"))
+        created = self.api.create_namespaced_config_map("lb", config_map("b"))
+        response = self.raw(b"GET /api/v1/namespaces/lb/configmaps?watch=1&sendInitialEvents=true&allowWatchBookmarks=true"
+                            b"&resourceVersionMatch=NotOlderThan&timeoutSeconds=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        lines = [json.loads(line) for line in response.split(b"\r\n") if line.startswith(b"{")]
+        self.assertEqual([(line["type"], line["object"]["metadata"].get("name")) for line in lines],
+                         [("ADDED", "a"), ("ADDED", "b"), ("BOOKMARK", None)])
+        self.assertEqual(lines[2]["object"]["metadata"], {"resourceVersion": created.metadata.resource_version,
+                                                          "creationTimestamp": None,
+                                                          "annotations": {"k8s.io/initial-events-end": "true"}})
 
     def test_delete_preconditions(self):
         created = self.api.create_namespaced_config_map("lb", config_map("services"))
