@@ -120,6 +120,8 @@ public final class KubeAPIServer {
         try admin("/_test/forbid", body: rule.serialized)
     }
     public func allowAll() throws { try admin("/_test/allow-all") }
+    /// The next `count` authenticated requests fail with `code`: 429 (with Retry-After: 1), 500 or 503.
+    public func failNext(_ count: Int = 1, code: Int) throws { try admin("/_test/fail-next?count=\(count)&code=\(code)") }
     public func setWatch410Mode(_ mode: Watch410Mode) throws { try admin("/_test/watch-410-mode?mode=\(mode.rawValue)") }
     public func setBookmarkInterval(seconds: Double) throws { try admin("/_test/bookmark-interval?seconds=\(seconds)") }
     public func clearRequests() throws { try admin("/_test/clear-requests") }
@@ -131,6 +133,12 @@ public final class KubeAPIServer {
                     query: entry["query"]?.stringValue ?? "", token: entry["token"]?.stringValue,
                     status: entry["status"]?.intValue ?? 0)
         }
+    }
+
+    /// The watches open now: each one's resource, namespace (null across namespaces) and selectors.
+    public func watches() throws -> [JSONValue] {
+        guard case .array(let entries) = try admin("/_test/watches", method: "GET") else { return [] }
+        return entries
     }
 
     /// Every object of `resource` stored now, in key order, as the server holds it.

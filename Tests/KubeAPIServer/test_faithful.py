@@ -596,6 +596,40 @@ class WireTests(ServerTestCase):
                                                           "creationTimestamp": None,
                                                           "annotations": {"k8s.io/initial-events-end": "true"}})
 
+    def test_writes_record_their_manager_in_managed_fields(self):
+        created = self.api.create_namespaced_config_map("lb", config_map("services", {"web": "{}"}, labels={"app": "lb"}))
+        [entry] = created.metadata.managed_fields
+        self.assertEqual((entry.manager, entry.operation, entry.api_version, entry.fields_type),
+                         ("OpenAPI-Generator", "Update", "v1", "FieldsV1"))
+        self.assertEqual(entry.fields_v1, {"f:data": {".": {}, "f:web": {}},
+                                           "f:metadata": {"f:labels": {".": {}, "f:app": {}}}})
+        patched = self.api.patch_namespaced_config_map("services", "lb", {"data": {"api": "{}"}}, field_manager="kube-haproxy")
+        self.assertEqual([entry.manager for entry in patched.metadata.managed_fields], ["OpenAPI-Generator", "kube-haproxy"])
+        listed = self.api.list_namespaced_config_map("lb").items[0]
+        self.assertEqual(len(listed.metadata.managed_fields), 2)
+
+    def test_large_responses_are_gzipped_for_clients_that_accept_it(self):
+        value = "x" * 2000
+        for index in range(80):
+            self.api.create_namespaced_config_map("lb", config_map("cm-%02d" % index, {"value": value}))
+        self.assertEqual(len(self.api.list_namespaced_config_map("lb").items), 80)
+        compressed = self.raw(b"GET /api/v1/namespaces/lb/configmaps HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n"
+                              b"Connection: close\r\n\r\n")
+        head, _, body = compressed.partition(b"\r\n\r\n")
+        self.assertIn(b"Content-Encoding: gzip", head)
+        self.assertEqual(len(json.loads(__import__("gzip").decompress(body))["items"]), 80)
+        plain = self.raw(b"GET /api/v1/namespaces/lb/configmaps HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        self.assertNotIn(b"Content-Encoding", plain.partition(b"\r\n\r\n")[0])
+
+    def test_injected_too_many_requests_carries_retry_after(self):
+        self.server.admin("/_test/fail-next?count=1&code=429")
+        # urllib3 would wait for Retry-After and ask again on its own.
+        without_retries = self.server.client(retries=False)
+        status = self.assertStatus(lambda: without_retries.list_namespaced_pod("web"), 429, "TooManyRequests",
+                                   "Too many requests, please try again later.")
+        self.assertEqual(status["details"], {"retryAfterSeconds": 1})
+        self.assertEqual(self.api.list_namespaced_pod("web").items, [])
+
     def test_delete_preconditions(self):
         created = self.api.create_namespaced_config_map("lb", config_map("services"))
         options = kubernetes.client.V1DeleteOptions(preconditions=kubernetes.client.V1Preconditions(resource_version="1"))
