@@ -28,7 +28,7 @@ let package = Package(
         .testTarget(name: "SharedTests", dependencies: ["Shared"]),
         .testTarget(name: "JinjaTests", dependencies: ["Jinja", "Shared"], exclude: ["Fixtures", "generate-expected.py", "compare-random.py"]),
         // Real parts for integration tests: binaries, backends, the supervisor, free ports.
-        .target(name: "IntegrationSupport", dependencies: ["Shared"], path: "Tests/IntegrationSupport", exclude: ["backend.py"]),
+        .target(name: "IntegrationSupport", dependencies: ["Shared", "CCurl"], path: "Tests/IntegrationSupport", exclude: ["backend.py"]),
         .testTarget(name: "SupervisorTests", dependencies: ["Shared", "IntegrationSupport"]),
         // The watcher end to end: real etcd, the real supervisor and watcher binaries, real HAProxy.
         .testTarget(name: "WatcherTests", dependencies: ["Shared", "Jinja", "IntegrationSupport"], exclude: ["Fixtures"]),

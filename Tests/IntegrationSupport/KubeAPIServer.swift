@@ -52,6 +52,9 @@ public final class KubeAPIServer {
     /// The token this wrapper's own requests send.
     public var token: String?
     let process: BackgroundProcess
+    /// Keep-alive connections: one to the REST API (with the TLS files), one to the admin listener.
+    let client: HTTPClient
+    let adminClient: HTTPClient
 
     /// `tokens`: the accepted bearer tokens (the first one is `token`); nil for no authentication.
     public init(directory: String, tls: TLS? = nil, tokens: [String]? = nil, history: Int? = nil,
@@ -60,6 +63,8 @@ public final class KubeAPIServer {
         self.tls = tls
         let portFile = directory + "/kube-apiserver.port"
         let adminPortFile = directory + "/kube-apiserver.admin-port"
+        // A server started before in the same directory left its ports there.
+        for file in [portFile, adminPortFile] { try? FileManager.default.removeItem(atPath: file) }
         var arguments = [KubeAPIServer.script, "--port-file", portFile, "--admin-port-file", adminPortFile]
         if let tokens {
             let file = directory + "/kube-apiserver.tokens"
@@ -77,6 +82,15 @@ public final class KubeAPIServer {
         if let history { arguments += ["--history", String(history)] }
         if let bookmarkInterval { arguments += ["--bookmark-interval", String(bookmarkInterval)] }
         if verbose { arguments.append("--verbose") }
+        client = try HTTPClient()
+        adminClient = try HTTPClient()
+        if let tls {
+            client.caFile = tls.certificates.authority.certificateFile
+            if tls.requireClientCertificates {
+                client.certificateFile = tls.certificates.client.certificateFile
+                client.keyFile = tls.certificates.client.keyFile
+            }
+        }
         let started = try BackgroundProcess("/usr/bin/env", ["python3"] + arguments, logPath: directory + "/kube-apiserver.log")
         process = started
         func readPort(_ path: String) -> Int? {
@@ -150,7 +164,7 @@ public final class KubeAPIServer {
 
     @discardableResult
     func admin(_ path: String, method: String = "POST", body: String = "") throws -> JSONValue {
-        let response = try curl(adminURL + path, method: method, body: method == "POST" ? body : nil, secure: false)
+        let response = try send(adminURL + path, method: method, body: method == "POST" ? body : nil, secure: false)
         guard response.status == 200 else {
             throw SystemError("kube-apiserver admin", errno: EIO, detail: "\(method) \(path): HTTP \(response.status) \(response.body)")
         }
@@ -162,7 +176,7 @@ public final class KubeAPIServer {
     /// One request to the REST API with this wrapper's token and TLS files: the status and body.
     public func request(_ method: String, _ path: String, body: String? = nil,
                         contentType: String = "application/json") throws -> (status: Int, body: String) {
-        try curl(url + path, method: method, body: body, contentType: contentType, secure: true)
+        try send(url + path, method: method, body: body, contentType: contentType, secure: true)
     }
 
     public static func collectionPath(_ resource: String, namespace: String) -> String {
@@ -224,17 +238,13 @@ public final class KubeAPIServer {
         return arguments
     }
 
-    func curl(_ target: String, method: String, body: String?, contentType: String = "application/json",
+    func send(_ target: String, method: String, body: String?, contentType: String = "application/json",
               secure: Bool) throws -> (status: Int, body: String) {
-        var arguments = ["-s", "-S", "--max-time", "10", "-X", method, "-o", "-", "-w", "\n%{http_code}"]
-        if secure { arguments += curlArguments }
-        if body != nil { arguments += ["-H", "Content-Type: \(contentType)", "--data-binary", "@-"] }
-        let result = try runCommand("/usr/bin/curl", arguments + [target], input: body ?? "", timeout: 15)
-        guard result.status == 0, let newline = result.stdout.lastIndex(of: "\n"),
-              let status = Int(result.stdout[result.stdout.index(after: newline)...]) else {
-            throw SystemError("curl", errno: EIO, detail: "\(method) \(target): exit \(result.status) \(result.stderr)")
-        }
-        return (status, String(result.stdout[..<newline]))
+        var headers: [String] = []
+        if body != nil { headers.append("Content-Type: \(contentType)") }
+        if secure, let token { headers.append("Authorization: Bearer \(token)") }
+        let response = try (secure ? client : adminClient).request(method, target, body: body, headers: headers)
+        return (response.status, response.body)
     }
 }
 

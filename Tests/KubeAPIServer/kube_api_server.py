@@ -770,6 +770,9 @@ class MainServer(ThreadingHTTPServer):
 
 class APIHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # A response leaves in one segment when flushed, without waiting on Nagle and delayed ACKs.
+    disable_nagle_algorithm = True
+    wbufsize = -1
     server_version = "kube-api-server-test"
     sys_version = ""
 
@@ -1198,6 +1201,8 @@ class APIHandler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         try:
+            # The client learns at once that the watch is open, as from the real server.
+            self.wfile.flush()
             if too_old is not None:
                 self.send_event("ERROR", expired(too_old).status())
                 return self.end_stream()
@@ -1277,6 +1282,8 @@ class APIHandler(BaseHTTPRequestHandler):
 
 class AdminHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    wbufsize = -1
 
     def log_message(self, format, *args):
         if self.server.app.options.verbose:
