@@ -32,11 +32,11 @@ CONTINUE_TOO_OLD = (
 class Server:
     """The server as a child process on free loopback ports, with a client for it."""
 
-    def __init__(self, *arguments, token=None, tls=None):
+    def __init__(self, *arguments, token=None, tls=None, python=sys.executable):
         self.directory = tempfile.mkdtemp(prefix="kube-api-server-test.")
         port_file, admin_file = self.directory + "/port", self.directory + "/admin-port"
         self.log = open(self.directory + "/server.log", "w")
-        self.process = subprocess.Popen([sys.executable, SERVER, "--port-file", port_file, "--admin-port-file", admin_file,
+        self.process = subprocess.Popen([python, SERVER, "--port-file", port_file, "--admin-port-file", admin_file,
                                          *arguments], stdout=self.log, stderr=self.log)
         deadline = time.monotonic() + 10
         while not (os.path.exists(port_file) and os.path.exists(admin_file)):
@@ -638,6 +638,22 @@ class WireTests(ServerTestCase):
                           "precondition: 1, ResourceVersion in object meta: %s" % created.metadata.resource_version)
         options.preconditions.resource_version = created.metadata.resource_version
         self.assertEqual(self.api.delete_namespaced_config_map("services", "lb", body=options).status, "Success")
+
+
+class InterpreterTests(unittest.TestCase):
+    def test_server_runs_under_each_python3_the_tests_use(self):
+        # The Swift tests start it with the python3 first on PATH; these tests with this one.
+        for python in sorted({sys.executable, shutil.which("python3") or sys.executable}):
+            with self.subTest(python=python):
+                server = Server(python=python)
+                try:
+                    created = server.api.create_namespaced_config_map("lb", config_map("services"))
+                    events = list(watch.Watch().stream(server.api.list_namespaced_config_map, "lb", resource_version="0",
+                                                       timeout_seconds=1))
+                    self.assertEqual([(event["type"], event["object"].metadata.resource_version) for event in events],
+                                     [("ADDED", created.metadata.resource_version)])
+                finally:
+                    self.assertEqual(server.stop(), 0)
 
 
 class DownTests(ServerTestCase):
