@@ -1126,8 +1126,7 @@ class APIHandler(BaseHTTPRequestHandler):
             if token:
                 fresh = self.continue_token(current, start)
                 raise expired(CONTINUE_TOO_OLD, {"continue": fresh})
-            raise expired("Timeout: Too large resource version: %d, current: %d" % (rv, current)
-                          if rv > current else "too old resource version: %d (%d)" % (rv, store.floor))
+            raise expired("too old resource version: %d (%d)" % (rv, store.floor))
         keys = sorted(key for key in snapshot if namespace is None or key.split("/", 1)[0] == namespace)
         keys = [key for key in keys if key >= start]
         items, next_key, remaining = [], None, 0

@@ -5,9 +5,11 @@ the real kube-apiserver.
 Run: /usr/bin/python3 -m unittest discover -s Tests/KubeAPIServer -p 'test_*.py' -v
 (the Debian package python3-kubernetes installs the client for /usr/bin/python3)."""
 import base64
+import gzip
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -538,7 +540,6 @@ class TLSTests(unittest.TestCase):
 class WireTests(ServerTestCase):
     def raw(self, request):
         """One request over a fresh socket; the whole response as bytes."""
-        import socket
         with socket.create_connection(("127.0.0.1", self.server.port), timeout=10) as connection:
             connection.sendall(request)
             response = b""
@@ -561,7 +562,6 @@ class WireTests(ServerTestCase):
         self.assertEqual(self.api.read_namespaced_config_map("services", "lb").metadata.name, "services")
 
     def test_watch_is_chunked_json_lines_and_ends_when_the_client_goes(self):
-        import socket
         created = self.api.create_namespaced_config_map("lb", config_map("services"))
         connection = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
         connection.sendall(b"GET /api/v1/namespaces/lb/configmaps?watch=true&resourceVersion=1 HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -617,7 +617,7 @@ class WireTests(ServerTestCase):
                               b"Connection: close\r\n\r\n")
         head, _, body = compressed.partition(b"\r\n\r\n")
         self.assertIn(b"Content-Encoding: gzip", head)
-        self.assertEqual(len(json.loads(__import__("gzip").decompress(body))["items"]), 80)
+        self.assertEqual(len(json.loads(gzip.decompress(body))["items"]), 80)
         plain = self.raw(b"GET /api/v1/namespaces/lb/configmaps HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         self.assertNotIn(b"Content-Encoding", plain.partition(b"\r\n\r\n")[0])
 
