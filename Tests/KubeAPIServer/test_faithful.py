@@ -659,7 +659,22 @@ class InterpreterTests(unittest.TestCase):
 class DownTests(ServerTestCase):
     def test_down_refuses_connections_then_serves_again_on_the_same_port(self):
         self.api.create_namespaced_config_map("lb", config_map("services"))
+        watching = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
+        watching.sendall(b"GET /api/v1/namespaces/lb/configmaps?watch=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        received = b""
+        while b"ADDED" not in received:
+            received += watching.recv(65536)
         self.server.admin("/_test/down?seconds=1")
+        while True:
+            try:
+                data = watching.recv(65536)
+            except ConnectionResetError:
+                break
+            if not data:
+                break
+            received += data
+        watching.close()
+        self.assertFalse(received.endswith(b"0\r\n\r\n"), "an open watch is cut, not ended")
         with self.assertRaises(urllib.error.URLError):
             urllib.request.urlopen(self.server.url + "/healthz", timeout=2)
         deadline = time.monotonic() + 10
