@@ -34,8 +34,10 @@ Main listener (127.0.0.1; HTTPS with --tls-cert/--tls-key):
   system:serviceaccount:lb:kube-haproxy; without --token-file every request is system:anonymous.
 
 Admin listener (plain HTTP on 127.0.0.1, never down, no auth), for tests:
+  Each POST answers {"ok":true} (400 {"ok":false,"error":…} for bad arguments).
   POST /_test/compact                     forget all history up to now (old continue tokens and
-                                          watch resource versions get 410)
+                                          watch resource versions get 410); the counter moves on
+                                          by one: {"ok":true,"resourceVersion":"N"}
   POST /_test/watch-error-410             every open watch gets an ERROR 410 event, then ends
   POST /_test/close-watches               every open watch ends cleanly
   POST /_test/down?seconds=N              close the main listener and every connection on it;
@@ -47,12 +49,15 @@ Admin listener (plain HTTP on 127.0.0.1, never down, no auth), for tests:
                                           or 503 (ServiceUnavailable)
   POST /_test/watch-410-mode?mode=event|http   a too-old watch resourceVersion: 200 and an ERROR
                                           event (default, as the real server), or HTTP 410
+                                          with a Status (reason Gone)
   POST /_test/bookmark-interval?seconds=X
-  GET  /_test/requests                    every request served on the main listener
+  GET  /_test/requests                    every request served on the main listener, in order:
+                                          [{"method","path","query" (raw),"bearer" (bool),"token"
+                                          (or null),"status","userAgent"}]
   POST /_test/clear-requests
   GET  /_test/objects?resource=R[&namespace=NS]   {"resourceVersion": "N", "items": [...]}
   GET  /_test/watches                     the open watches: [{"resource","namespace","labelSelector","fieldSelector"}]
-Exits 0 on SIGTERM or SIGINT.
+The port files are written (atomically) once the listener listens. Exits 0 on SIGTERM or SIGINT.
 """
 import argparse
 import base64
