@@ -16,13 +16,6 @@ public final class HTTPClient {
     public var keyFile: String?
     private let handle: UnsafeMutableRawPointer
 
-    private final class Transfer {
-        var body: [UInt8] = []
-        let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE))
-        init() { errorBuffer.initialize(to: 0) }
-        deinit { errorBuffer.deallocate() }
-    }
-
     public init() throws {
         guard let handle = curl_easy_init() else { throw SystemError("curl_easy_init", errno: ENOMEM) }
         self.handle = handle
@@ -32,7 +25,6 @@ public final class HTTPClient {
 
     public func request(_ method: String, _ url: String, body: String? = nil, headers: [String] = [],
                         timeout: Double = 10) throws -> Response {
-        let transfer = Transfer()
         curl_easy_reset(handle)
         ccurl_setopt_string(handle, CURLOPT_URL, url)
         ccurl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
@@ -52,26 +44,27 @@ public final class HTTPClient {
         for header in headers + ["Expect:"] { list = curl_slist_append(list, header) }
         defer { curl_slist_free_all(list) }
         ccurl_setopt_pointer(handle, CURLOPT_HTTPHEADER, list)
-        ccurl_setopt_write_callback(handle, CURLOPT_WRITEFUNCTION) { data, size, count, context in
-            guard let data, let context else { return 0 }
-            let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
-            let length = size * count
-            data.withMemoryRebound(to: UInt8.self, capacity: length) { bytes in
-                transfer.body.append(contentsOf: UnsafeBufferPointer(start: bytes, count: length))
-            }
-            return length
+        // curl's default writer (fwrite) into a memory stream: the body without a Swift callback.
+        var bytes: UnsafeMutablePointer<CChar>?
+        var count = 0
+        guard let stream = open_memstream(&bytes, &count) else { throw SystemError("open_memstream") }
+        ccurl_setopt_pointer(handle, CURLOPT_WRITEDATA, stream)
+        var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE))
+        let code = errorBuffer.withUnsafeMutableBufferPointer { buffer in
+            ccurl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, buffer.baseAddress)
+            defer { ccurl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, nil) }
+            return curl_easy_perform(handle)
         }
-        ccurl_setopt_pointer(handle, CURLOPT_WRITEDATA, Unmanaged.passUnretained(transfer).toOpaque())
-        ccurl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, transfer.errorBuffer)
-        let code = withExtendedLifetime(transfer) { curl_easy_perform(handle) }
-        ccurl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, nil)
+        fclose(stream)
+        defer { free(bytes) }
         guard code == CURLE_OK else {
-            let detail = String(cString: transfer.errorBuffer)
+            let detail = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             throw SystemError("curl_easy_perform", errno: EIO,
                               detail: "\(method) \(url): \(detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail)")
         }
         var status = 0
         ccurl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
-        return Response(status: status, body: String(decoding: transfer.body, as: UTF8.self))
+        let text = bytes.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: count), as: UTF8.self) } ?? ""
+        return Response(status: status, body: text)
     }
 }
