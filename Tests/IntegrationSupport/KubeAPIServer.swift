@@ -53,6 +53,9 @@ public final class KubeAPIServer {
     /// The token this wrapper's own requests send.
     public var token: String?
     let process: BackgroundProcess
+    /// Keep-alive connections: one to the REST API (with the TLS files), one to the admin listener.
+    let client: HTTPClient
+    let adminClient: HTTPClient
 
     /// `tokens`: the accepted bearer tokens (the first one is `token`); nil for no authentication.
     public init(directory: String, tls: TLS? = nil, tokens: [String]? = nil, history: Int? = nil,
@@ -61,6 +64,8 @@ public final class KubeAPIServer {
         self.tls = tls
         let portFile = directory + "/kube-apiserver.port"
         let adminPortFile = directory + "/kube-apiserver.admin-port"
+        // A server started before in the same directory left its ports there.
+        for file in [portFile, adminPortFile] { try? FileManager.default.removeItem(atPath: file) }
         var arguments = [KubeAPIServer.script, "--port-file", portFile, "--admin-port-file", adminPortFile]
         if let tokens {
             let file = directory + "/kube-apiserver.tokens"
@@ -78,6 +83,15 @@ public final class KubeAPIServer {
         if let history { arguments += ["--history", String(history)] }
         if let bookmarkInterval { arguments += ["--bookmark-interval", String(bookmarkInterval)] }
         if verbose { arguments.append("--verbose") }
+        client = try HTTPClient()
+        adminClient = try HTTPClient()
+        if let tls {
+            client.caFile = tls.certificates.authority.certificateFile
+            if tls.requireClientCertificates {
+                client.certificateFile = tls.certificates.client.certificateFile
+                client.keyFile = tls.certificates.client.keyFile
+            }
+        }
         let started = try BackgroundProcess("/usr/bin/env", ["python3"] + arguments, logPath: directory + "/kube-apiserver.log")
         process = started
         func readPort(_ path: String) -> Int? {
@@ -121,6 +135,8 @@ public final class KubeAPIServer {
         try admin("/_test/forbid", body: rule.serialized)
     }
     public func allowAll() throws { try admin("/_test/allow-all") }
+    /// The next `count` authenticated requests fail with `code`: 429 (with Retry-After: 1), 500 or 503.
+    public func failNext(_ count: Int = 1, code: Int) throws { try admin("/_test/fail-next?count=\(count)&code=\(code)") }
     public func setWatch410Mode(_ mode: Watch410Mode) throws { try admin("/_test/watch-410-mode?mode=\(mode.rawValue)") }
     public func setBookmarkInterval(seconds: Double) throws { try admin("/_test/bookmark-interval?seconds=\(seconds)") }
     public func clearRequests() throws { try admin("/_test/clear-requests") }
@@ -134,6 +150,12 @@ public final class KubeAPIServer {
         }
     }
 
+    /// The watches open now: each one's resource, namespace (null across namespaces) and selectors.
+    public func watches() throws -> [JSONValue] {
+        guard case .array(let entries) = try admin("/_test/watches", method: "GET") else { return [] }
+        return entries
+    }
+
     /// Every object of `resource` stored now, in key order, as the server holds it.
     public func objects(resource: String, namespace: String? = nil) throws -> [JSONValue] {
         let query = "resource=\(resource)" + (namespace.map { "&namespace=\($0)" } ?? "")
@@ -143,7 +165,7 @@ public final class KubeAPIServer {
 
     @discardableResult
     func admin(_ path: String, method: String = "POST", body: String = "") throws -> JSONValue {
-        let response = try curl(adminURL + path, method: method, body: method == "POST" ? body : nil, secure: false)
+        let response = try send(adminURL + path, method: method, body: method == "POST" ? body : nil, secure: false)
         guard response.status == 200 else {
             throw SystemError("kube-apiserver admin", errno: EIO, detail: "\(method) \(path): HTTP \(response.status) \(response.body)")
         }
@@ -155,7 +177,7 @@ public final class KubeAPIServer {
     /// One request to the REST API with this wrapper's token and TLS files: the status and body.
     public func request(_ method: String, _ path: String, body: String? = nil,
                         contentType: String = "application/json") throws -> (status: Int, body: String) {
-        try curl(url + path, method: method, body: body, contentType: contentType, secure: true)
+        try send(url + path, method: method, body: body, contentType: contentType, secure: true)
     }
 
     public static func collectionPath(_ resource: String, namespace: String) -> String {
@@ -217,17 +239,13 @@ public final class KubeAPIServer {
         return arguments
     }
 
-    func curl(_ target: String, method: String, body: String?, contentType: String = "application/json",
+    func send(_ target: String, method: String, body: String?, contentType: String = "application/json",
               secure: Bool) throws -> (status: Int, body: String) {
-        var arguments = ["-s", "-S", "--max-time", "10", "-X", method, "-o", "-", "-w", "\n%{http_code}"]
-        if secure { arguments += curlArguments }
-        if body != nil { arguments += ["-H", "Content-Type: \(contentType)", "--data-binary", "@-"] }
-        let result = try runCommand("/usr/bin/curl", arguments + [target], input: body ?? "", timeout: 15)
-        guard result.status == 0, let newline = result.stdout.lastIndex(of: "\n"),
-              let status = Int(result.stdout[result.stdout.index(after: newline)...]) else {
-            throw SystemError("curl", errno: EIO, detail: "\(method) \(target): exit \(result.status) \(result.stderr)")
-        }
-        return (status, String(result.stdout[..<newline]))
+        var headers: [String] = []
+        if body != nil { headers.append("Content-Type: \(contentType)") }
+        if secure, let token { headers.append("Authorization: Bearer \(token)") }
+        let response = try (secure ? client : adminClient).request(method, target, body: body, headers: headers)
+        return (response.status, response.body)
     }
 }
 

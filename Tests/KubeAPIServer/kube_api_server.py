@@ -15,6 +15,16 @@ Main listener (127.0.0.1; HTTPS with --tls-cert/--tls-key):
   /api/v1/namespaces/{ns}/{resource}/{name}   GET, PUT, PATCH, DELETE
   /api/v1/{resource}                          GET list or watch across namespaces
   /api/v1/watch/namespaces/{ns}/{resource}, /api/v1/watch/{resource}   the legacy watch paths
+  Watches: resourceVersion "" or "0" starts with the current objects as ADDED; N resumes after N
+  from the history (--history events; older: 200 and an ERROR event with a 410 Expired Status);
+  sendInitialEvents=true with allowWatchBookmarks=true ends the initial ADDED events with a
+  BOOKMARK annotated k8s.io/initial-events-end. Bookmarks are empty objects of the kind as the real
+  server serialises them ({"metadata":{"resourceVersion":"N","creationTimestamp":null}}, and for
+  pods "spec":{"containers":null},"status":{}).
+  Every write sets metadata.resourceVersion (one counter for all objects), uid and
+  creationTimestamp (create) and managedFields (manager: ?fieldManager, else the User-Agent up to
+  its first "/"); an update that changes nothing writes nothing. Responses of 128 KiB or more are
+  gzipped for clients that send Accept-Encoding: gzip.
   resource: pods, configmaps, secrets, events. POST and PUT take Content-Type application/json;
   PATCH application/merge-patch+json, application/strategic-merge-patch+json (applied as a merge
   patch) or application/json-patch+json. DELETE removes at once; a pod deleted with
@@ -24,28 +34,37 @@ Main listener (127.0.0.1; HTTPS with --tls-cert/--tls-key):
   system:serviceaccount:lb:kube-haproxy; without --token-file every request is system:anonymous.
 
 Admin listener (plain HTTP on 127.0.0.1, never down, no auth), for tests:
+  Each POST answers {"ok":true} (400 {"ok":false,"error":…} for bad arguments).
   POST /_test/compact                     forget all history up to now (old continue tokens and
-                                          watch resource versions get 410)
+                                          watch resource versions get 410); the counter moves on
+                                          by one: {"ok":true,"resourceVersion":"N"}
   POST /_test/watch-error-410             every open watch gets an ERROR 410 event, then ends
   POST /_test/close-watches               every open watch ends cleanly
   POST /_test/down?seconds=N              close the main listener and every connection on it;
                                           listen again on the same port after N seconds
   POST /_test/forbid  {"verb","resource","namespace"}   deny (each field may be "*")
   POST /_test/allow-all                   drop every deny rule
+  POST /_test/fail-next?count=N&code=C    the next N authenticated requests fail with C: 429
+                                          (TooManyRequests, Retry-After: 1), 500 (InternalError)
+                                          or 503 (ServiceUnavailable)
   POST /_test/watch-410-mode?mode=event|http   a too-old watch resourceVersion: 200 and an ERROR
                                           event (default, as the real server), or HTTP 410
+                                          with a Status (reason Gone)
   POST /_test/bookmark-interval?seconds=X
-  GET  /_test/requests                    every request served on the main listener
+  GET  /_test/requests                    every request served on the main listener, in order:
+                                          [{"method","path","query" (raw),"bearer" (bool),"token"
+                                          (or null),"status","userAgent"}]
   POST /_test/clear-requests
   GET  /_test/objects?resource=R[&namespace=NS]   {"resourceVersion": "N", "items": [...]}
   GET  /_test/watches                     the open watches: [{"resource","namespace","labelSelector","fieldSelector"}]
-Exits 0 on SIGTERM or SIGINT.
+The port files are written (atomically) once the listener listens. Exits 0 on SIGTERM or SIGINT.
 """
 import argparse
 import base64
 import collections
 import copy
 import datetime
+import gzip
 import json
 import os
 import queue
@@ -80,6 +99,15 @@ FIELDS = {
                "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath",
                "reason", "reportingComponent", "source", "type"],
 }
+# A bookmark's object is an empty object of the kind with only its resourceVersion set, serialised
+# as Go serialises it: zero timestamps as null, fields without omitempty as their zero values.
+BOOKMARK_FIELDS = {
+    "pods": {"spec": {"containers": None}, "status": {}},
+    "configmaps": {},
+    "secrets": {},
+    "events": {"involvedObject": {}, "source": {}, "firstTimestamp": None, "lastTimestamp": None, "eventTime": None,
+               "reportingComponent": "", "reportingInstance": ""},
+}
 DEFAULT_USER = "system:serviceaccount:lb:kube-haproxy"
 CONTINUE_TOO_OLD = (
     "The provided continue parameter is too old to display a consistent list result. You can start a new list "
@@ -97,6 +125,7 @@ class APIError(Exception):
         super().__init__(message)
         self.code, self.reason, self.message = code, reason, message
         self.details, self.metadata = details, metadata or {}
+        self.headers = []
 
     def status(self):
         result = {"kind": "Status", "apiVersion": "v1", "metadata": self.metadata, "status": "Failure",
@@ -363,6 +392,39 @@ def json_patch(document, operations):
 
 # ---- storage ----
 
+def owned_fields(value):
+    """FieldsV1 for a value a manager set: maps list their keys (and "." for the map itself);
+    lists and scalars are owned whole. A sketch of structured-merge-diff's sets: the shape the
+    real server writes, not its per-list-item keys."""
+    if isinstance(value, dict) and value:
+        result = {".": {}}
+        result.update(("f:" + key, owned_fields(item)) for key, item in value.items())
+        return result
+    return {}
+
+
+def managed_fields_entry(obj, manager):
+    fields = {}
+    metadata = obj.get("metadata") or {}
+    owned_metadata = {"f:" + key: owned_fields(value) for key, value in metadata.items()
+                      if key in ("labels", "annotations", "generateName", "finalizers", "ownerReferences")}
+    if owned_metadata:
+        fields["f:metadata"] = owned_metadata
+    for key, value in obj.items():
+        if key not in ("kind", "apiVersion", "metadata"):
+            fields["f:" + key] = owned_fields(value)
+    return {"manager": manager, "operation": "Update", "apiVersion": "v1", "time": now_timestamp(),
+            "fieldsType": "FieldsV1", "fieldsV1": fields}
+
+
+def with_managed_fields(obj, previous, manager):
+    """metadata.managedFields after `manager` wrote obj: its entry replaced, the others kept."""
+    entries = [entry for entry in previous if entry.get("manager") != manager]
+    entries.append(managed_fields_entry(obj, manager))
+    obj["metadata"]["managedFields"] = entries
+    return obj
+
+
 HistoryEvent = collections.namedtuple("HistoryEvent", "rv type resource key obj prev")
 
 
@@ -462,7 +524,7 @@ class Store:
                 raise not_found(resource, name)
             return obj
 
-    def create(self, resource, namespace, obj):
+    def create(self, resource, namespace, obj, manager="unknown"):
         with self.lock:
             metadata = obj["metadata"]
             key = key_of(namespace, metadata["name"])
@@ -477,11 +539,13 @@ class Store:
             # Only a graceful delete makes an object terminating.
             metadata.pop("deletionTimestamp", None)
             metadata.pop("deletionGracePeriodSeconds", None)
+            metadata.pop("managedFields", None)
+            with_managed_fields(obj, [], manager)
             self.objects[resource][key] = obj
             self.record("ADDED", resource, key, obj, None)
             return obj
 
-    def update(self, resource, namespace, name, change):
+    def update(self, resource, namespace, name, change, manager="unknown"):
         """Applies change(current) -> new object; a stale resourceVersion in it is a conflict. An
         update that changes nothing writes nothing, as etcd3 storage skips it."""
         with self.lock:
@@ -496,7 +560,8 @@ class Store:
                 raise APIError(409, "Conflict", 'Operation cannot be fulfilled on %s "%s": the object has been modified; '
                                "please apply your changes to the latest version and try again" % (resource, name),
                                {"name": name, "kind": resource})
-            for field in ("uid", "creationTimestamp", "namespace", "name", "deletionTimestamp", "deletionGracePeriodSeconds"):
+            for field in ("uid", "creationTimestamp", "namespace", "name", "deletionTimestamp", "deletionGracePeriodSeconds",
+                          "managedFields"):
                 if field in current["metadata"]:
                     metadata[field] = current["metadata"][field]
                 else:
@@ -504,6 +569,7 @@ class Store:
             metadata["resourceVersion"] = current["metadata"]["resourceVersion"]
             if new == current:
                 return current
+            with_managed_fields(new, current["metadata"].get("managedFields") or [], manager)
             self.rv += 1
             metadata["resourceVersion"] = str(self.rv)
             self.objects[resource][key] = new
@@ -562,6 +628,9 @@ class Server:
         self.port = options.port or 0
         self.main = None
         self.main_lock = threading.Lock()
+        self.downs = 0
+        self.failures = collections.deque()
+        self.failures_lock = threading.Lock()
         self.tls = None
         if options.tls_cert:
             self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -589,6 +658,8 @@ class Server:
     def go_down(self, seconds):
         with self.main_lock:
             server, self.main = self.main, None
+            self.downs += 1
+            down = self.downs
         if server is not None:
             server.shutdown()
             server.server_close()
@@ -600,9 +671,35 @@ class Server:
                 connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        timer = threading.Timer(seconds, self.listen)
+        timer = threading.Timer(seconds, self.come_back, args=(down,))
         timer.daemon = True
         timer.start()
+
+    def fail_next(self, count, code):
+        with self.failures_lock:
+            self.failures.extend([code] * count)
+
+    def take_failure(self):
+        """The error an injected failure answers with, as the real server words it; None when none is due."""
+        with self.failures_lock:
+            if not self.failures:
+                return None
+            code = self.failures.popleft()
+        if code == 429:
+            error = APIError(429, "TooManyRequests", "Too many requests, please try again later.", {"retryAfterSeconds": 1})
+            error.headers = [("Retry-After", "1")]
+            return error
+        if code == 503:
+            return APIError(503, "ServiceUnavailable", "the server is currently unable to handle the request")
+        return APIError(500, "InternalError", "Internal error occurred: injected failure",
+                        {"causes": [{"message": "injected failure"}]})
+
+    def come_back(self, down):
+        # A later `down` postpones the return to its own time.
+        with self.main_lock:
+            if down != self.downs or self.main is not None:
+                return
+        self.listen()
 
     def end_watches(self, how):
         with self.store.lock:
@@ -678,6 +775,9 @@ class MainServer(ThreadingHTTPServer):
 
 class APIHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # A response leaves in one segment when flushed, without waiting on Nagle and delayed ACKs.
+    disable_nagle_algorithm = True
+    wbufsize = -1
     server_version = "kube-api-server-test"
     sys_version = ""
 
@@ -685,6 +785,13 @@ class APIHandler(BaseHTTPRequestHandler):
         if self.server.app.options.verbose:
             sys.stderr.write("%s %s\n" % (self.address_string(), format % args))
             sys.stderr.flush()
+
+    def version_string(self):
+        return self.server_version
+
+    def parse_request(self):
+        self.token = None
+        return super().parse_request()
 
     def log_request(self, code="-", size="-"):
         url = urlsplit(getattr(self, "path", ""))
@@ -717,6 +824,11 @@ class APIHandler(BaseHTTPRequestHandler):
     def send_json(self, code, value, extra_headers=()):
         body = json.dumps(value, separators=(",", ":")).encode() + b"\n"
         self.send_response(code)
+        # As the real server: responses from 128 KiB on are gzipped for clients that accept it.
+        if len(body) >= 128 * 1024 and "gzip" in (self.headers.get("Accept-Encoding") or "").lower():
+            body = gzip.compress(body)
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Vary", "Accept-Encoding")
         self.send_header("Content-Type", "application/json")
         self.send_header("Cache-Control", "no-cache, private")
         for name, value in extra_headers:
@@ -757,9 +869,12 @@ class APIHandler(BaseHTTPRequestHandler):
             body = self.read_body()
             if app.options.token_file is not None and (self.token is None or self.token not in app.tokens()):
                 raise APIError(401, "Unauthorized", "Unauthorized")
+            injected = app.take_failure()
+            if injected is not None:
+                raise injected
             self.route(method, body)
         except APIError as error:
-            self.send_json(error.code, error.status())
+            self.send_json(error.code, error.status(), error.headers)
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
             self.close_connection = True
 
@@ -856,13 +971,13 @@ class APIHandler(BaseHTTPRequestHandler):
                                        {"reason": "FieldValueRequired", "message": "Required value: name or generateName is required",
                                         "field": "metadata.name"}]})
             metadata.pop("resourceVersion", None)
-            return self.send_json(201, store.create(resource, namespace, obj))
+            return self.send_json(201, store.create(resource, namespace, obj, self.field_manager(query)))
         if verb == "update":
             obj = self.parse_object(body, resource, namespace)
             if obj["metadata"].get("name") != name:
                 raise bad_request("the name of the object (%s) does not match the name on the URL (%s)"
                                   % (obj["metadata"].get("name", ""), name))
-            return self.send_json(200, store.update(resource, namespace, name, lambda current: obj))
+            return self.send_json(200, store.update(resource, namespace, name, lambda current: obj, self.field_manager(query)))
         # patch
         content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if content_type not in PATCH_TYPES or content_type == "application/apply-patch+yaml":
@@ -884,7 +999,13 @@ class APIHandler(BaseHTTPRequestHandler):
             if not isinstance(patched, dict):
                 raise bad_request("patch produced an object that is not a JSON object")
             return self.normalize(patched, resource)
-        return self.send_json(200, store.update(resource, namespace, name, apply))
+        return self.send_json(200, store.update(resource, namespace, name, apply, self.field_manager(query)))
+
+    def field_manager(self, query):
+        """The fieldManager parameter, else the User-Agent up to its first "/", as the real server names managers."""
+        if query.get("fieldManager"):
+            return query["fieldManager"]
+        return (self.headers.get("User-Agent") or "").split("/")[0][:128] or "unknown"
 
     @staticmethod
     def check_preconditions(current, body):
@@ -1010,8 +1131,7 @@ class APIHandler(BaseHTTPRequestHandler):
             if token:
                 fresh = self.continue_token(current, start)
                 raise expired(CONTINUE_TOO_OLD, {"continue": fresh})
-            raise expired("Timeout: Too large resource version: %d, current: %d" % (rv, current)
-                          if rv > current else "too old resource version: %d (%d)" % (rv, store.floor))
+            raise expired("too old resource version: %d (%d)" % (rv, store.floor))
         keys = sorted(key for key in snapshot if namespace is None or key.split("/", 1)[0] == namespace)
         keys = [key for key in keys if key >= start]
         items, next_key, remaining = [], None, 0
@@ -1085,6 +1205,8 @@ class APIHandler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         try:
+            # The client learns at once that the watch is open, as from the real server.
+            self.wfile.flush()
             if too_old is not None:
                 self.send_event("ERROR", expired(too_old).status())
                 return self.end_stream()
@@ -1145,10 +1267,11 @@ class APIHandler(BaseHTTPRequestHandler):
         with store.lock:
             if not watch.queue.empty() and annotations is None:
                 return False
-            metadata = {"resourceVersion": str(store.rv)}
+            metadata = {"resourceVersion": str(store.rv), "creationTimestamp": None}
         if annotations:
             metadata["annotations"] = annotations
-        self.send_event("BOOKMARK", {"kind": kind, "apiVersion": "v1", "metadata": metadata})
+        self.send_event("BOOKMARK", {"kind": kind, "apiVersion": "v1", "metadata": metadata,
+                                     **copy.deepcopy(BOOKMARK_FIELDS[watch.resource])})
         return True
 
     def send_event(self, kind, obj):
@@ -1163,6 +1286,8 @@ class APIHandler(BaseHTTPRequestHandler):
 
 class AdminHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    wbufsize = -1
 
     def log_message(self, format, *args):
         if self.server.app.options.verbose:
@@ -1209,6 +1334,12 @@ class AdminHandler(BaseHTTPRequestHandler):
                                                          for field in ("verb", "resource", "namespace")):
                     return self.reply(400, {"ok": False, "error": "expected {\"verb\",\"resource\",\"namespace\"} strings"})
                 app.forbidden.append(rule)
+                return self.reply(200, {"ok": True})
+            if route == ("POST", "/_test/fail-next"):
+                code = int(query.get("code", "500"))
+                if code not in (429, 500, 503):
+                    return self.reply(400, {"ok": False, "error": "code must be 429, 500 or 503"})
+                app.fail_next(int(query.get("count", "1")), code)
                 return self.reply(200, {"ok": True})
             if route == ("POST", "/_test/allow-all"):
                 app.forbidden = []

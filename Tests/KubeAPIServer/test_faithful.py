@@ -5,9 +5,11 @@ the real kube-apiserver.
 Run: /usr/bin/python3 -m unittest discover -s Tests/KubeAPIServer -p 'test_*.py' -v
 (the Debian package python3-kubernetes installs the client for /usr/bin/python3)."""
 import base64
+import gzip
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -32,11 +34,11 @@ CONTINUE_TOO_OLD = (
 class Server:
     """The server as a child process on free loopback ports, with a client for it."""
 
-    def __init__(self, *arguments, token=None, tls=None):
+    def __init__(self, *arguments, token=None, tls=None, python=sys.executable):
         self.directory = tempfile.mkdtemp(prefix="kube-api-server-test.")
         port_file, admin_file = self.directory + "/port", self.directory + "/admin-port"
         self.log = open(self.directory + "/server.log", "w")
-        self.process = subprocess.Popen([sys.executable, SERVER, "--port-file", port_file, "--admin-port-file", admin_file,
+        self.process = subprocess.Popen([python, SERVER, "--port-file", port_file, "--admin-port-file", admin_file,
                                          *arguments], stdout=self.log, stderr=self.log)
         deadline = time.monotonic() + 10
         while not (os.path.exists(port_file) and os.path.exists(admin_file)):
@@ -366,8 +368,13 @@ class WatchTests(ServerTestCase):
             if event["type"] == "BOOKMARK":
                 break
         self.assertEqual([event["type"] for event in events], ["BOOKMARK"])
-        self.assertEqual(events[0]["raw_object"], {"kind": "ConfigMap", "apiVersion": "v1",
-                                                   "metadata": {"resourceVersion": created.metadata.resource_version}})
+        self.assertEqual(events[0]["raw_object"], {"kind": "ConfigMap", "apiVersion": "v1", "metadata": {
+            "resourceVersion": created.metadata.resource_version, "creationTimestamp": None}})
+        pod_bookmark = next(watch.Watch().stream(self.api.list_namespaced_pod, "web", allow_watch_bookmarks=True,
+                                                 resource_version=created.metadata.resource_version, timeout_seconds=5))
+        self.assertEqual(pod_bookmark["raw_object"], {"kind": "Pod", "apiVersion": "v1", "metadata": {
+            "resourceVersion": created.metadata.resource_version, "creationTimestamp": None},
+            "spec": {"containers": None}, "status": {}})
         without = list(watch.Watch().stream(self.api.list_namespaced_config_map, "lb",
                                             resource_version=created.metadata.resource_version, timeout_seconds=1))
         self.assertEqual(without, [])
@@ -533,7 +540,6 @@ class TLSTests(unittest.TestCase):
 class WireTests(ServerTestCase):
     def raw(self, request):
         """One request over a fresh socket; the whole response as bytes."""
-        import socket
         with socket.create_connection(("127.0.0.1", self.server.port), timeout=10) as connection:
             connection.sendall(request)
             response = b""
@@ -556,7 +562,6 @@ class WireTests(ServerTestCase):
         self.assertEqual(self.api.read_namespaced_config_map("services", "lb").metadata.name, "services")
 
     def test_watch_is_chunked_json_lines_and_ends_when_the_client_goes(self):
-        import socket
         created = self.api.create_namespaced_config_map("lb", config_map("services"))
         connection = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
         connection.sendall(b"GET /api/v1/namespaces/lb/configmaps?watch=true&resourceVersion=1 HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -579,6 +584,52 @@ class WireTests(ServerTestCase):
             time.sleep(0.05)
         self.assertEqual(self.server.admin("/_test/watches", method="GET"), [])
 
+    def test_initial_events_end_with_an_annotated_bookmark(self):
+        self.api.create_namespaced_config_map("lb", config_map("a"))
+        created = self.api.create_namespaced_config_map("lb", config_map("b"))
+        response = self.raw(b"GET /api/v1/namespaces/lb/configmaps?watch=1&sendInitialEvents=true&allowWatchBookmarks=true"
+                            b"&resourceVersionMatch=NotOlderThan&timeoutSeconds=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        lines = [json.loads(line) for line in response.split(b"\r\n") if line.startswith(b"{")]
+        self.assertEqual([(line["type"], line["object"]["metadata"].get("name")) for line in lines],
+                         [("ADDED", "a"), ("ADDED", "b"), ("BOOKMARK", None)])
+        self.assertEqual(lines[2]["object"]["metadata"], {"resourceVersion": created.metadata.resource_version,
+                                                          "creationTimestamp": None,
+                                                          "annotations": {"k8s.io/initial-events-end": "true"}})
+
+    def test_writes_record_their_manager_in_managed_fields(self):
+        created = self.api.create_namespaced_config_map("lb", config_map("services", {"web": "{}"}, labels={"app": "lb"}))
+        [entry] = created.metadata.managed_fields
+        self.assertEqual((entry.manager, entry.operation, entry.api_version, entry.fields_type),
+                         ("OpenAPI-Generator", "Update", "v1", "FieldsV1"))
+        self.assertEqual(entry.fields_v1, {"f:data": {".": {}, "f:web": {}},
+                                           "f:metadata": {"f:labels": {".": {}, "f:app": {}}}})
+        patched = self.api.patch_namespaced_config_map("services", "lb", {"data": {"api": "{}"}}, field_manager="kube-haproxy")
+        self.assertEqual([entry.manager for entry in patched.metadata.managed_fields], ["OpenAPI-Generator", "kube-haproxy"])
+        listed = self.api.list_namespaced_config_map("lb").items[0]
+        self.assertEqual(len(listed.metadata.managed_fields), 2)
+
+    def test_large_responses_are_gzipped_for_clients_that_accept_it(self):
+        value = "x" * 2000
+        for index in range(80):
+            self.api.create_namespaced_config_map("lb", config_map("cm-%02d" % index, {"value": value}))
+        self.assertEqual(len(self.api.list_namespaced_config_map("lb").items), 80)
+        compressed = self.raw(b"GET /api/v1/namespaces/lb/configmaps HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n"
+                              b"Connection: close\r\n\r\n")
+        head, _, body = compressed.partition(b"\r\n\r\n")
+        self.assertIn(b"Content-Encoding: gzip", head)
+        self.assertEqual(len(json.loads(gzip.decompress(body))["items"]), 80)
+        plain = self.raw(b"GET /api/v1/namespaces/lb/configmaps HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        self.assertNotIn(b"Content-Encoding", plain.partition(b"\r\n\r\n")[0])
+
+    def test_injected_too_many_requests_carries_retry_after(self):
+        self.server.admin("/_test/fail-next?count=1&code=429")
+        # urllib3 would wait for Retry-After and ask again on its own.
+        without_retries = self.server.client(retries=False)
+        status = self.assertStatus(lambda: without_retries.list_namespaced_pod("web"), 429, "TooManyRequests",
+                                   "Too many requests, please try again later.")
+        self.assertEqual(status["details"], {"retryAfterSeconds": 1})
+        self.assertEqual(self.api.list_namespaced_pod("web").items, [])
+
     def test_delete_preconditions(self):
         created = self.api.create_namespaced_config_map("lb", config_map("services"))
         options = kubernetes.client.V1DeleteOptions(preconditions=kubernetes.client.V1Preconditions(resource_version="1"))
@@ -589,10 +640,41 @@ class WireTests(ServerTestCase):
         self.assertEqual(self.api.delete_namespaced_config_map("services", "lb", body=options).status, "Success")
 
 
+class InterpreterTests(unittest.TestCase):
+    def test_server_runs_under_each_python3_the_tests_use(self):
+        # The Swift tests start it with the python3 first on PATH; these tests with this one.
+        for python in sorted({sys.executable, shutil.which("python3") or sys.executable}):
+            with self.subTest(python=python):
+                server = Server(python=python)
+                try:
+                    created = server.api.create_namespaced_config_map("lb", config_map("services"))
+                    events = list(watch.Watch().stream(server.api.list_namespaced_config_map, "lb", resource_version="0",
+                                                       timeout_seconds=1))
+                    self.assertEqual([(event["type"], event["object"].metadata.resource_version) for event in events],
+                                     [("ADDED", created.metadata.resource_version)])
+                finally:
+                    self.assertEqual(server.stop(), 0)
+
+
 class DownTests(ServerTestCase):
     def test_down_refuses_connections_then_serves_again_on_the_same_port(self):
         self.api.create_namespaced_config_map("lb", config_map("services"))
+        watching = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
+        watching.sendall(b"GET /api/v1/namespaces/lb/configmaps?watch=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        received = b""
+        while b"ADDED" not in received:
+            received += watching.recv(65536)
         self.server.admin("/_test/down?seconds=1")
+        while True:
+            try:
+                data = watching.recv(65536)
+            except ConnectionResetError:
+                break
+            if not data:
+                break
+            received += data
+        watching.close()
+        self.assertFalse(received.endswith(b"0\r\n\r\n"), "an open watch is cut, not ended")
         with self.assertRaises(urllib.error.URLError):
             urllib.request.urlopen(self.server.url + "/healthz", timeout=2)
         deadline = time.monotonic() + 10

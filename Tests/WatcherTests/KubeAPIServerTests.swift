@@ -34,7 +34,7 @@ final class KubeAPIServerTests: XCTestCase {
         guard case .object(let members) = object else { return object }
         return .object(members.map { key, value in
             guard key == "metadata", case .object(let metadata) = value else { return (key, value) }
-            return (key, .object(metadata.filter { !["resourceVersion", "uid", "creationTimestamp"].contains($0.0) }))
+            return (key, .object(metadata.filter { !["resourceVersion", "uid", "creationTimestamp", "managedFields"].contains($0.0) }))
         })
     }
 
@@ -93,6 +93,29 @@ final class KubeAPIServerTests: XCTestCase {
         XCTAssertEqual(try JSONValue.parse(refused.body)["reason"]?.stringValue, "Unauthorized")
         server.token = "rotated-token"
         XCTAssertEqual(try get(server, "/api/v1/pods").status, "200")
+    }
+
+    func testAdminCallsExpireWatchesSendBookmarksAndInjectFailures() throws {
+        let server = try makeServer()
+        let store = KubeAPIStore(server: server)
+        let first = try store.putPod("web-1", namespace: "web", labels: [("app", "web")], podIP: "127.0.0.2")
+        try server.compact()
+        func events(_ query: String) throws -> [String?] {
+            try get(server, "/api/v1/namespaces/web/pods?watch=1&timeoutSeconds=1&" + query).body
+                .split(separator: "\n").map { try? JSONValue.parse(String($0)) }.map { $0?["type"]?.stringValue }
+        }
+        XCTAssertEqual(try events("resourceVersion=\(first)"), ["ERROR"])
+        try server.setWatch410Mode(.http)
+        XCTAssertEqual(try get(server, "/api/v1/namespaces/web/pods?watch=1&resourceVersion=\(first)").status, "410")
+        try server.setBookmarkInterval(seconds: 0.3)
+        let current = try XCTUnwrap(try JSONValue.parse(get(server, "/api/v1/pods").body)["metadata"]?["resourceVersion"]?.stringValue)
+        XCTAssertEqual(try events("resourceVersion=\(current)&allowWatchBookmarks=true").first, "BOOKMARK")
+        try server.failNext(code: 503)
+        XCTAssertEqual(try get(server, "/api/v1/pods").status, "503")
+        XCTAssertEqual(try get(server, "/api/v1/pods").status, "200")
+        try server.clearRequests()
+        XCTAssertEqual(try server.requests(), [])
+        XCTAssertTrue(waitUntil(timeout: 5) { (try? server.watches()) == [] }, "ended watches are no longer open")
     }
 
     func testForbiddenAndDownAreAnsweredAsTheRealServerWould() throws {
