@@ -54,7 +54,8 @@ struct EventSender {
     let client: KubernetesClient
     let namespace: String
     let forbidden: ForbiddenLog
-    private var sent: [ClusterProblem: (name: String, count: Int)] = [:]
+    /// The Event of each problem, and its count (nil: unknown, see `send`).
+    private var sent: [ClusterProblem: (name: String, count: Int?)] = [:]
     private var failureLogged = false
 
     init(client: KubernetesClient, namespace: String, forbidden: ForbiddenLog) {
@@ -69,18 +70,19 @@ struct EventSender {
         let problem = report.problem
         do throws(KubernetesAPIError) {
             if let known = sent[problem] {
-                try patch(name: known.name, count: known.count + 1, time: report.time)
-                sent[problem]?.count = known.count + 1
+                let count = known.count.map { $0 + 1 }
+                try patch(name: known.name, count: count, time: report.time)
+                sent[problem]?.count = count
             } else {
                 let name = EventSender.eventName(problem)
                 let created = try client.send("POST", eventsPath, body: EventSender.event(name: name, namespace: namespace, report: report).serialized,
                                               contentType: "application/json", timeoutMilliseconds: EventRecorder.timeoutMilliseconds)
                 if created.status == 409 {
-                    // A watcher before this one made it: count on from its count.
-                    let existing = try client.send("GET", eventsPath + "/" + name, timeoutMilliseconds: EventRecorder.timeoutMilliseconds)
-                    try check(existing, verb: "get")
-                    let json = try? JSONReader.parse(existing.body, as: JSONValueBuilder.self)
-                    let count = (json?["count"]?.intValue ?? 1) + 1
+                    // A watcher before this one made it: count on from its count, when RBAC lets
+                    // us read it (`get` on events); else only its lastTimestamp moves.
+                    let existing = try? client.send("GET", eventsPath + "/" + name, timeoutMilliseconds: EventRecorder.timeoutMilliseconds)
+                    let json = existing.flatMap { (200..<300).contains($0.status) ? try? JSONReader.parse($0.body, as: JSONValueBuilder.self) : nil }
+                    let count = json?["count"]?.intValue.map { $0 + 1 }
                     try patch(name: name, count: count, time: report.time)
                     sent[problem] = (name, count)
                 } else {
@@ -100,8 +102,8 @@ struct EventSender {
         }
     }
 
-    private func patch(name: String, count: Int, time: String) throws(KubernetesAPIError) {
-        let body = JSONValue.object([("count", .integer(count)), ("lastTimestamp", .string(time))]).serialized
+    private func patch(name: String, count: Int?, time: String) throws(KubernetesAPIError) {
+        let body = JSONValue.object((count.map { [("count", .integer($0))] } ?? []) + [("lastTimestamp", .string(time))]).serialized
         let response = try client.send("PATCH", eventsPath + "/" + name, body: body, contentType: "application/merge-patch+json",
                                        timeoutMilliseconds: EventRecorder.timeoutMilliseconds)
         try check(response, verb: "patch")

@@ -162,6 +162,15 @@ final class KubernetesSourceTests: PipelineTestCase {
         XCTAssertEqual(try pipeline.warningEvents(reason: "TemplateError").count, 1, "one Event per distinct problem")
         XCTAssertNotNil(event["lastTimestamp"]?.stringValue)
         XCTAssertEqual(pipeline.get().body, "web-1\n")
+
+        // A new watcher (the old one killed) meets the same error: the same Event counts on.
+        let supervisor = try XCTUnwrap(pipeline.supervisor)
+        let watcher = try XCTUnwrap(try supervisor.status()["watcher_pid"]?.intValue)
+        kill(pid_t(watcher), SIGKILL)
+        XCTAssertTrue(waitUntil(timeout: 15) {
+            ((try? pipeline.warningEvents(reason: "TemplateError")) ?? []).first?["count"]?.intValue == 4
+        }, "\(String(describing: try? pipeline.warningEvents(reason: "TemplateError")))\n\(pipeline.log)")
+        XCTAssertEqual(try pipeline.warningEvents(reason: "TemplateError").count, 1)
     }
 
     func testBadServicesCertificatesWithoutKeysAndRejectedConfigsAreWarningEventsOnTheirObjects() throws {
