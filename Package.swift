@@ -23,9 +23,12 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .target(name: "Shared", dependencies: ["CSystem"], swiftSettings: crossModule),
         .target(name: "Jinja", dependencies: ["Shared"], swiftSettings: engine),
-        .executableTarget(name: "Supervisor", dependencies: ["Shared", "CSystem"]),
+        // haproxy.cfg's sections and server lines, and what HAProxy can change without a reload.
+        .target(name: "HAProxyConfig"),
+        .executableTarget(name: "Supervisor", dependencies: ["Shared", "CSystem", "HAProxyConfig"]),
         .executableTarget(name: "Watcher", dependencies: ["Shared", "Jinja", "CCurl", "CSystem"], swiftSettings: crossModule),
         .testTarget(name: "SharedTests", dependencies: ["Shared"]),
+        .testTarget(name: "HAProxyConfigTests", dependencies: ["HAProxyConfig"], exclude: ["Fixtures"]),
         .testTarget(name: "JinjaTests", dependencies: ["Jinja", "Shared"], exclude: ["Fixtures", "generate-expected.py", "compare-random.py"]),
         // Real parts for integration tests: binaries, backends, the supervisor, free ports.
         .target(name: "IntegrationSupport", dependencies: ["Shared"], path: "Tests/IntegrationSupport", exclude: ["backend.py"]),
