@@ -3,7 +3,7 @@ import PackageDescription
 
 // No packages beyond the Swift toolchain and the system libcurl: PID 1 stays small and the
 // build needs nothing but Debian's packages.
-// Release builds specialise the generic JSON reader in Shared for the template engine's value
+// Release builds specialise the generic JSON reader for the template engine's value
 // type across the module boundary, and drop the run-time exclusivity checks on the engine's
 // reference-typed lists and dicts (measured: together about twice as fast to read a large context).
 let crossModule: [SwiftSetting] = [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))]
@@ -21,19 +21,23 @@ let package = Package(
     targets: [
         .target(name: "CSystem"),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
-        .target(name: "Shared", dependencies: ["CSystem"], swiftSettings: crossModule),
-        .target(name: "Jinja", dependencies: ["Shared"], swiftSettings: engine),
+        // The order-preserving JSON reader and writer: the control protocol's and the template engine's.
+        .target(name: "JSON", swiftSettings: crossModule),
+        .target(name: "Shared", dependencies: ["JSON", "CSystem"], swiftSettings: crossModule),
+        // The template engine links nothing else of the project.
+        .target(name: "Jinja", dependencies: ["JSON"], swiftSettings: engine),
         // haproxy.cfg's sections and server lines, and what HAProxy can change without a reload.
         .target(name: "HAProxyConfig"),
-        .executableTarget(name: "Supervisor", dependencies: ["Shared", "CSystem", "HAProxyConfig"]),
-        .executableTarget(name: "Watcher", dependencies: ["Shared", "Jinja", "CCurl", "CSystem"], swiftSettings: crossModule),
-        .testTarget(name: "SharedTests", dependencies: ["Shared"]),
+        .executableTarget(name: "Supervisor", dependencies: ["JSON", "Shared", "CSystem", "HAProxyConfig"]),
+        .executableTarget(name: "Watcher", dependencies: ["JSON", "Shared", "Jinja", "CCurl", "CSystem"], swiftSettings: crossModule),
+        .testTarget(name: "JSONTests", dependencies: ["JSON"]),
+        .testTarget(name: "SharedTests", dependencies: ["JSON", "Shared"]),
         .testTarget(name: "HAProxyConfigTests", dependencies: ["HAProxyConfig"], exclude: ["Fixtures"]),
-        .testTarget(name: "JinjaTests", dependencies: ["Jinja", "Shared"], exclude: ["Fixtures", "generate-expected.py", "compare-random.py"]),
+        .testTarget(name: "JinjaTests", dependencies: ["Jinja", "JSON"], exclude: ["Fixtures", "generate-expected.py", "compare-random.py"]),
         // Real parts for integration tests: binaries, backends, the supervisor, free ports.
-        .target(name: "IntegrationSupport", dependencies: ["Shared"], path: "Tests/IntegrationSupport", exclude: ["backend.py"]),
-        .testTarget(name: "SupervisorTests", dependencies: ["Shared", "IntegrationSupport"]),
+        .target(name: "IntegrationSupport", dependencies: ["JSON", "Shared"], path: "Tests/IntegrationSupport", exclude: ["backend.py"]),
+        .testTarget(name: "SupervisorTests", dependencies: ["JSON", "Shared", "IntegrationSupport"]),
         // The watcher end to end: real etcd, the real supervisor and watcher binaries, real HAProxy.
-        .testTarget(name: "WatcherTests", dependencies: ["Shared", "Jinja", "IntegrationSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "WatcherTests", dependencies: ["JSON", "Shared", "Jinja", "IntegrationSupport"], exclude: ["Fixtures"]),
     ]
 )

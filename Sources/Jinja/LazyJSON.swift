@@ -9,7 +9,7 @@
 // the container's ordinary storage. The text is checked whole when it is read, so decoding
 // later can never meet malformed JSON.
 
-import Shared
+import JSON
 #if canImport(Glibc)
 import Glibc
 #endif

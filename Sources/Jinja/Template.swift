@@ -1,6 +1,5 @@
 // The public entry point: compile once, render many times.
 
-import Shared
 
 public struct Template: Sendable {
     public let name: String

@@ -3,7 +3,7 @@
 // Lists and dicts are reference types, as in Python: `x.append(1)` or `d.update(...)` inside a
 // template mutates the one object every name bound to it sees. Everything else is a value.
 
-import Shared
+import JSON
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -4,6 +4,7 @@
 //   {"op":"status"}
 //   {"op":"reload"}
 //   {"op":"report","etcd_events":N,...}   the watcher's figures since its last report
+import JSON
 #if canImport(Glibc)
 @preconcurrency import Glibc
 #endif
@@ -143,6 +144,11 @@ public struct LineReader {
     var buffer: [UInt8] = []
     var start = 0
     var discarding = false
+    /// What one read fills, reused for every read of this connection.
+    var chunk: [UInt8] = []
+    /// A buffer grown past this by one large line is let go once that line is taken, rather
+    /// than kept for the life of the connection.
+    static let retainedCapacity = 1 << 20
 
     public init(fd: Int32, maximumLength: Int) {
         self.fd = fd
@@ -156,25 +162,26 @@ public struct LineReader {
                 let tooLong = newline - start > maximumLength
                 let line = tooLong ? [] : Array(buffer[start..<newline])
                 start = newline + 1
-                if discarding || tooLong {
-                    discarding = false
-                    return .oversized
-                }
-                return .line(line)
+                return tooLong ? .oversized : .line(line)
             }
             scanFrom = buffer.count
             if buffer.count - start > maximumLength {
-                // Too long: drop what we have and skip to the next newline.
-                buffer.removeAll(keepingCapacity: true)
+                // Too long: drop what we have, memory included (a refused request must not keep
+                // its size in a long-lived process), and skip to the next newline.
+                buffer = []
                 start = 0
                 scanFrom = 0
                 discarding = true
             } else if start > 0 && start == buffer.count {
-                buffer.removeAll(keepingCapacity: true)
+                if buffer.capacity > LineReader.retainedCapacity {
+                    buffer = []
+                } else {
+                    buffer.removeAll(keepingCapacity: true)
+                }
                 start = 0
                 scanFrom = 0
             }
-            var chunk = [UInt8](repeating: 0, count: 65536)
+            if chunk.isEmpty { chunk = [UInt8](repeating: 0, count: 65536) }
             let count = chunk.withUnsafeMutableBytes { raw in
                 retryingOnInterrupt { read(fd, raw.baseAddress, raw.count) }
             }
@@ -182,6 +189,14 @@ public struct LineReader {
             if count == 0 {
                 if discarding { discarding = false; return .oversized }
                 return .end
+            }
+            if discarding {
+                // The rest of a refused line is skipped without being kept; what follows its
+                // newline is the next line's start.
+                guard let newline = chunk[0..<count].firstIndex(of: 0x0A) else { continue }
+                buffer.append(contentsOf: chunk[(newline + 1)..<count])
+                discarding = false
+                return .oversized
             }
             if start > 0 && start > buffer.count / 2 {
                 buffer.removeFirst(start)
@@ -261,15 +276,21 @@ public struct ControlClient: ~Copyable {
     deinit { close(fd) }
 
     /// Sends one request and waits for its reply.
-    public mutating func send(_ request: JSONValue) throws(SystemError) -> JSONValue {
-        try UnixSocket.send(fd, request.serialized + "\n")
+    public mutating func send(_ request: ControlRequest) throws(SystemError) -> ControlReply {
+        let line = try exchange(request.json.serialized)
+        do {
+            return try ControlReply.parse(line)
+        } catch {
+            throw SystemError("reply", errno: EPROTO, detail: "is not understood (\(error))")
+        }
+    }
+
+    /// Sends one line as it is and returns the reply line: the wire itself, for tests and tools.
+    public mutating func exchange(_ line: String) throws(SystemError) -> [UInt8] {
+        try UnixSocket.send(fd, line + "\n")
         switch try reader.next() {
         case .line(let bytes):
-            do {
-                return try JSONReader.parse(bytes, as: JSONValueBuilder.self)
-            } catch {
-                throw SystemError("reply", errno: EPROTO, detail: "is not JSON (\(error))")
-            }
+            return bytes
         case .oversized:
             throw SystemError("reply", errno: EMSGSIZE)
         case .end:

@@ -1,4 +1,5 @@
 // One line per event on stderr: timestamp, level, message, key=value fields.
+import JSON
 #if canImport(Glibc)
 @preconcurrency import Glibc
 #endif

@@ -12,10 +12,10 @@ final class ControlServer: Sendable {
 
     let path: String
     let maximumRequestBytes: Int
-    let handle: @Sendable (ControlRequest) -> JSONValue
+    let handle: @Sendable (ControlRequest) -> ControlReply
     let threads = ConnectionThreads(name: "control socket", limit: ControlServer.maximumConnections)
 
-    init(path: String, maximumRequestBytes: Int, handle: @escaping @Sendable (ControlRequest) -> JSONValue) {
+    init(path: String, maximumRequestBytes: Int, handle: @escaping @Sendable (ControlRequest) -> ControlReply) {
         self.path = path
         self.maximumRequestBytes = maximumRequestBytes
         self.handle = handle
@@ -48,47 +48,46 @@ final class ControlServer: Sendable {
             }
             if uid != geteuid() && uid != 0 {
                 Log.warning("control socket connection refused: peer runs as another user", ["peer_uid": String(uid), "peer_pid": String(pid)])
-                try? UnixSocket.send(fd, ControlServer.errorReply("permission denied: peer uid \(uid) is neither root nor the supervisor's uid").serialized + "\n")
+                try? UnixSocket.send(fd, ControlReply.failed(ControlFailure(.invalidRequest, "permission denied: peer uid \(uid) is neither root nor the supervisor's uid")).json.serialized + "\n")
                 return false
             }
             return true
         }, overLimit: { fd in
-            try? UnixSocket.send(fd, ControlServer.errorReply("too many control connections (at most \(ControlServer.maximumConnections))").serialized + "\n")
+            try? UnixSocket.send(fd, ControlReply.failed(ControlFailure(.unavailable, "too many control connections (at most \(ControlServer.maximumConnections))")).json.serialized + "\n")
         }, serve: { [self] fd in serve(fd) })
     }
 
     private func serve(_ fd: Int32) {
         var reader = LineReader(fd: fd, maximumLength: maximumRequestBytes)
         while true {
-            let reply: JSONValue
+            let reply: ControlReply
             do {
                 switch try reader.next() {
                 case .end:
                     return
                 case .oversized:
                     Log.warning("control request refused: longer than the size cap", ["cap_bytes": String(maximumRequestBytes)])
-                    reply = ControlServer.errorReply("request longer than \(maximumRequestBytes) bytes (KUBE_HAPROXY_MAX_REQUEST_BYTES)")
+                    // The refused bytes were freed; give the pages back to the system too.
+                    _ = csystem_malloc_trim()
+                    reply = .failed(ControlFailure(.invalidRequest, "request longer than \(maximumRequestBytes) bytes (KUBE_HAPROXY_MAX_REQUEST_BYTES)"))
                 case .line(let bytes):
                     if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0D || $0 == 0x09 }) { continue }
                     do {
                         reply = handle(try ControlRequest.parse(bytes))
                     } catch {
                         Log.warning("control request refused", ["error": error.description])
-                        reply = ControlServer.errorReply(error.description)
+                        reply = .failed(ControlFailure(.invalidRequest, error.description))
                     }
                 }
             } catch {
                 return
             }
             do {
-                try UnixSocket.send(fd, reply.serialized + "\n")
+                try UnixSocket.send(fd, reply.json.serialized + "\n")
             } catch {
                 return
             }
         }
     }
 
-    static func errorReply(_ message: String) -> JSONValue {
-        .object([("ok", .bool(false)), ("error", .string(message))])
-    }
 }

@@ -80,28 +80,25 @@ final class HAProxyGenerations: Sendable {
     // MARK: Requests
 
     /// Applies a desired state; returns the reply for the control socket.
-    func apply(_ desired: DesiredState) -> JSONValue {
+    func apply(_ desired: DesiredState) -> ControlReply {
         let reply = queue.sync { performApply(desired) }
-        let result: String
-        if reply["ok"]?.boolValue == true {
-            result = reply["changed"]?.boolValue == true ? "changed" : "unchanged"
-        } else {
-            result = reply["error"]?.stringValue?.hasPrefix("haproxy rejected") == true ? "rejected" : "error"
+        switch reply {
+        case .applied(let applied): metrics.recordApply(applied.changed ? "changed" : "unchanged")
+        case .failed(let failure): metrics.recordApply(failure.reason == .rejected ? "rejected" : "error")
+        case .status, .acknowledged: break
         }
-        metrics.recordApply(result)
         return reply
     }
 
-    func reload() -> JSONValue {
+    func reload() -> ControlReply {
         queue.sync { performReload(reason: "requested") }
     }
 
-    private func performApply(_ desired: DesiredState) -> JSONValue {
+    private func performApply(_ desired: DesiredState) -> ControlReply {
         let (live, running, shuttingDown) = state.withLock { ($0.live, $0.current != nil, $0.shuttingDown) }
-        if shuttingDown { return failure("the supervisor is shutting down") }
+        if shuttingDown { return failure(ControlFailure(.unavailable, "the supervisor is shutting down")) }
         if live == desired && running {
-            return .object([("ok", .bool(true)), ("changed", .bool(false)), ("reloaded", .bool(false)),
-                            ("generation", .integer(state.withLock { $0.current?.number ?? 0 }))])
+            return .applied(AppliedState(changed: false, reloaded: false, generation: state.withLock { $0.current?.number ?? 0 }))
         }
         // The run directory is rebuilt from the watcher's desired state at every start, so its
         // files are written atomically but not fsynced: a reload need not wait for the disk.
@@ -118,7 +115,7 @@ final class HAProxyGenerations: Sendable {
             try FileIO.writeAtomically(paths.candidateConfig, desired.config, mode: 0o644, durable: false)
         } catch {
             restoreCertificates(previousCertificates, names: changedNames)
-            return failure("could not write the configuration: \(error)")
+            return failure(ControlFailure(.internal, "could not write the configuration: \(error)"))
         }
         switch startGeneration(configPath: paths.candidateConfig, reason: "apply") {
         case .success(let generation):
@@ -127,31 +124,29 @@ final class HAProxyGenerations: Sendable {
             }
             state.withLock { $0.live = desired }
             removeUnusedCertificates(keeping: Set(desired.certificates.keys))
-            return .object([("ok", .bool(true)), ("changed", .bool(true)), ("reloaded", .bool(true)),
-                            ("generation", .integer(generation.number))])
-        case .failure(let message):
+            return .applied(AppliedState(changed: true, reloaded: true, generation: generation.number))
+        case .failure(let startFailure):
             unlink(paths.candidateConfig)
             restoreCertificates(previousCertificates, names: changedNames)
-            return failure(message)
+            return failure(startFailure)
         }
     }
 
-    private func performReload(reason: String) -> JSONValue {
+    private func performReload(reason: String) -> ControlReply {
         let (hasConfig, shuttingDown) = state.withLock { ($0.live != nil, $0.shuttingDown) }
-        if shuttingDown { return failure("the supervisor is shutting down") }
-        guard hasConfig else { return failure("no configuration has been applied yet") }
+        if shuttingDown { return failure(ControlFailure(.unavailable, "the supervisor is shutting down")) }
+        guard hasConfig else { return failure(ControlFailure(.unavailable, "no configuration has been applied yet")) }
         switch startGeneration(configPath: paths.liveConfig, reason: reason) {
         case .success(let generation):
-            return .object([("ok", .bool(true)), ("changed", .bool(false)), ("reloaded", .bool(true)),
-                            ("generation", .integer(generation.number))])
-        case .failure(let message):
-            return failure(message)
+            return .applied(AppliedState(changed: false, reloaded: true, generation: generation.number))
+        case .failure(let startFailure):
+            return failure(startFailure)
         }
     }
 
-    private func failure(_ message: String) -> JSONValue {
-        state.withLock { $0.lastError = message }
-        return .object([("ok", .bool(false)), ("error", .string(message))])
+    private func failure(_ failure: ControlFailure) -> ControlReply {
+        state.withLock { $0.lastError = failure.message }
+        return .failed(failure)
     }
 
     // MARK: Certificates
@@ -181,7 +176,7 @@ final class HAProxyGenerations: Sendable {
 
     enum StartResult {
         case success(Generation)
-        case failure(String)
+        case failure(ControlFailure)
     }
 
     /// Starts a new HAProxy generation and waits until it serves. Runs on `queue` only.
@@ -205,7 +200,7 @@ final class HAProxyGenerations: Sendable {
             output = try ChildProcess.outputPipe()
         } catch {
             endSupersedingAfterFailure()
-            return .failure("could not start haproxy: \(error)")
+            return .failure(ControlFailure(.internal, "could not start haproxy: \(error)"))
         }
         let capture = OutputCapture()
         let request = SpawnRequest(executable: settings.haproxyPath, arguments: arguments,
@@ -225,7 +220,7 @@ final class HAProxyGenerations: Sendable {
             close(output.read)
             close(output.write)
             endSupersedingAfterFailure()
-            return .failure("could not start haproxy: \(error)")
+            return .failure(ControlFailure(.internal, "could not start haproxy: \(error)"))
         }
         close(output.write)
         capture.forward(from: output.read)
@@ -240,7 +235,7 @@ final class HAProxyGenerations: Sendable {
                 metrics.recordReload(success: false, seconds: nil)
                 Log.error("new haproxy generation failed", ["generation": String(number), "reason": reason, "status": status.description])
                 endSupersedingAfterFailure()
-                return .failure(message)
+                return .failure(ControlFailure(.rejected, message))
             }
             if AdminSocket.servingPid(paths.adminSocket) == pid { break }
             if monotonicSeconds() > deadline {
@@ -249,7 +244,7 @@ final class HAProxyGenerations: Sendable {
                 reaper.forget(pid)
                 metrics.recordReload(success: false, seconds: nil)
                 endSupersedingAfterFailure()
-                return .failure("haproxy did not start serving within \(settings.startTimeout) s: \(capture.text())")
+                return .failure(ControlFailure(.internal, "haproxy did not start serving within \(settings.startTimeout) s: \(capture.text())"))
             }
             sleepSeconds(0.001)
         }
@@ -357,7 +352,7 @@ final class HAProxyGenerations: Sendable {
             let needed = state.withLock { $0.current == nil && $0.restartPending && !$0.shuttingDown }
             guard needed else { return }
             let result = startGeneration(configPath: paths.liveConfig, reason: "crash restart")
-            guard case .failure(let message) = result else {
+            guard case .failure(let failure) = result else {
                 metrics.recordHAProxyRestart()
                 return
             }
@@ -366,7 +361,7 @@ final class HAProxyGenerations: Sendable {
                 state.restartPending = true
                 return HAProxyGenerations.restartDelay(afterCrashes: state.consecutiveCrashes)
             }
-            Log.error("could not restart haproxy", ["error": message, "retry_in_seconds": formatSeconds(nextDelay)])
+            Log.error("could not restart haproxy", ["error": failure.message, "retry_in_seconds": formatSeconds(nextDelay)])
             scheduleRestart(after: nextDelay)
         }
     }
@@ -393,18 +388,13 @@ final class HAProxyGenerations: Sendable {
         state.withLock { ($0.current?.number ?? 0, $0.draining.count, $0.current != nil, $0.live != nil) }
     }
 
-    func statusFields() -> [(String, JSONValue)] {
+    /// The supervisor's status as far as HAProxy goes; the watcher's part is left empty.
+    func status() -> SupervisorStatus {
         state.withLock { state in
-            [
-                ("haproxy_pid", state.current.map { .integer(Int($0.pid)) } ?? .null),
-                ("generation", .integer(state.current?.number ?? 0)),
-                ("draining_pids", .array(state.draining.keys.sorted().map { .integer(Int($0)) })),
-                ("reloads", .integer(state.reloads)),
-                ("last_reload", state.lastReloadTime.map { .string($0) } ?? .null),
-                ("last_reload_seconds", state.lastReloadSeconds.map { .double(($0 * 1e6).rounded() / 1e6) } ?? .null),
-                ("last_error", state.lastError.map { .string($0) } ?? .null),
-                ("config_hash", state.live.map { .string($0.hash) } ?? .null),
-            ]
+            SupervisorStatus(pid: Int(getpid()), haproxyPid: state.current.map { Int($0.pid) }, generation: state.current?.number ?? 0,
+                             drainingPids: state.draining.keys.sorted().map { Int($0) }, reloads: state.reloads,
+                             lastReload: state.lastReloadTime, lastReloadSeconds: state.lastReloadSeconds, lastError: state.lastError,
+                             configHash: state.live?.hash, watcherPid: nil, watcherRestarts: 0)
         }
     }
 }

@@ -53,9 +53,8 @@ enum SignalLoop {
                     Log.info("SIGHUP: reloading")
                     // Off the loop: a reload waits for the new generation, and the loop must keep reaping.
                     DispatchQueue.global().async {
-                        let reply = generations.reload()
-                        if reply["ok"]?.boolValue != true {
-                            Log.error("reload failed", ["error": reply["error"]?.stringValue ?? "unknown"])
+                        if case .failed(let failure) = generations.reload() {
+                            Log.error("reload failed", ["error": failure.message])
                         }
                     }
                 default:

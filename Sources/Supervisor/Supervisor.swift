@@ -43,11 +43,12 @@ enum Supervisor {
             case .reload:
                 return generations.reload()
             case .status:
-                return .object([("ok", .bool(true)), ("pid", .integer(Int(getpid())))]
-                               + generations.statusFields() + (watcher?.statusFields() ?? []))
+                var status = generations.status()
+                watcher?.describe(into: &status)
+                return .status(status)
             case .report(let report):
                 metrics.record(report)
-                return .object([("ok", .bool(true))])
+                return .acknowledged
             }
         }
         if let address = settings.metricsAddress {

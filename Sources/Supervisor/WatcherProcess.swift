@@ -98,9 +98,8 @@ final class WatcherProcess: Sendable {
 
     var restarts: Int { state.withLock { $0.restarts } }
 
-    func statusFields() -> [(String, JSONValue)] {
-        state.withLock { state in
-            [("watcher_pid", state.pid.map { .integer(Int($0)) } ?? .null), ("watcher_restarts", .integer(state.restarts))]
-        }
+    /// Fills in the watcher's part of the status.
+    func describe(into status: inout SupervisorStatus) {
+        (status.watcherPid, status.watcherRestarts) = state.withLock { state in (state.pid.map { Int($0) }, state.restarts) }
     }
 }

@@ -37,13 +37,13 @@ let usage = """
 
     """
 
-func runClient(_ request: JSONValue) -> Int32 {
+func runClient(_ request: ControlRequest) -> Int32 {
     let paths = RunPaths(environment: Environment.current())
     do {
         var client = try ControlClient(path: paths.controlSocket)
         let reply = try client.send(request)
-        print(reply.serialized)
-        return reply["ok"]?.boolValue == true ? 0 : 1
+        print(reply.json.serialized)
+        return reply.isSuccess ? 0 : 1
     } catch {
         FileIO.writeError("kube-haproxy: cannot reach the supervisor at \(paths.controlSocket): \(error)\n")
         return 3
@@ -74,7 +74,7 @@ func runApplyClient(_ arguments: ArraySlice<String>) -> Int32 {
             }
             certificates[String(argument[..<equals])] = String(decoding: pem, as: UTF8.self)
         }
-        return runClient(ControlRequest.apply(config: String(decoding: config, as: UTF8.self), certificates: certificates).json)
+        return runClient(ControlRequest.apply(config: String(decoding: config, as: UTF8.self), certificates: certificates))
     } catch {
         FileIO.writeError("kube-haproxy apply: \(error)\n")
         return 2
@@ -86,9 +86,9 @@ switch arguments.first {
 case nil, "run"?:
     exit(Supervisor.run())
 case "status"?:
-    exit(runClient(ControlRequest.status.json))
+    exit(runClient(.status))
 case "reload"?:
-    exit(runClient(ControlRequest.reload.json))
+    exit(runClient(.reload))
 case "apply"?:
     exit(runApplyClient(arguments.dropFirst()))
 case "help"?, "--help"?, "-h"?:

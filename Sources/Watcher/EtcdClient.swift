@@ -2,6 +2,7 @@
 // with a CA file and a client certificate. One client per thread: a curl handle is not shared,
 // and it keeps its connection alive between requests.
 import CCurl
+import JSON
 import Shared
 import Synchronization
 #if canImport(Glibc)

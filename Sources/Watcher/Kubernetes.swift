@@ -2,6 +2,7 @@
 // <prefix>/pods/<namespace>/<name>, <prefix>/configmaps/<namespace>/<name>,
 // <prefix>/secrets/<namespace>/<name>.
 import Jinja
+import JSON
 import Shared
 
 enum ObjectKind: String, Sendable, CaseIterable {

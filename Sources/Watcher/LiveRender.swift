@@ -2,6 +2,7 @@
 // context is what the watcher would build from etcd right now, and the template is the one in
 // ConfigMap lb/config unless --template names another.
 import Jinja
+import JSON
 import Shared
 
 enum LiveRender {

@@ -5,6 +5,7 @@
 import Glibc
 #endif
 import Jinja
+import JSON
 import Shared
 
 let usage = """

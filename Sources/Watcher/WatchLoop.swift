@@ -257,24 +257,28 @@ final class WatchLoop {
         metrics.observeRender(seconds: rendered - started)
         let certificates = state.certificateFiles
         if let last = lastAcknowledged, last.config == config, last.certificates == certificates { return true }
-        let reply: JSONValue
+        let reply: ControlReply
         do {
             var client = try ControlClient(path: settings.controlSocket)
-            reply = try client.send(ControlRequest.apply(config: config, certificates: certificates).json)
+            reply = try client.send(.apply(config: config, certificates: certificates))
         } catch {
             Log.warning("cannot reach the supervisor; will send again", ["socket": settings.controlSocket, "error": error.description])
             lastAcknowledged = nil
             return false
         }
         lastAcknowledged = (config, certificates)
-        if reply["ok"]?.boolValue == true {
-            Log.info(reply["changed"]?.boolValue == true ? "config applied" : "config unchanged",
-                     ["generation": String(reply["generation"]?.intValue ?? 0), "render_seconds": formatSeconds(rendered - started),
+        switch reply {
+        case .applied(let applied):
+            Log.info(applied.changed ? "config applied" : "config unchanged",
+                     ["generation": String(applied.generation), "render_seconds": formatSeconds(rendered - started),
                       "apply_seconds": formatSeconds(monotonicSeconds() - rendered), "bytes": String(config.utf8.count),
                       "certificates": String(certificates.count)])
-        } else {
-            Log.error("the supervisor rejected the config; the last good one stays live",
-                      ["error": reply["error"]?.stringValue ?? reply.serialized])
+        case .failed(let failure):
+            Log.error("the supervisor rejected the config; the last good one stays live", ["error": failure.message])
+        case .status, .acknowledged:
+            Log.error("the supervisor answered an apply with something else; will send again", ["reply": reply.json.serialized])
+            lastAcknowledged = nil
+            return false
         }
         return true
     }

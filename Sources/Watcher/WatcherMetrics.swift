@@ -57,7 +57,7 @@ final class WatcherMetrics: Sendable {
         }
         do {
             var client = try ControlClient(path: controlSocket)
-            _ = try client.send(ControlRequest.report(report).json)
+            _ = try client.send(.report(report))
         } catch {
             pending.withLock { pending in
                 pending.etcdEvents += report.etcdEvents

@@ -2,6 +2,7 @@
 // plain HTTP, or over HTTPS with client-certificate auth beside a plain listener the test itself
 // writes through. Stopped in deinit; stop() and start() again keep the same data and ports.
 import Foundation
+import JSON
 import Shared
 #if canImport(Glibc)
 import Glibc

@@ -1,6 +1,7 @@
 // Real parts for integration tests: the built binaries, temporary directories, free loopback
 // ports, HTTP backends, the supervisor, and running commands. Everything stops by itself.
 import Foundation
+import JSON
 import Shared
 #if canImport(Glibc)
 import Glibc
@@ -249,10 +250,10 @@ public final class SupervisorProcess {
     public var sslDirectory: String { runDirectory + "/ssl" }
     public var log: String { process.log }
 
-    /// Sends one request line and returns the parsed reply.
+    /// Sends one request line and returns the reply as it came over the wire, parsed.
     public func request(_ value: JSONValue) throws -> JSONValue {
         var client = try ControlClient(path: controlSocket)
-        return try client.send(value)
+        return try JSONValue.parse(String(decoding: client.exchange(value.serialized), as: UTF8.self))
     }
 
     public func apply(_ config: String, certificates: [String: String] = [:]) throws -> JSONValue {
@@ -292,6 +293,13 @@ public final class SupervisorProcess {
 }
 
 /// Every process below `root` in the process tree, read from /proc.
+/// A process's resident set (VmRSS) in kB, from /proc; nil when it is gone.
+public func residentKilobytes(_ pid: pid_t) -> Int? {
+    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return nil }
+    return line.split(separator: " ").dropFirst().first.flatMap { Int($0) }
+}
+
 public func descendantPids(of root: pid_t) -> [pid_t] {
     var parents: [pid_t: pid_t] = [:]
     for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {

@@ -3,6 +3,7 @@
 // <prefix>/pods/<namespace>/<name>, <prefix>/configmaps/<namespace>/<name> and
 // <prefix>/secrets/<namespace>/<name>.
 import Foundation
+import JSON
 import Shared
 
 public enum KubernetesObjects {

@@ -1,5 +1,5 @@
 import Jinja
-import Shared
+import JSON
 import XCTest
 
 /// Documents read lazily (`Value.parseJSONLazily`) behave as documents decoded at once: the

@@ -3,6 +3,7 @@
 // services (their ports replaced by the test backends' port) and traffic through HAProxy.
 import Foundation
 import IntegrationSupport
+import JSON
 import Shared
 import XCTest
 

@@ -3,6 +3,7 @@
 // real supervisor running the real watcher and real HAProxy.
 import Foundation
 import IntegrationSupport
+import JSON
 import Shared
 import XCTest
 

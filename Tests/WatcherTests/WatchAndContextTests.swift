@@ -3,6 +3,7 @@
 // dry run (`render --dump-context`) against the same etcd.
 import Foundation
 import IntegrationSupport
+import JSON
 import Shared
 import XCTest
 

@@ -1,5 +1,5 @@
 import XCTest
-@testable import Shared
+@testable import JSON
 
 final class JSONTests: XCTestCase {
     func testObjectKeysKeepDocumentOrder() throws {

@@ -1,0 +1,246 @@
+// The supervisor's replies on the control socket, one JSON line per request. The supervisor
+// encodes them and the watcher and the CLI decode them with the same type, so neither side
+// reads a reply by string keys:
+//
+//   {"ok":true,"changed":true,"reloaded":true,"runtime":false,"generation":3}   apply, reload
+//   {"ok":true,"pid":1,"haproxy_pid":…,…}                                         status
+//   {"ok":true}                                                                   report
+//   {"ok":false,"error":"…","reason":"rejected"}                                  any request that failed
+import JSON
+
+public enum ControlReply: Equatable, Sendable {
+    case applied(AppliedState)
+    case status(SupervisorStatus)
+    /// A report was counted.
+    case acknowledged
+    case failed(ControlFailure)
+
+    public var isSuccess: Bool {
+        if case .failed = self { return false }
+        return true
+    }
+
+    public var json: JSONValue {
+        switch self {
+        case .applied(let applied): return applied.json
+        case .status(let status): return status.json
+        case .acknowledged: return .object([("ok", .bool(true))])
+        case .failed(let failure): return failure.json
+        }
+    }
+
+    /// Decodes a reply line. A reply is told apart by its shape: `ok` false is a failure, a
+    /// `pid` is a status, `changed` an apply or reload, and `ok` alone an acknowledgement.
+    public static func parse(_ line: [UInt8]) throws(ControlRequest.ParseError) -> ControlReply {
+        let value: JSONValue
+        do {
+            value = try JSONReader.parse(line, as: JSONValueBuilder.self)
+        } catch {
+            throw ControlRequest.ParseError(description: "reply is not valid JSON: \(error)")
+        }
+        guard let ok = value["ok"]?.boolValue else {
+            throw ControlRequest.ParseError(description: "reply has no boolean \"ok\"")
+        }
+        if !ok { return .failed(try ControlFailure(json: value)) }
+        if value["pid"] != nil { return .status(try SupervisorStatus(json: value)) }
+        if value["changed"] != nil { return .applied(try AppliedState(json: value)) }
+        return .acknowledged
+    }
+}
+
+/// What an apply or a reload did.
+public struct AppliedState: Equatable, Sendable {
+    /// The desired state differed from the live one.
+    public var changed: Bool
+    /// A new HAProxy generation was started.
+    public var reloaded: Bool
+    /// The change went live through HAProxy's runtime API, without a new generation.
+    public var runtime: Bool
+    /// The serving generation.
+    public var generation: Int
+
+    public init(changed: Bool, reloaded: Bool, runtime: Bool = false, generation: Int) {
+        self.changed = changed
+        self.reloaded = reloaded
+        self.runtime = runtime
+        self.generation = generation
+    }
+
+    init(json: JSONValue) throws(ControlRequest.ParseError) {
+        let fields = ReplyFields(json)
+        changed = try fields.bool("changed")
+        reloaded = try fields.bool("reloaded")
+        runtime = try fields.optionalBool("runtime") ?? false
+        generation = try fields.integer("generation")
+    }
+
+    public var json: JSONValue {
+        .object([("ok", .bool(true)), ("changed", .bool(changed)), ("reloaded", .bool(reloaded)),
+                 ("runtime", .bool(runtime)), ("generation", .integer(generation))])
+    }
+}
+
+/// Why a request failed, with the kind of failure so that callers and metrics need not read
+/// the message.
+public struct ControlFailure: Error, Equatable, Sendable, CustomStringConvertible {
+    public enum Reason: String, Sendable {
+        /// HAProxy refused the configuration; the last good one stays live.
+        case rejected
+        /// The request itself was malformed, too large or not allowed.
+        case invalidRequest = "invalid_request"
+        /// The supervisor cannot do it now (shutting down, nothing applied yet, too many clients).
+        case unavailable
+        /// A system call or a child process failed.
+        case `internal`
+    }
+
+    public var reason: Reason
+    public var message: String
+    public var description: String { message }
+
+    public init(_ reason: Reason, _ message: String) {
+        self.reason = reason
+        self.message = message
+    }
+
+    init(json: JSONValue) throws(ControlRequest.ParseError) {
+        let fields = ReplyFields(json)
+        message = try fields.string("error")
+        // A reason this side does not know yet still reads as a failure.
+        reason = Reason(rawValue: json["reason"]?.stringValue ?? "") ?? .internal
+    }
+
+    public var json: JSONValue {
+        .object([("ok", .bool(false)), ("error", .string(message)), ("reason", .string(reason.rawValue))])
+    }
+}
+
+/// The supervisor's state, as `kube-haproxy status` prints it.
+public struct SupervisorStatus: Equatable, Sendable {
+    public var pid: Int
+    public var haproxyPid: Int?
+    public var generation: Int
+    public var drainingPids: [Int]
+    public var reloads: Int
+    /// RFC 3339 time of the last reload.
+    public var lastReload: String?
+    public var lastReloadSeconds: Double?
+    public var lastError: String?
+    public var configHash: String?
+    public var watcherPid: Int?
+    public var watcherRestarts: Int
+
+    public init(pid: Int, haproxyPid: Int?, generation: Int, drainingPids: [Int], reloads: Int, lastReload: String?,
+                lastReloadSeconds: Double?, lastError: String?, configHash: String?, watcherPid: Int?, watcherRestarts: Int) {
+        self.pid = pid
+        self.haproxyPid = haproxyPid
+        self.generation = generation
+        self.drainingPids = drainingPids
+        self.reloads = reloads
+        self.lastReload = lastReload
+        self.lastReloadSeconds = lastReloadSeconds
+        self.lastError = lastError
+        self.configHash = configHash
+        self.watcherPid = watcherPid
+        self.watcherRestarts = watcherRestarts
+    }
+
+    init(json: JSONValue) throws(ControlRequest.ParseError) {
+        let fields = ReplyFields(json)
+        pid = try fields.integer("pid")
+        haproxyPid = try fields.optionalInteger("haproxy_pid")
+        generation = try fields.integer("generation")
+        guard case .array(let draining)? = json["draining_pids"] else {
+            throw ControlRequest.ParseError(description: "reply: \"draining_pids\" must be an array of integers")
+        }
+        drainingPids = try draining.map { (item: JSONValue) throws(ControlRequest.ParseError) -> Int in
+            guard let pid = item.intValue else {
+                throw ControlRequest.ParseError(description: "reply: \"draining_pids\" must be an array of integers")
+            }
+            return pid
+        }
+        reloads = try fields.integer("reloads")
+        lastReload = try fields.optionalString("last_reload")
+        lastReloadSeconds = try fields.optionalNumber("last_reload_seconds")
+        lastError = try fields.optionalString("last_error")
+        configHash = try fields.optionalString("config_hash")
+        watcherPid = try fields.optionalInteger("watcher_pid")
+        watcherRestarts = try fields.optionalInteger("watcher_restarts") ?? 0
+    }
+
+    public var json: JSONValue {
+        func optional<T>(_ value: T?, _ make: (T) -> JSONValue) -> JSONValue { value.map(make) ?? .null }
+        return .object([
+            ("ok", .bool(true)),
+            ("pid", .integer(pid)),
+            ("haproxy_pid", optional(haproxyPid, JSONValue.integer)),
+            ("generation", .integer(generation)),
+            ("draining_pids", .array(drainingPids.map { .integer($0) })),
+            ("reloads", .integer(reloads)),
+            ("last_reload", optional(lastReload, JSONValue.string)),
+            ("last_reload_seconds", optional(lastReloadSeconds) { .double(($0 * 1e6).rounded() / 1e6) }),
+            ("last_error", optional(lastError, JSONValue.string)),
+            ("config_hash", optional(configHash, JSONValue.string)),
+            ("watcher_pid", optional(watcherPid, JSONValue.integer)),
+            ("watcher_restarts", .integer(watcherRestarts)),
+        ])
+    }
+}
+
+/// Typed reads of a reply's members, each failure naming the member and what it must be.
+private struct ReplyFields {
+    let json: JSONValue
+    init(_ json: JSONValue) { self.json = json }
+
+    private func wrong(_ key: String, _ expected: String) -> ControlRequest.ParseError {
+        ControlRequest.ParseError(description: "reply: \"\(key)\" must be \(expected)")
+    }
+
+    func bool(_ key: String) throws(ControlRequest.ParseError) -> Bool {
+        guard let value = try optionalBool(key) else { throw wrong(key, "a boolean") }
+        return value
+    }
+
+    func optionalBool(_ key: String) throws(ControlRequest.ParseError) -> Bool? {
+        switch json[key] {
+        case nil, .null?: return nil
+        case .bool(let value)?: return value
+        default: throw wrong(key, "a boolean")
+        }
+    }
+
+    func integer(_ key: String) throws(ControlRequest.ParseError) -> Int {
+        guard let value = try optionalInteger(key) else { throw wrong(key, "an integer") }
+        return value
+    }
+
+    func optionalInteger(_ key: String) throws(ControlRequest.ParseError) -> Int? {
+        switch json[key] {
+        case nil, .null?: return nil
+        case .integer(let value)?: return value
+        default: throw wrong(key, "an integer")
+        }
+    }
+
+    func optionalNumber(_ key: String) throws(ControlRequest.ParseError) -> Double? {
+        switch json[key] {
+        case nil, .null?: return nil
+        case .integer(let value)?: return Double(value)
+        case .double(let value)?: return value
+        default: throw wrong(key, "a number")
+        }
+    }
+
+    func string(_ key: String) throws(ControlRequest.ParseError) -> String {
+        guard let value = try optionalString(key) else { throw wrong(key, "a string") }
+        return value
+    }
+
+    func optionalString(_ key: String) throws(ControlRequest.ParseError) -> String? {
+        switch json[key] {
+        case nil, .null?: return nil
+        case .string(let value)?: return value
+        default: throw wrong(key, "a string")
+        }
+    }
+}
