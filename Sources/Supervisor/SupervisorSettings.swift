@@ -16,6 +16,8 @@ struct SupervisorSettings: Sendable {
     /// The watcher's executable, or nil when disabled (`none`).
     var watcherPath: String?
     var maximumRequestBytes: Int
+    /// Whether server changes go through HAProxy's runtime API instead of a reload when they can.
+    var runtimeUpdates: Bool
     /// HOST:PORT of the metrics and health endpoint, or nil when off.
     var metricsAddress: String?
     /// The environment HAProxy and the watcher inherit.
@@ -40,8 +42,17 @@ struct SupervisorSettings: Sendable {
             watcherPath: watcher == "none" ? nil : watcher,
             maximumRequestBytes: try environment.integer("KUBE_HAPROXY_MAX_REQUEST_BYTES", default: defaultMaximumRequestBytes,
                                                          range: 1024...(1 << 30)),
+            runtimeUpdates: try onOff(environment, "KUBE_HAPROXY_RUNTIME_UPDATES", default: true),
             metricsAddress: try metricsAddress(environment),
             environment: pairs)
+    }
+
+    static func onOff(_ environment: Environment, _ name: String, default fallback: Bool) throws(SettingError) -> Bool {
+        switch environment.string(name, default: fallback ? "on" : "off") {
+        case "on": return true
+        case "off": return false
+        case let other: throw SettingError(name: name, value: other, expected: "on or off")
+        }
     }
 
     static func metricsAddress(_ environment: Environment) throws(SettingError) -> String? {

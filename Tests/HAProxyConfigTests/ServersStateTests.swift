@@ -71,3 +71,27 @@ final class ServersStateTests: XCTestCase {
         XCTAssertThrowsError(try ServersState.parse("1\n# be_id be_name\n"))
     }
 }
+
+final class AdminAnswerTests: XCTestCase {
+    // The answers below are HAProxy 2.6's, as its admin socket gave them.
+    func testEachCommandIsJudgedByItsOwnAnswer() {
+        XCTAssertTrue(AdminAnswer.isSuccess(command: "add server pods/b 10.0.0.2:80", answer: "New server registered.\n\n"))
+        XCTAssertFalse(AdminAnswer.isSuccess(command: "add server pods/b 10.0.0.2:80 cookie x",
+                                             answer: "'cookie' option is not accepted for dynamic server\n\n"))
+        XCTAssertTrue(AdminAnswer.isSuccess(command: "set server pods/a addr 10.0.0.3 port 80",
+                                            answer: "IP changed from '10.0.0.2' to '10.0.0.3', no need to change the port by 'stats socket command'\n\n"))
+        XCTAssertTrue(AdminAnswer.isSuccess(command: "set server pods/a addr 10.0.0.3 port 80",
+                                            answer: "no need to change the addr, no need to change the port by 'stats socket command'\n\n"))
+        XCTAssertFalse(AdminAnswer.isSuccess(command: "set server pods/a addr 10.0.0.3 port 80", answer: "No such server.\n\n"))
+        XCTAssertTrue(AdminAnswer.isSuccess(command: "set server pods/a weight 7", answer: "\n"))
+        XCTAssertFalse(AdminAnswer.isSuccess(command: "set server pods/a weight 300", answer: "Absolute weight can only be between 0 and 256 inclusive.\n\n"))
+        XCTAssertTrue(AdminAnswer.isSuccess(command: "enable health pods/a", answer: "\n"))
+    }
+
+    func testDeletionTellsBusyFromFailed() {
+        XCTAssertEqual(AdminAnswer.deletion("Server deleted."), .deleted)
+        XCTAssertEqual(AdminAnswer.deletion("Server still has connections attached to it, cannot remove it.\n"), .busy)
+        XCTAssertEqual(AdminAnswer.deletion("Only servers in maintenance mode can be deleted.\n"),
+                       .failed("Only servers in maintenance mode can be deleted."))
+    }
+}
