@@ -42,17 +42,9 @@ struct SupervisorSettings: Sendable {
             watcherPath: watcher == "none" ? nil : watcher,
             maximumRequestBytes: try environment.integer("KUBE_HAPROXY_MAX_REQUEST_BYTES", default: defaultMaximumRequestBytes,
                                                          range: 1024...(1 << 30)),
-            runtimeUpdates: try onOff(environment, "KUBE_HAPROXY_RUNTIME_UPDATES", default: true),
+            runtimeUpdates: try environment.flag("KUBE_HAPROXY_RUNTIME_UPDATES", default: true),
             metricsAddress: try metricsAddress(environment),
             environment: pairs)
-    }
-
-    static func onOff(_ environment: Environment, _ name: String, default fallback: Bool) throws(SettingError) -> Bool {
-        switch environment.string(name, default: fallback ? "on" : "off") {
-        case "on": return true
-        case "off": return false
-        case let other: throw SettingError(name: name, value: other, expected: "on or off")
-        }
     }
 
     static func metricsAddress(_ environment: Environment) throws(SettingError) -> String? {
