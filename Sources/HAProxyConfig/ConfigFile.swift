@@ -9,36 +9,43 @@ public struct ConfigLine: Equatable, Sendable {
     /// Quotes, backslashes and `$` make HAProxy rewrite a line's words (unquoting, escapes,
     /// environment variables); such a line is compared as written and never taken apart.
     public var isVerbatim: Bool
-    /// The line without surrounding blanks.
-    public var text: String
-
     /// What two lines are compared by: the words (blanks and comments do not matter to HAProxy),
     /// or the whole text of a verbatim line.
-    public var comparable: String { isVerbatim ? text : words.joined(separator: " ") }
+    public var comparable: String
 
     public var keyword: String { words.first ?? "" }
 
     /// Splits a line the way HAProxy does for lines without quotes, escapes or variables: on
     /// blanks, up to the first `#` (which starts a comment anywhere in a word). Nil for a blank
-    /// or comment-only line.
-    init?(number: Int, text raw: Substring) {
-        let trimmed = ConfigLine.trimmed(raw)
+    /// or comment-only line. Works on bytes: configs run to tens of thousands of lines.
+    init?(number: Int, bytes line: UnsafeBufferPointer<UInt8>) {
+        func isBlank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0D }
+        var start = 0
+        var end = line.count
+        while start < end && isBlank(line[start]) { start += 1 }
+        while end > start && isBlank(line[end - 1]) { end -= 1 }
         // A `#` ends the line unless a quote or escape before it could make it part of a word.
-        let beforeComment = trimmed.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-        let verbatim = beforeComment.contains { $0 == "\"" || $0 == "'" || $0 == "\\" || $0 == "$" }
-        let words = beforeComment.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+        var commentStart = end
+        var verbatim = false
+        for index in start..<end {
+            let byte = line[index]
+            if byte == 0x23 { commentStart = index; break }
+            if byte == 0x22 || byte == 0x27 || byte == 0x5C || byte == 0x24 { verbatim = true }
+        }
+        var words: [String] = []
+        var index = start
+        while index < commentStart {
+            while index < commentStart && isBlank(line[index]) { index += 1 }
+            let wordStart = index
+            while index < commentStart && !isBlank(line[index]) { index += 1 }
+            if index > wordStart { words.append(String(decoding: UnsafeBufferPointer(rebasing: line[wordStart..<index]), as: UTF8.self)) }
+        }
         if words.isEmpty { return nil }
         self.number = number
         self.words = words
         self.isVerbatim = verbatim
-        self.text = String(verbatim ? trimmed : beforeComment)
-    }
-
-    static func trimmed(_ text: Substring) -> Substring {
-        var slice = text
-        while let first = slice.first, first == " " || first == "\t" { slice = slice.dropFirst() }
-        while let last = slice.last, last == " " || last == "\t" || last == "\r" { slice = slice.dropLast() }
-        return slice
+        self.comparable = verbatim ? String(decoding: UnsafeBufferPointer(rebasing: line[start..<end]), as: UTF8.self)
+            : words.joined(separator: " ")
     }
 }
 
@@ -75,38 +82,67 @@ public struct ConfigFile: Sendable {
         "program", "http-errors", "ring", "cache", "log-forward", "fcgi-app",
     ]
 
-    public var sections: [ConfigSection]
+    public let sections: [ConfigSection]
     /// The first `.if`/`.else`/`.endif`/`.diag`-style directive, when there is one: lines may
     /// then count or not depending on conditions only HAProxy evaluates.
-    public var firstDirective: ConfigLine?
+    public let firstDirective: ConfigLine?
 
     public init(_ text: String) {
         var sections = [ConfigSection(header: nil, body: [])]
         var firstDirective: ConfigLine?
-        var number = 0
-        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            number += 1
-            guard let line = ConfigLine(number: number, text: raw) else { continue }
-            if line.keyword.hasPrefix(".") && firstDirective == nil { firstDirective = line }
-            if !line.isVerbatim, ConfigFile.sectionKeywords.contains(line.keyword) {
-                sections.append(ConfigSection(header: line, body: []))
-            } else {
-                sections[sections.count - 1].body.append(line)
+        var copy = text
+        copy.withUTF8 { bytes in
+            var number = 0
+            var lineStart = 0
+            while lineStart <= bytes.count {
+                var lineEnd = lineStart
+                while lineEnd < bytes.count && bytes[lineEnd] != 0x0A { lineEnd += 1 }
+                number += 1
+                if let line = ConfigLine(number: number, bytes: UnsafeBufferPointer(rebasing: bytes[lineStart..<lineEnd])) {
+                    if line.keyword.hasPrefix(".") && firstDirective == nil { firstDirective = line }
+                    if !line.isVerbatim, ConfigFile.sectionKeywords.contains(line.keyword) {
+                        sections.append(ConfigSection(header: line, body: []))
+                    } else {
+                        sections[sections.count - 1].body.append(line)
+                    }
+                }
+                lineStart = lineEnd + 1
             }
         }
         if sections[0].body.isEmpty { sections.removeFirst() }
         self.sections = sections
         self.firstDirective = firstDirective
+        defaultsIndexes = ConfigFile.defaultsIndexes(sections)
     }
+
+    /// For each section, the index of the `defaults` section it takes its settings from.
+    let defaultsIndexes: [Int?]
 
     /// The `defaults` section a proxy section takes its settings from: the one its header names
     /// with `from NAME`, else the last one before it. Nil when there is none.
     public func defaults(for index: Int) -> ConfigSection? {
-        let header = sections[index].header?.words ?? []
-        if let from = header.firstIndex(of: "from"), from + 1 < header.count {
-            let wanted = header[from + 1]
-            return sections[..<index].last { $0.keyword == "defaults" && $0.name == wanted }
+        defaultsIndexes[index].map { sections[$0] }
+    }
+
+    func defaultsIndex(for index: Int) -> Int? { defaultsIndexes[index] }
+
+    /// Each section's `defaults`: the one its header names with `from NAME`, else the last one above it.
+    static func defaultsIndexes(_ sections: [ConfigSection]) -> [Int?] {
+        var result: [Int?] = []
+        var last: Int?
+        var named: [String: Int] = [:]
+        for (index, section) in sections.enumerated() {
+            let header = section.header?.words ?? []
+            if let from = header.firstIndex(of: "from"), from + 1 < header.count {
+                result.append(named[header[from + 1]])
+            } else {
+                result.append(last)
+            }
+            if section.keyword == "defaults" {
+                last = index
+                if header.count > 1 && header[1] != "from" { named[header[1]] = index }
+            }
         }
-        return sections[..<index].last { $0.keyword == "defaults" }
+        return result
     }
 }

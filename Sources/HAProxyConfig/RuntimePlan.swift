@@ -77,6 +77,8 @@ public enum RuntimePlanner {
             guard old.header?.comparable == next.header?.comparable else {
                 return .reload(because: "\(next.label) replaces \(old.label)")
             }
+            // Most sections are untouched: same lines, nothing to look into.
+            if old.body.count == next.body.count && zip(old.body, next.body).allSatisfy({ $0.comparable == $1.comparable }) { continue }
             if let line = firstDifference(old, next) {
                 return .reload(because: "\(next.label): \(line); only server lines can change at run time")
             }
@@ -132,6 +134,8 @@ public enum RuntimePlanner {
             let target = "\(backend)/\(server.name)"
             if let old = oldByName[server.name] ?? pendingByName[server.name] {
                 let isRevival = oldByName[server.name] == nil
+                if !isRevival && old.line.comparable == server.line.comparable
+                    && old.defaultServerLines.elementsEqual(server.defaultServerLines, by: { $0.comparable == $1.comparable }) { continue }
                 guard old.identity == server.identity else {
                     return .failure(Refusal(reason: isRevival
                         ? "server \(server.name) (line \(server.line.number)) is back with other settings while the old one waits for its connections to end"

@@ -120,9 +120,7 @@ public struct Balance: Equatable, Sendable {
             if let line = section.last(keyword) { return Array(line.words.dropFirst()) }
             // A defaults section starts afresh unless it names another with `from`.
             if section.keyword == "defaults" && !(section.header?.words.contains("from") ?? false) { return nil }
-            guard let defaults = config.defaults(for: position),
-                  let defaultsIndex = config.sections.firstIndex(where: { $0.header?.number == defaults.header?.number }) else { return nil }
-            current = defaultsIndex
+            current = config.defaultsIndex(for: position)
         }
         return nil
     }

@@ -79,7 +79,7 @@ public struct ServerDeclaration: Equatable, Sendable {
     /// inherits: two declarations with the same identity differ in nothing `set server` cannot change.
     public var identity: [String] {
         let inherited = defaultServerLines.map { "default-server " + ServerDeclaration.withoutWeight($0.words.dropFirst()).joined(separator: " ") }
-        let own = line.isVerbatim ? [line.text] : ServerDeclaration.withoutWeight(line.words.dropFirst(3))
+        let own = line.isVerbatim ? [line.comparable] : ServerDeclaration.withoutWeight(line.words.dropFirst(3))
         return inherited + ["server " + name] + own
     }
 

@@ -48,6 +48,7 @@ extension HAProxyGenerations {
             Log.warning("reloading: the serving haproxy does not answer on the admin socket", ["pid": String(current.pid)])
             return .needsReload
         }
+        let planned = monotonicSeconds()
         let stillPending: [PendingDeletion]
         do {
             stillPending = try execute(plan, pending: pending)
@@ -69,7 +70,8 @@ extension HAProxyGenerations {
         metrics.recordRuntimeUpdate("success")
         let commands = plan.updates.reduce(0) { $0 + $1.commands.count + 2 * $1.removals.count }
         Log.info("servers changed at run time", ["generation": String(current.number), "backends": String(plan.updates.count),
-                                                 "commands": String(commands), "seconds": formatSeconds(monotonicSeconds() - began)])
+                                                 "commands": String(commands), "seconds": formatSeconds(monotonicSeconds() - began),
+                                                 "planning_seconds": formatSeconds(planned - began)])
         if !stillPending.isEmpty { scheduleDeletionRetry() }
         return .applied(.applied(AppliedState(changed: true, reloaded: false, runtime: true, generation: current.number)))
     }
@@ -79,6 +81,12 @@ extension HAProxyGenerations {
     /// connections to end before they can be deleted.
     private func execute(_ plan: RuntimePlan, pending: [PendingDeletion]) throws -> [PendingDeletion] {
         var stillPending = pending
+        guard !plan.updates.isEmpty else { return stillPending }
+        let session = try AdminSocket.Session(paths.adminSocket)
+        func admin(_ command: String) throws(SystemError) -> String {
+            Log.debug("admin socket", ["command": command])
+            return try session.run(command)
+        }
         for update in plan.updates {
             stillPending.removeAll { $0.backend == update.backend && update.revived.contains($0.server.name) }
             for command in update.commands {
@@ -111,11 +119,6 @@ extension HAProxyGenerations {
         return stillPending
     }
 
-    private func admin(_ command: String) throws -> String {
-        Log.debug("admin socket", ["command": command])
-        return try AdminSocket.command(paths.adminSocket, command)
-    }
-
     /// Removed servers that still had connections are deleted once they have none: tried again
     /// every second while any is left (a new generation has none of them).
     func scheduleDeletionRetry() {
@@ -133,7 +136,7 @@ extension HAProxyGenerations {
             var remaining: [PendingDeletion] = []
             for deletion in pending {
                 let target = "\(deletion.backend)/\(deletion.server.name)"
-                switch (try? admin("del server \(target)")).map(AdminAnswer.deletion) {
+                switch (try? AdminSocket.command(paths.adminSocket, "del server \(target)")).map(AdminAnswer.deletion) {
                 case .deleted?:
                     Log.debug("removed server deleted", ["server": target])
                 case .failed(let text)?:
