@@ -103,6 +103,14 @@ final class RuntimePlanTests: XCTestCase {
         ])
     }
 
+    func testListenSectionsHoldServersToo() {
+        let before = "listen web\n    bind 127.0.0.1:8080\n    mode http\n    server a 10.0.0.1:80\n"
+        let after = "listen web\n    bind 127.0.0.1:8080\n    mode http\n    server a 10.0.0.2:80\n    server b 10.0.0.3:80\n"
+        XCTAssertEqual(commands(plan(before, after)), [
+            "add server web/b 10.0.0.3:80", "set server web/b state ready", "set server web/a addr 10.0.0.2 port 80",
+        ])
+    }
+
     // MARK: default-server
 
     func testDefaultServerSettingsAreMergedIntoAddServer() {

@@ -75,7 +75,7 @@ final class RuntimeUpdateTests: XCTestCase {
         XCTAssertEqual(live, expected, file: file, line: line)
     }
 
-    /// Rows of `show servers state` as "name address:port weight=W ready|maint", sorted by name.
+    /// Rows of `show servers state` as "name address:port weight=W ready|maint checks|-", sorted by name.
     private func serverRows(_ text: String) -> [String] {
         let lines = text.split(separator: "\n")
         guard lines.count > 1 else { return [] }
@@ -84,8 +84,9 @@ final class RuntimeUpdateTests: XCTestCase {
         return lines.dropFirst(2).map { line -> String in
             let fields = line.split(separator: " ").map(String.init)
             let admin = Int(fields[column("srv_admin_state")]) ?? -1
+            let checks = Int(fields[column("srv_check_state")]) ?? -1
             return "\(fields[column("srv_name")]) \(fields[column("srv_addr")]):\(fields[column("srv_port")]) "
-                + "weight=\(fields[column("srv_uweight")]) \(admin & 0x05 != 0 ? "maint" : "ready")"
+                + "weight=\(fields[column("srv_uweight")]) \(admin & 0x05 != 0 ? "maint" : "ready") \(checks & 0x04 != 0 ? "checks" : "-")"
         }.sorted()
     }
 
@@ -104,6 +105,26 @@ final class RuntimeUpdateTests: XCTestCase {
         XCTAssertEqual(status["haproxy_pid"], pid)
         XCTAssertEqual(status["reloads"], .integer(1))
         XCTAssertEqual(status["runtime_updates"], .integer(1))
+        try assertServersMatchAFreshHAProxy(supervisor)
+    }
+
+    func testNewServerGetsTheDefaultServerSettingsTheFileGivesIt() throws {
+        // add server inherits nothing from default-server: the supervisor puts those settings
+        // into the command (here the weight and the health checks of both levels).
+        let pods = try backends(["alpha", "beta", "gamma"])
+        let supervisor = try SupervisorProcess(directory: directory)
+        let port = try freePort()
+        let defaults = ["balance leastconn", "default-server check inter 1s weight 4"]
+        let backend = ["default-server fall 2"]
+        XCTAssertEqual(try supervisor.apply(podsConfig(port: port, servers: [server("pod-a", pods[0])], defaults: defaults, backend: backend))["ok"],
+                       .bool(true))
+        assertRuntime(try supervisor.apply(podsConfig(port: port, servers: [server("pod-a", pods[0]), server("pod-b", pods[1]),
+                                                                            server("pod-c", pods[2], "weight 2 no-check")],
+                                                      defaults: defaults, backend: backend)))
+        XCTAssertEqual(answers(port, count: 12), ["alpha\n", "beta\n", "gamma\n"])
+        let rows = serverRows(try haproxyAdmin(supervisor.runDirectory + "/admin.sock", "show servers state pods"))
+        XCTAssertEqual(rows.map { $0.split(separator: " ").dropFirst(2).joined(separator: " ") },
+                       ["weight=4 ready checks", "weight=4 ready checks", "weight=2 ready -"])
         try assertServersMatchAFreshHAProxy(supervisor)
     }
 
@@ -168,7 +189,7 @@ final class RuntimeUpdateTests: XCTestCase {
         XCTAssertEqual(answers(port), ["alpha\n"])
         let during = serverRows(try haproxyAdmin(admin, "show servers state pods"))
         XCTAssertEqual(during.count, 2, "\(during)")
-        XCTAssertTrue(during.contains { $0.hasPrefix("pod-slow ") && $0.hasSuffix(" maint") }, "\(during)")
+        XCTAssertTrue(during.contains { $0.hasPrefix("pod-slow ") && $0.contains(" maint") }, "\(during)")
         XCTAssertEqual(request.waitForExit(timeout: 15), 0, request.log)
         XCTAssertEqual(request.log, "slow\n 200")
         // Deleted once the request is over: the supervisor tries again every second.
