@@ -5,15 +5,19 @@
 public struct ConfigLine: Equatable, Sendable {
     /// 1-based line number in the file.
     public var number: Int
-    public var words: [String]
     /// Quotes, backslashes and `$` make HAProxy rewrite a line's words (unquoting, escapes,
     /// environment variables); such a line is compared as written and never taken apart.
     public var isVerbatim: Bool
-    /// What two lines are compared by: the words (blanks and comments do not matter to HAProxy),
-    /// or the whole text of a verbatim line.
+    /// What two lines are compared by: the words joined by one space (blanks and comments do
+    /// not matter to HAProxy), or the whole text of a verbatim line.
     public var comparable: String
+    /// The first word.
+    public var keyword: String
 
-    public var keyword: String { words.first ?? "" }
+    /// The words, split when asked: most lines of a large config are only compared.
+    public var words: [String] {
+        comparable.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+    }
 
     /// Splits a line the way HAProxy does for lines without quotes, escapes or variables: on
     /// blanks, up to the first `#` (which starts a comment anywhere in a word). Nil for a blank
@@ -32,20 +36,37 @@ public struct ConfigLine: Equatable, Sendable {
             if byte == 0x23 { commentStart = index; break }
             if byte == 0x22 || byte == 0x27 || byte == 0x5C || byte == 0x24 { verbatim = true }
         }
-        var words: [String] = []
-        var index = start
-        while index < commentStart {
-            while index < commentStart && isBlank(line[index]) { index += 1 }
-            let wordStart = index
-            while index < commentStart && !isBlank(line[index]) { index += 1 }
-            if index > wordStart { words.append(String(decoding: UnsafeBufferPointer(rebasing: line[wordStart..<index]), as: UTF8.self)) }
-        }
-        if words.isEmpty { return nil }
+        var keywordEnd = start
+        while keywordEnd < commentStart && !isBlank(line[keywordEnd]) { keywordEnd += 1 }
+        if keywordEnd == start { return nil }
         self.number = number
-        self.words = words
         self.isVerbatim = verbatim
-        self.comparable = verbatim ? String(decoding: UnsafeBufferPointer(rebasing: line[start..<end]), as: UTF8.self)
-            : words.joined(separator: " ")
+        self.keyword = String(decoding: UnsafeBufferPointer(rebasing: line[start..<keywordEnd]), as: UTF8.self)
+        if verbatim {
+            comparable = String(decoding: UnsafeBufferPointer(rebasing: line[start..<end]), as: UTF8.self)
+            return
+        }
+        var commentFree = commentStart
+        while commentFree > start && isBlank(line[commentFree - 1]) { commentFree -= 1 }
+        comparable = String(unsafeUninitializedCapacity: commentFree - start) { buffer in
+            var count = 0
+            var previousBlank = false
+            for index in start..<commentFree {
+                let byte = line[index]
+                if isBlank(byte) {
+                    previousBlank = true
+                    continue
+                }
+                if previousBlank {
+                    buffer[count] = 0x20
+                    count += 1
+                    previousBlank = false
+                }
+                buffer[count] = byte
+                count += 1
+            }
+            return count
+        }
     }
 }
 

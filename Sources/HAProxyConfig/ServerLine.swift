@@ -68,25 +68,32 @@ public struct ServerDeclaration: Equatable, Sendable {
     /// The `default-server` lines that apply: the defaults section's, then those of the server's
     /// own section above it (HAProxy applies each to the servers declared after it).
     public var defaultServerLines: [ConfigLine]
+    let words: [String]
 
-    public var name: String { line.words.count > 1 ? line.words[1] : "" }
-    public var addressWord: String { line.words.count > 2 ? line.words[2] : "" }
+    public init(line: ConfigLine, defaultServerLines: [ConfigLine]) {
+        self.line = line
+        self.defaultServerLines = defaultServerLines
+        words = line.words
+    }
+
+    public var name: String { words.count > 1 ? words[1] : "" }
+    public var addressWord: String { words.count > 2 ? words[2] : "" }
     /// The words after the address.
-    public var settingWords: [String] { Array(line.words.dropFirst(3)) }
+    public var settingWords: [String] { Array(words.dropFirst(3)) }
     public var address: ServerAddress? { line.isVerbatim ? nil : ServerAddress(addressWord) }
 
     /// What the line says besides its address and weight, with the `default-server` lines it
     /// inherits: two declarations with the same identity differ in nothing `set server` cannot change.
     public var identity: [String] {
         let inherited = defaultServerLines.map { "default-server " + ServerDeclaration.withoutWeight($0.words.dropFirst()).joined(separator: " ") }
-        let own = line.isVerbatim ? [line.comparable] : ServerDeclaration.withoutWeight(line.words.dropFirst(3))
+        let own = line.isVerbatim ? [line.comparable] : ServerDeclaration.withoutWeight(words.dropFirst(3))
         return inherited + ["server " + name] + own
     }
 
     /// The weight HAProxy gives the server: its own `weight`, else the last `default-server`
     /// one, else 1.
     public var weight: Int {
-        for words in [line.words.dropFirst(3)] + defaultServerLines.reversed().map({ $0.words.dropFirst() }) {
+        for words in [words.dropFirst(3)] + defaultServerLines.reversed().map({ $0.words.dropFirst() }) {
             if let weight = ServerDeclaration.lastWeight(words) { return weight }
         }
         return 1
@@ -95,7 +102,7 @@ public struct ServerDeclaration: Equatable, Sendable {
     /// Whether the server starts in maintenance (`disabled`, not undone by a later `enabled`).
     public var isDisabled: Bool {
         var disabled = false
-        for words in defaultServerLines.map({ $0.words.dropFirst() }) + [line.words.dropFirst(3)] {
+        for words in defaultServerLines.map({ $0.words.dropFirst() }) + [words.dropFirst(3)] {
             for word in words where word == "disabled" || word == "enabled" { disabled = word == "disabled" }
         }
         return disabled
