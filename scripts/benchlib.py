@@ -90,10 +90,8 @@ class Etcd:
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = open(os.path.join(self.directory, "etcd.log"), "w")
         self.process = subprocess.Popen([
-            "etcd", "--name", "bench", "--data-dir", os.path.join(self.directory, "data"), "--enable-v2=true",
-            "--listen-client-urls", self.base, "--advertise-client-urls", self.base,
-            "--listen-peer-urls", f"http://127.0.0.1:{peer}", "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
-            "--initial-cluster", f"bench=http://127.0.0.1:{peer}"], stdout=self.log, stderr=self.log)
+            os.path.join(os.path.dirname(os.path.abspath(__file__)), "etcd-v2"), "bench", os.path.join(self.directory, "data"),
+            self.base, self.base, f"http://127.0.0.1:{peer}"], stdout=self.log, stderr=self.log)
         self.connection = None
         if not wait_for(self._ready, timeout=20):
             raise RuntimeError("etcd did not start")

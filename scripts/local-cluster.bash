@@ -10,9 +10,7 @@ wait_for() { for _ in $(seq $((${2:-10} * 20))); do if eval "$1"; then return 0;
 # start_etcd CLIENT_URL PEER_URL DIR: a one-member etcd serving the v2 API on CLIENT_URL; its
 # data in DIR/etcd, its log DIR/etcd.log. Returns once it answers.
 start_etcd() {
-    etcd --name local --data-dir "$3/etcd" --enable-v2=true \
-        --listen-client-urls "$1" --advertise-client-urls "$1" \
-        --listen-peer-urls "$2" --initial-advertise-peer-urls "$2" --initial-cluster "local=$2" > "$3/etcd.log" 2>&1 &
+    "$root/scripts/etcd-v2" local "$3/etcd" "$1" "$1" "$2" > "$3/etcd.log" 2>&1 &
     pids+=($!)
     wait_for "curl -s '$1/version' >/dev/null"
 }

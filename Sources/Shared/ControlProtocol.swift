@@ -4,6 +4,7 @@
 //   {"op":"status"}
 //   {"op":"reload"}
 //   {"op":"report","etcd_events":N,...}   the watcher's figures since its last report
+//   {"op":"history"}                      the configs applied last, newest first
 import JSON
 #if canImport(Glibc)
 @preconcurrency import Glibc
@@ -15,6 +16,7 @@ public enum ControlRequest: Equatable, Sendable {
     case status
     case reload
     case report(WatcherReport)
+    case history
 
     public struct ParseError: Error, CustomStringConvertible, Sendable {
         public var description: String
@@ -32,6 +34,7 @@ public enum ControlRequest: Equatable, Sendable {
         switch op {
         case "status": return .status
         case "reload": return .reload
+        case "history": return .history
         case "report": return .report(try WatcherReport(json: value))
         case "apply":
             guard let config = value["config"]?.stringValue else {
@@ -55,7 +58,7 @@ public enum ControlRequest: Equatable, Sendable {
             }
             return .apply(config: config, certificates: certificates)
         default:
-            throw ParseError(description: "unknown op \"\(op)\" (expected apply, status, reload or report)")
+            throw ParseError(description: "unknown op \"\(op)\" (expected apply, status, reload, report or history)")
         }
     }
 
@@ -72,6 +75,7 @@ public enum ControlRequest: Equatable, Sendable {
         switch self {
         case .status: return .object([("op", .string("status"))])
         case .reload: return .object([("op", .string("reload"))])
+        case .history: return .object([("op", .string("history"))])
         case .report(let report): return report.json
         case .apply(let config, let certificates):
             let members = certificates.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.string($0.value)) }
@@ -91,6 +95,10 @@ public struct WatcherReport: Equatable, Sendable {
     /// Unix time since which the state is not known to be current (etcd unreachable); nil
     /// while it is current.
     public var staleSince: Double?
+    /// The services and certificates the watcher leaves out because they break the config:
+    /// the current lists, sent with every report.
+    public var skippedServices: [String] = []
+    public var skippedCertificates: [String] = []
 
     public init() {}
 
@@ -115,6 +123,21 @@ public struct WatcherReport: Equatable, Sendable {
                 }
             }
         }
+        func names(_ key: String) throws(ControlRequest.ParseError) -> [String] {
+            switch json[key] {
+            case nil, .null?: return []
+            case .array(let items)?:
+                return try items.map { (item: JSONValue) throws(ControlRequest.ParseError) -> String in
+                    guard let name = item.stringValue else {
+                        throw ControlRequest.ParseError(description: "report: \"\(key)\" must be an array of strings")
+                    }
+                    return name
+                }
+            default: throw ControlRequest.ParseError(description: "report: \"\(key)\" must be an array of strings")
+            }
+        }
+        skippedServices = try names("skipped_services")
+        skippedCertificates = try names("skipped_certificates")
         switch json["stale_since"] {
         case .double(let time)?: staleSince = time
         case .integer(let time)?: staleSince = Double(time)
@@ -126,7 +149,9 @@ public struct WatcherReport: Equatable, Sendable {
         .object([("op", .string("report")), ("etcd_events", .integer(etcdEvents)),
                  ("resyncs_index_cleared", .integer(indexClearedResyncs)), ("resyncs_reconnect", .integer(reconnectResyncs)),
                  ("render_errors", .integer(renderErrors)), ("render_seconds", .array(renderSeconds.map { .double($0) })),
-                 ("stale_since", staleSince.map { .double($0) } ?? .null)])
+                 ("stale_since", staleSince.map { .double($0) } ?? .null),
+                 ("skipped_services", .array(skippedServices.map { .string($0) })),
+                 ("skipped_certificates", .array(skippedCertificates.map { .string($0) }))])
     }
 }
 
@@ -227,19 +252,14 @@ public enum UnixSocket {
 
     public static func connect(_ path: String) throws(SystemError) -> Int32 {
         var address = try self.address(path)
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        if fd < 0 { throw SystemError("socket") }
+        let socket = try FileDescriptor(Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0), from: "socket")
         let result = withUnsafePointer(to: &address) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { generic in
-                retryingOnInterrupt { Glibc.connect(fd, generic, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+                retryingOnInterrupt { Glibc.connect(socket.raw, generic, socklen_t(MemoryLayout<sockaddr_un>.size)) }
             }
         }
-        if result != 0 {
-            let failure = SystemError("connect", detail: path)
-            close(fd)
-            throw failure
-        }
-        return fd
+        if result != 0 { throw SystemError("connect", detail: path) }
+        return socket.release()
     }
 
     /// Sends all bytes without raising SIGPIPE when the peer has gone.

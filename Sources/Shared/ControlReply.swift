@@ -5,12 +5,15 @@
 //   {"ok":true,"changed":true,"reloaded":true,"runtime":false,"generation":3}   apply, reload
 //   {"ok":true,"pid":1,"haproxy_pid":…,…}                                         status
 //   {"ok":true}                                                                   report
+//   {"ok":true,"history":[{"applied_at":…,"hash":…,"path":"reload",…},…]}        history
 //   {"ok":false,"error":"…","reason":"rejected"}                                  any request that failed
 import JSON
 
 public enum ControlReply: Equatable, Sendable {
     case applied(AppliedState)
     case status(SupervisorStatus)
+    /// The configs applied last, newest (the live one) first.
+    case history([HistoryEntry])
     /// A report was counted.
     case acknowledged
     case failed(ControlFailure)
@@ -24,13 +27,15 @@ public enum ControlReply: Equatable, Sendable {
         switch self {
         case .applied(let applied): return applied.json
         case .status(let status): return status.json
+        case .history(let entries): return .object([("ok", .bool(true)), ("history", .array(entries.map(\.json)))])
         case .acknowledged: return .object([("ok", .bool(true))])
         case .failed(let failure): return failure.json
         }
     }
 
     /// Decodes a reply line. A reply is told apart by its shape: `ok` false is a failure, a
-    /// `pid` is a status, `changed` an apply or reload, and `ok` alone an acknowledgement.
+    /// `pid` is a status, `changed` an apply or reload, `history` a history, and `ok` alone an
+    /// acknowledgement.
     public static func parse(_ line: [UInt8]) throws(ControlRequest.ParseError) -> ControlReply {
         let value: JSONValue
         do {
@@ -44,6 +49,9 @@ public enum ControlReply: Equatable, Sendable {
         if !ok { return .failed(try ControlFailure(json: value)) }
         if value["pid"] != nil { return .status(try SupervisorStatus(json: value)) }
         if value["changed"] != nil { return .applied(try AppliedState(json: value)) }
+        if case .array(let items)? = value["history"] {
+            return .history(try items.map { (item: JSONValue) throws(ControlRequest.ParseError) -> HistoryEntry in try HistoryEntry(json: item) })
+        }
         return .acknowledged
     }
 }
@@ -77,6 +85,53 @@ public struct AppliedState: Equatable, Sendable {
     public var json: JSONValue {
         .object([("ok", .bool(true)), ("changed", .bool(changed)), ("reloaded", .bool(reloaded)),
                  ("runtime", .bool(runtime)), ("generation", .integer(generation))])
+    }
+}
+
+/// One applied config, as the supervisor keeps it: the text itself is in `file`.
+public struct HistoryEntry: Equatable, Sendable {
+    /// How a config went live.
+    public enum Path: String, Sendable {
+        /// A new HAProxy generation.
+        case reload
+        /// HAProxy's runtime API, without a new generation.
+        case runtime
+        /// The last-good bundle, served at start before the watcher spoke.
+        case bundle
+    }
+
+    /// RFC 3339 time it went live.
+    public var appliedAt: String
+    /// The desired state's hash, as `status` shows it.
+    public var hash: String
+    public var path: Path
+    public var generation: Int
+    /// Where the config's text is kept (mode 0600).
+    public var file: String
+
+    public init(appliedAt: String, hash: String, path: Path, generation: Int, file: String) {
+        self.appliedAt = appliedAt
+        self.hash = hash
+        self.path = path
+        self.generation = generation
+        self.file = file
+    }
+
+    public init(json: JSONValue) throws(ControlRequest.ParseError) {
+        let fields = ReplyFields(json)
+        appliedAt = try fields.string("applied_at")
+        hash = try fields.string("hash")
+        guard let path = Path(rawValue: try fields.string("path")) else {
+            throw ControlRequest.ParseError(description: "reply: \"path\" must be reload, runtime or bundle")
+        }
+        self.path = path
+        generation = try fields.integer("generation")
+        file = try fields.string("file")
+    }
+
+    public var json: JSONValue {
+        .object([("applied_at", .string(appliedAt)), ("hash", .string(hash)), ("path", .string(path.rawValue)),
+                 ("generation", .integer(generation)), ("file", .string(file))])
     }
 }
 
@@ -134,10 +189,15 @@ public struct SupervisorStatus: Equatable, Sendable {
     public var configHash: String?
     public var watcherPid: Int?
     public var watcherRestarts: Int
+    /// While the live config is the last-good bundle served at start: when it was saved.
+    public var servingBundleSince: String?
+    /// What the watcher leaves out of the config because it breaks it.
+    public var skippedServices: [String] = []
+    public var skippedCertificates: [String] = []
 
     public init(pid: Int, haproxyPid: Int?, generation: Int, drainingPids: [Int], reloads: Int, lastReload: String?,
                 lastReloadSeconds: Double?, lastError: String?, configHash: String?, watcherPid: Int?, watcherRestarts: Int,
-                runtimeUpdates: Int = 0, runtimeFallbacks: Int = 0) {
+                servingBundleSince: String? = nil, runtimeUpdates: Int = 0, runtimeFallbacks: Int = 0) {
         self.pid = pid
         self.haproxyPid = haproxyPid
         self.generation = generation
@@ -151,6 +211,7 @@ public struct SupervisorStatus: Equatable, Sendable {
         self.configHash = configHash
         self.watcherPid = watcherPid
         self.watcherRestarts = watcherRestarts
+        self.servingBundleSince = servingBundleSince
     }
 
     init(json: JSONValue) throws(ControlRequest.ParseError) {
@@ -176,6 +237,9 @@ public struct SupervisorStatus: Equatable, Sendable {
         configHash = try fields.optionalString("config_hash")
         watcherPid = try fields.optionalInteger("watcher_pid")
         watcherRestarts = try fields.optionalInteger("watcher_restarts") ?? 0
+        servingBundleSince = try fields.optionalString("serving_bundle_since")
+        skippedServices = try fields.optionalStrings("skipped_services") ?? []
+        skippedCertificates = try fields.optionalStrings("skipped_certificates") ?? []
     }
 
     public var json: JSONValue {
@@ -195,6 +259,9 @@ public struct SupervisorStatus: Equatable, Sendable {
             ("config_hash", optional(configHash, JSONValue.string)),
             ("watcher_pid", optional(watcherPid, JSONValue.integer)),
             ("watcher_restarts", .integer(watcherRestarts)),
+            ("serving_bundle_since", optional(servingBundleSince, JSONValue.string)),
+            ("skipped_services", .array(skippedServices.map { .string($0) })),
+            ("skipped_certificates", .array(skippedCertificates.map { .string($0) })),
         ])
     }
 }
@@ -246,6 +313,18 @@ private struct ReplyFields {
     func string(_ key: String) throws(ControlRequest.ParseError) -> String {
         guard let value = try optionalString(key) else { throw wrong(key, "a string") }
         return value
+    }
+
+    func optionalStrings(_ key: String) throws(ControlRequest.ParseError) -> [String]? {
+        switch json[key] {
+        case nil, .null?: return nil
+        case .array(let items)?:
+            return try items.map { (item: JSONValue) throws(ControlRequest.ParseError) -> String in
+                guard let text = item.stringValue else { throw wrong(key, "an array of strings") }
+                return text
+            }
+        default: throw wrong(key, "an array of strings")
+        }
     }
 
     func optionalString(_ key: String) throws(ControlRequest.ParseError) -> String? {

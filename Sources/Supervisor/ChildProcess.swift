@@ -40,26 +40,32 @@ enum ChildProcess {
     /// Starts the child and returns its pid. The caller must hold the reaper's lock so the
     /// pid is registered before its exit can be reaped.
     static func spawn(_ request: SpawnRequest) throws(SystemError) -> pid_t {
+        // Each posix_spawn* call returns its error number; a child started without its mask
+        // reset or its descriptors closed would be wrong in ways no later check sees.
+        func check(_ result: Int32, _ call: String) throws(SystemError) {
+            if result != 0 { throw SystemError(call, errno: result, detail: request.executable) }
+        }
         var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
+        try check(posix_spawnattr_init(&attributes), "posix_spawnattr_init")
         defer { posix_spawnattr_destroy(&attributes) }
         var emptyMask = sigset_t()
         sigemptyset(&emptyMask)
         var allSignals = sigset_t()
         sigfillset(&allSignals)
-        posix_spawnattr_setsigmask(&attributes, &emptyMask)
-        posix_spawnattr_setsigdefault(&attributes, &allSignals)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
+        try check(posix_spawnattr_setsigmask(&attributes, &emptyMask), "posix_spawnattr_setsigmask")
+        try check(posix_spawnattr_setsigdefault(&attributes, &allSignals), "posix_spawnattr_setsigdefault")
+        try check(posix_spawnattr_setpgroup(&attributes, 0), "posix_spawnattr_setpgroup")
+        try check(posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP)),
+                  "posix_spawnattr_setflags")
 
         var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
+        try check(posix_spawn_file_actions_init(&actions), "posix_spawn_file_actions_init")
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        try check(posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0), "posix_spawn_file_actions_addopen")
         let output = request.outputFD >= 0 ? request.outputFD : 2
-        posix_spawn_file_actions_adddup2(&actions, output, 1)
-        posix_spawn_file_actions_adddup2(&actions, output, 2)
-        csystem_spawn_addclosefrom(&actions, 3)
+        try check(posix_spawn_file_actions_adddup2(&actions, output, 1), "posix_spawn_file_actions_adddup2")
+        try check(posix_spawn_file_actions_adddup2(&actions, output, 2), "posix_spawn_file_actions_adddup2")
+        try check(csystem_spawn_addclosefrom(&actions, 3), "posix_spawn_file_actions_addclosefrom_np")
 
         let argv = ([request.executable] + request.arguments).map { strdup($0) }
         let envp = request.environment.map { strdup("\($0.0)=\($0.1)") }

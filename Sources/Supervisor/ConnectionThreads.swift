@@ -17,6 +17,17 @@ final class ConnectionThreads: Sendable {
         self.limit = limit
     }
 
+    /// Runs `acceptLoop` on a thread of its own, which keeps the listener for good.
+    static func startAccepting(_ listener: consuming FileDescriptor, _ acceptLoop: @escaping @Sendable (Int32) -> Void) throws(SystemError) {
+        let fd = listener.release()
+        do {
+            try startThread { acceptLoop(fd) }
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
     /// Accepts forever. `admit` may refuse a connection (it answers and returns false);
     /// `overLimit` answers one beyond the cap. Every descriptor is closed here.
     func acceptForever(_ listener: Int32, admit: (Int32) -> Bool = { _ in true }, overLimit: (Int32) -> Void = { _ in },

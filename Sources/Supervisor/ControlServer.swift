@@ -24,17 +24,19 @@ final class ControlServer: Sendable {
     /// Binds the socket and serves it on a thread of its own.
     func start() throws(SystemError) {
         var address = try UnixSocket.address(path)
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        if fd < 0 { throw SystemError("socket") }
+        let listener = try FileDescriptor(socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0), from: "socket")
         // Set the mode before bind so the socket file is never reachable with a wider one.
-        if fchmod(fd, 0o600) != 0 { let failure = SystemError("fchmod", detail: path); close(fd); throw failure }
+        if fchmod(listener.raw, 0o600) != 0 { throw SystemError("fchmod", detail: path) }
         unlink(path)
         let bound = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { generic in
+                Result { () throws(SystemError) in
+                    try listener.bindAndListen(generic, length: socklen_t(MemoryLayout<sockaddr_un>.size), name: path)
+                }
+            }
         }
-        if bound != 0 { let failure = SystemError("bind", detail: path); close(fd); throw failure }
-        if listen(fd, 16) != 0 { let failure = SystemError("listen", detail: path); close(fd); throw failure }
-        try startThread { [self] in acceptLoop(fd) }
+        try bound.get()
+        try ConnectionThreads.startAccepting(listener) { [self] fd in acceptLoop(fd) }
     }
 
     private func acceptLoop(_ listener: Int32) -> Never {

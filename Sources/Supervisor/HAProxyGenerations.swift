@@ -23,18 +23,12 @@ struct DesiredState: Equatable, Sendable {
 
     /// FNV-1a over the config and the certificates in name order: shown by `status`.
     var hash: String {
-        var value: UInt64 = 0xcbf29ce484222325
-        func mix(_ text: String) {
-            for byte in text.utf8 { value = (value ^ UInt64(byte)) &* 0x100000001b3 }
-            value = (value ^ 0xff) &* 0x100000001b3
-        }
-        mix(config)
+        var fingerprint = Fingerprint([config])
         for name in certificates.keys.sorted() {
-            mix(name)
-            mix(certificates[name] ?? "")
+            fingerprint.mix(name)
+            fingerprint.mix(certificates[name] ?? "")
         }
-        let hex = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - hex.count) + hex
+        return fingerprint.hex
     }
 }
 
@@ -68,19 +62,24 @@ final class HAProxyGenerations: Sendable {
         var deletionRetryScheduled = false
         var runtimeUpdates = 0
         var runtimeFallbacks = 0
+        /// When the live config is the last-good bundle served at start: the time it was saved,
+        /// until the first apply from the watcher.
+        var servingBundleSince: String?
     }
 
     let settings: SupervisorSettings
     let reaper: Reaper
     let metrics: Metrics
+    let history: ApplyHistory
     let state = Mutex(State())
     /// Every change of generation runs here, one at a time: applies, reloads, crash restarts.
     let queue = DispatchQueue(label: "kube-haproxy.generations")
 
-    init(settings: SupervisorSettings, reaper: Reaper, metrics: Metrics) {
+    init(settings: SupervisorSettings, reaper: Reaper, metrics: Metrics, history: ApplyHistory) {
         self.settings = settings
         self.reaper = reaper
         self.metrics = metrics
+        self.history = history
     }
 
     var paths: RunPaths { settings.paths }
@@ -89,11 +88,16 @@ final class HAProxyGenerations: Sendable {
 
     /// Applies a desired state; returns the reply for the control socket.
     func apply(_ desired: DesiredState) -> ControlReply {
-        let reply = queue.sync { performApply(desired) }
+        let reply = queue.sync { () -> ControlReply in
+            let reply = performApply(desired, path: .reload)
+            // The watcher has spoken: what serves now is its state, not the bundle.
+            if reply.isSuccess { state.withLock { $0.servingBundleSince = nil } }
+            return reply
+        }
         switch reply {
         case .applied(let applied): metrics.recordApply(applied.changed ? "changed" : "unchanged")
         case .failed(let failure): metrics.recordApply(failure.reason == .rejected ? "rejected" : "error")
-        case .status, .acknowledged: break
+        case .status, .history, .acknowledged: break
         }
         return reply
     }
@@ -102,7 +106,23 @@ final class HAProxyGenerations: Sendable {
         queue.sync { performReload(reason: "requested") }
     }
 
-    private func performApply(_ desired: DesiredState) -> ControlReply {
+    /// Serves the last-good bundle at start, before the watcher speaks; false when HAProxy
+    /// refused it (logged).
+    func serveBundle(_ saved: LastGoodBundle.Saved) -> Bool {
+        queue.sync {
+            switch performApply(saved.desired, path: .bundle) {
+            case .failed(let failure):
+                Log.error("the last-good bundle was refused; waiting for the watcher", ["saved_at": saved.savedAt, "error": failure.message])
+                return false
+            default:
+                state.withLock { $0.servingBundleSince = saved.savedAt }
+                Log.info("serving the last-good bundle until the watcher applies", ["saved_at": saved.savedAt, "hash": saved.desired.hash])
+                return true
+            }
+        }
+    }
+
+    private func performApply(_ desired: DesiredState, path: HistoryEntry.Path) -> ControlReply {
         let (live, running, shuttingDown) = state.withLock { ($0.live, $0.current != nil, $0.shuttingDown) }
         if shuttingDown { return failure(ControlFailure(.unavailable, "the supervisor is shutting down")) }
         if live == desired && running {
@@ -141,6 +161,7 @@ final class HAProxyGenerations: Sendable {
             }
             state.withLock { $0.live = desired }
             removeUnusedCertificates(keeping: Set(desired.certificates.keys))
+            history.record(desired, path: path, generation: generation.number)
             return .applied(AppliedState(changed: true, reloaded: true, generation: generation.number))
         case .failure(let startFailure):
             unlink(paths.candidateConfig)
@@ -411,8 +432,8 @@ final class HAProxyGenerations: Sendable {
     }
 
     /// The serving generation (0 before the first), how many older ones drain, and whether one serves.
-    func gauges() -> (generation: Int, draining: Int, serving: Bool, configured: Bool) {
-        state.withLock { ($0.current?.number ?? 0, $0.draining.count, $0.current != nil, $0.live != nil) }
+    func gauges() -> (generation: Int, draining: Int, serving: Bool, configured: Bool, bundleSince: String?) {
+        state.withLock { ($0.current?.number ?? 0, $0.draining.count, $0.current != nil, $0.live != nil, $0.servingBundleSince) }
     }
 
     /// The supervisor's status as far as HAProxy goes; the watcher's part is left empty.
@@ -422,7 +443,8 @@ final class HAProxyGenerations: Sendable {
                              drainingPids: state.draining.keys.sorted().map { Int($0) }, reloads: state.reloads,
                              lastReload: state.lastReloadTime, lastReloadSeconds: state.lastReloadSeconds, lastError: state.lastError,
                              configHash: state.live?.hash, watcherPid: nil, watcherRestarts: 0,
-                             runtimeUpdates: state.runtimeUpdates, runtimeFallbacks: state.runtimeFallbacks)
+                             servingBundleSince: state.servingBundleSince, runtimeUpdates: state.runtimeUpdates,
+                             runtimeFallbacks: state.runtimeFallbacks)
         }
     }
 }

@@ -50,6 +50,8 @@ final class Metrics: Sendable {
         /// Wall-clock time since which the watcher's state is not known to be current; nil when current.
         var staleSince: Double?
         var watcherReported = false
+        var skippedServices: [String] = []
+        var skippedCertificates: [String] = []
     }
 
     let state = Mutex(State())
@@ -86,6 +88,8 @@ final class Metrics: Sendable {
             state.renderErrors += report.renderErrors
             for seconds in report.renderSeconds { state.renderDuration.observe(seconds) }
             state.staleSince = report.staleSince
+            state.skippedServices = report.skippedServices
+            state.skippedCertificates = report.skippedCertificates
             state.watcherReported = true
         }
     }
@@ -125,7 +129,15 @@ final class Metrics: Sendable {
         family("kube_haproxy_state_stale_seconds", "gauge",
                "Seconds since the watcher's state was last known to be current (0 while it is; grows while etcd is unreachable).",
                [("", stale)])
+        family("kube_haproxy_skipped_objects", "gauge",
+               "Services and certificates the watcher leaves out of the config because they break it.",
+               [("{kind=\"certificate\"}", Double(state.skippedCertificates.count)), ("{kind=\"service\"}", Double(state.skippedServices.count))])
         return text
+    }
+
+    /// What the watcher leaves out, as its last report said.
+    func skipped() -> (services: [String], certificates: [String]) {
+        state.withLock { ($0.skippedServices, $0.skippedCertificates) }
     }
 
     static func wallClock() -> Double {

@@ -48,21 +48,11 @@ final class MetricsServer: Sendable {
             throw SystemError("getaddrinfo", errno: EINVAL, detail: "\(address): \(String(cString: gai_strerror(lookup)))")
         }
         defer { freeaddrinfo(list) }
-        let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        if fd < 0 { throw SystemError("socket") }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        if bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) != 0 {
-            let failure = SystemError("bind", detail: address)
-            close(fd)
-            throw failure
-        }
-        if listen(fd, 16) != 0 {
-            let failure = SystemError("listen", detail: address)
-            close(fd)
-            throw failure
-        }
-        try startThread { [self] in acceptLoop(fd) }
+        let listener = try FileDescriptor(socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0),
+                                          from: "socket")
+        try listener.setOption(SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR")
+        try listener.bindAndListen(info.pointee.ai_addr, length: info.pointee.ai_addrlen, name: address)
+        try ConnectionThreads.startAccepting(listener) { [self] fd in acceptLoop(fd) }
     }
 
     private func acceptLoop(_ listener: Int32) -> Never {

@@ -68,6 +68,7 @@ extension HAProxyGenerations {
             state.lastError = nil
         }
         metrics.recordRuntimeUpdate("success")
+        history.record(desired, path: .runtime, generation: current.number)
         let commands = plan.updates.reduce(0) { $0 + $1.commands.count + 2 * $1.removals.count }
         Log.info("servers changed at run time", ["generation": String(current.number), "backends": String(plan.updates.count),
                                                  "commands": String(commands), "seconds": formatSeconds(monotonicSeconds() - began),

@@ -13,10 +13,20 @@ enum SignalLoop {
 
     /// Blocks the handled signals in the calling thread; run first in main, before any thread
     /// exists, so every thread inherits the mask and only the loop receives them.
+    /// PID 1 cannot go on without it: an unblocked SIGTERM or SIGCHLD would take the default
+    /// action in whichever thread it lands, and never reach the loop.
     static func blockHandledSignals() {
         var set = signalSet()
-        pthread_sigmask(SIG_BLOCK, &set, nil)
-        signal(SIGPIPE, SIG_IGN)
+        let result = pthread_sigmask(SIG_BLOCK, &set, nil)
+        if result != 0 {
+            FileIO.writeError("kube-haproxy: \(SystemError("pthread_sigmask", errno: result)); cannot handle signals\n")
+            exit(1)
+        }
+        // SIG_ERR is the handler value -1.
+        if let previous = signal(SIGPIPE, SIG_IGN), unsafeBitCast(previous, to: Int.self) == -1 {
+            FileIO.writeError("kube-haproxy: \(SystemError("signal SIGPIPE")); a closed peer would kill the supervisor\n")
+            exit(1)
+        }
     }
 
     static func signalSet() -> sigset_t {
@@ -61,7 +71,14 @@ enum SignalLoop {
                     break
                 }
             } else {
-                // A timeout; also catch SIGCHLDs that coalesced while we were busy.
+                // A timeout (EAGAIN) or an interruption (EINTR); also catch SIGCHLDs that
+                // coalesced while we were busy. Anything else is a broken wait: say so, and
+                // keep reaping on the timeout's rhythm rather than spin.
+                let failure = errno
+                if failure != EAGAIN && failure != EINTR {
+                    Log.error("waiting for signals failed", ["error": SystemError("sigtimedwait", errno: failure).description])
+                    sleepSeconds(Double(timeout) / 1000)
+                }
                 reapChildren(reaper: reaper, generations: generations, watcher: watcher)
             }
             if var stopping = shutdown {

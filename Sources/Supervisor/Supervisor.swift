@@ -34,7 +34,8 @@ enum Supervisor {
         }
         let reaper = Reaper()
         let metrics = Metrics()
-        let generations = HAProxyGenerations(settings: settings, reaper: reaper, metrics: metrics)
+        let history = ApplyHistory(runDirectory: paths.runDirectory, stateDirectory: settings.stateDirectory)
+        let generations = HAProxyGenerations(settings: settings, reaper: reaper, metrics: metrics, history: history)
         let watcher = settings.watcherPath.map { WatcherProcess(executable: $0, settings: settings, reaper: reaper) }
         let server = ControlServer(path: paths.controlSocket, maximumRequestBytes: settings.maximumRequestBytes) { request in
             switch request {
@@ -45,10 +46,13 @@ enum Supervisor {
             case .status:
                 var status = generations.status()
                 watcher?.describe(into: &status)
+                (status.skippedServices, status.skippedCertificates) = metrics.skipped()
                 return .status(status)
             case .report(let report):
                 metrics.record(report)
                 return .acknowledged
+            case .history:
+                return .history(history.list())
             }
         }
         if let address = settings.metricsAddress {
@@ -65,8 +69,9 @@ enum Supervisor {
                     return .init(status: healthy ? 200 : 503, contentType: "text/plain; charset=utf-8",
                                  body: healthy ? "ok\n" : "haproxy is not running\n")
                 case "/readyz":
-                    return .init(status: gauges.serving ? 200 : 503, contentType: "text/plain; charset=utf-8",
-                                 body: gauges.serving ? "ok\n" : "no configuration is being served yet\n")
+                    let body = !gauges.serving ? "no configuration is being served yet\n"
+                        : gauges.bundleSince.map { "serving the last-good bundle from \($0)\n" } ?? "ok\n"
+                    return .init(status: gauges.serving ? 200 : 503, contentType: "text/plain; charset=utf-8", body: body)
                 default:
                     return .init(status: 404, contentType: "text/plain; charset=utf-8", body: "not found: try /metrics, /healthz, /readyz\n")
                 }
@@ -86,9 +91,31 @@ enum Supervisor {
         }
         Log.info("supervisor started", ["pid": String(getpid()), "run_dir": paths.runDirectory, "haproxy": settings.haproxyPath,
                                         "watcher": settings.watcherPath ?? "none"])
+        if let bundle = history.bundle {
+            serveLastGood(bundle, generations: generations)
+        }
         watcher?.start()
         let code = SignalLoop.run(generations: generations, watcher: watcher, reaper: reaper, grace: settings.grace)
         unlink(paths.controlSocket)
+        history.flush()
         return code
+    }
+
+    /// At start, before the watcher has read anything: the bundle last applied successfully,
+    /// when there is one and HAProxy accepts it. A bundle that cannot be read is logged and ignored.
+    static func serveLastGood(_ bundle: LastGoodBundle, generations: HAProxyGenerations) {
+        let saved: LastGoodBundle.Saved
+        do {
+            guard let found = try bundle.load() else {
+                Log.info("no last-good bundle yet", ["file": bundle.file])
+                return
+            }
+            saved = found
+        } catch {
+            Log.error("ignoring the last-good bundle", ["file": bundle.file, "error": error.description])
+            return
+        }
+        _ = generations.serveBundle(saved)
+        _ = csystem_malloc_trim()
     }
 }

@@ -20,6 +20,8 @@ struct SupervisorSettings: Sendable {
     var runtimeUpdates: Bool
     /// HOST:PORT of the metrics and health endpoint, or nil when off.
     var metricsAddress: String?
+    /// Where the last-good bundle and the history are kept across restarts, or nil (off).
+    var stateDirectory: String?
     /// The environment HAProxy and the watcher inherit.
     var environment: [(String, String)]
 
@@ -44,6 +46,7 @@ struct SupervisorSettings: Sendable {
                                                          range: 1024...(1 << 30)),
             runtimeUpdates: try environment.flag("KUBE_HAPROXY_RUNTIME_UPDATES", default: true),
             metricsAddress: try metricsAddress(environment),
+            stateDirectory: try stateDirectory(environment),
             environment: pairs)
     }
 
@@ -53,6 +56,15 @@ struct SupervisorSettings: Sendable {
             throw SettingError(name: "KUBE_HAPROXY_METRICS_ADDR", value: address, expected: "HOST:PORT, e.g. 0.0.0.0:9090")
         }
         return address
+    }
+
+    static func stateDirectory(_ environment: Environment) throws(SettingError) -> String? {
+        guard var directory = environment["KUBE_HAPROXY_STATE_DIR"], !directory.isEmpty else { return nil }
+        guard directory.hasPrefix("/") else {
+            throw SettingError(name: "KUBE_HAPROXY_STATE_DIR", value: directory, expected: "an absolute directory path")
+        }
+        while directory.count > 1 && directory.hasSuffix("/") { directory.removeLast() }
+        return directory
     }
 
     /// The path of the running executable, from /proc.

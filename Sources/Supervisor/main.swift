@@ -16,6 +16,9 @@ let usage = """
       kube-haproxy reload             start a new HAProxy generation with the current config
       kube-haproxy apply CONFIG [NAME=PEMFILE ...]
                                       apply a config file and certificates (key + certificate PEM)
+      kube-haproxy history            the last 20 applied configs, newest (the live one, 0) first
+      kube-haproxy diff [N]           unified diff from history entry N [1] to the live config,
+                                      passwords and PEM blocks masked
       kube-haproxy help               this text
 
     The client commands exit 0 when the supervisor answers ok, 1 when it reports an error,
@@ -31,6 +34,7 @@ let usage = """
       KUBE_HAPROXY_MAX_REQUEST_BYTES  largest control request accepted [67108864]
       KUBE_HAPROXY_METRICS_ADDR       HOST:PORT serving /metrics, /healthz, /readyz [off]
       KUBE_HAPROXY_RUNTIME_UPDATES    on: server changes without a reload when HAProxy can; off: reload always [on]
+      KUBE_HAPROXY_STATE_DIR          keeps the last-good bundle (served at start) and the history [off]
       KUBE_HAPROXY_DEBUG              1 to log debug lines
     Durations: seconds, or a number with ms, s, m or h.
 
@@ -82,6 +86,61 @@ func runApplyClient(_ arguments: ArraySlice<String>) -> Int32 {
     }
 }
 
+/// The supervisor's history, or nil after printing why not (the exit code is then 3).
+func fetchHistory() -> [HistoryEntry]? {
+    let paths = RunPaths(environment: Environment.current())
+    do {
+        var client = try ControlClient(path: paths.controlSocket)
+        switch try client.send(.history) {
+        case .history(let entries): return entries
+        case .failed(let failure): FileIO.writeError("kube-haproxy: \(failure.message)\n")
+        default: FileIO.writeError("kube-haproxy: the supervisor did not answer with its history\n")
+        }
+    } catch {
+        FileIO.writeError("kube-haproxy: cannot reach the supervisor at \(paths.controlSocket): \(error)\n")
+    }
+    return nil
+}
+
+func runHistory() -> Int32 {
+    guard let entries = fetchHistory() else { return 3 }
+    print("N   APPLIED                   PATH     GENERATION  HASH")
+    for (number, entry) in entries.enumerated() {
+        func padded(_ text: String, _ width: Int) -> String { text + String(repeating: " ", count: max(1, width - text.count)) }
+        print(padded(String(number), 4) + padded(entry.appliedAt, 26) + padded(entry.path.rawValue, 9)
+              + padded(String(entry.generation), 12) + entry.hash + (number == 0 ? "  (live)" : ""))
+    }
+    return 0
+}
+
+func runDiff(_ arguments: ArraySlice<String>) -> Int32 {
+    guard arguments.count <= 1, let number = Int(arguments.first ?? "1"), number >= 0 else {
+        FileIO.writeError("kube-haproxy diff: expected an entry number of `kube-haproxy history`\n\(usage)")
+        return 2
+    }
+    guard let entries = fetchHistory() else { return 3 }
+    guard let live = entries.first, number < entries.count else {
+        FileIO.writeError("kube-haproxy diff: no entry \(number): the history holds \(entries.count)\n")
+        return 2
+    }
+    let older = entries[number]
+    do {
+        guard let oldBytes = try FileIO.readFile(older.file), let liveBytes = try FileIO.readFile(live.file) else {
+            FileIO.writeError("kube-haproxy diff: a history file is gone (\(older.file), \(live.file))\n")
+            return 1
+        }
+        var mask = SecretMask()
+        let oldLines = mask.mask(String(decoding: oldBytes, as: UTF8.self))
+        let liveLines = mask.mask(String(decoding: liveBytes, as: UTF8.self))
+        print(UnifiedDiff.render(oldLines, liveLines, oldName: "\(number) \(older.appliedAt) \(older.hash)",
+                                 newName: "0 \(live.appliedAt) \(live.hash) (live)"), terminator: "")
+        return 0
+    } catch {
+        FileIO.writeError("kube-haproxy diff: \(error)\n")
+        return 1
+    }
+}
+
 let arguments = CommandLine.arguments.dropFirst()
 switch arguments.first {
 case nil, "run"?:
@@ -92,6 +151,10 @@ case "reload"?:
     exit(runClient(.reload))
 case "apply"?:
     exit(runApplyClient(arguments.dropFirst()))
+case "history"?:
+    exit(runHistory())
+case "diff"?:
+    exit(runDiff(arguments.dropFirst()))
 case "help"?, "--help"?, "-h"?:
     print(usage, terminator: "")
     exit(0)

@@ -189,21 +189,40 @@ struct ClusterState {
             + keys.subtracting(certificates).sorted().map { "key \"\($0)\" has no certificate in ConfigMap \(lbNamespace)/certificates" }
     }
 
+    /// The text of a service's entry in ConfigMap `services`, as it was read.
+    func serviceEntry(_ name: String) -> String? {
+        servicesData.last(where: { $0.0 == name })?.1
+    }
+
+    /// The names of the backends a service selects, sorted.
+    func backendNames(of service: Service) -> [String] {
+        (pods[service.namespace] ?? [:]).values.filter { $0.isBackend && service.selects($0) }.map(\.name).sorted()
+    }
+
+    /// A certificate's PEM and its key's, as read (for telling whether it changed).
+    func certificateSource(_ name: String) -> String {
+        (keyPEMs[name] ?? "") + "\u{0}" + (certificatePEMs[name] ?? "")
+    }
+
     /// name → the key followed by the certificate: what HAProxy's `crt` reads.
-    var certificateFiles: [String: String] {
+    var certificateFiles: [String: String] { certificateFiles(excluding: []) }
+
+    func certificateFiles(excluding excluded: Set<String>) -> [String: String] {
         var files: [String: String] = [:]
-        for name in certificateNames {
+        for name in certificateNames where !excluded.contains(name) {
             guard let key = keyPEMs[name], let certificate = certificatePEMs[name] else { continue }
             files[name] = (key.hasSuffix("\n") || key.isEmpty ? key : key + "\n") + certificate
         }
         return files
     }
 
-    /// The template's variables, exactly the seed's: services, certificates, ssldir, stats, env.
-    func context(ssldir: String, statsPassword: String, environment: [(String, String)]) -> [(String, Value)] {
+    /// The template's variables, exactly the seed's: services, certificates, ssldir, stats, env;
+    /// without the services and certificates `excluded` names (found to break the config).
+    func context(ssldir: String, statsPassword: String, environment: [(String, String)],
+                 excluding excluded: Exclusions = Exclusions()) -> [(String, Value)] {
         var serviceValues: [Value] = []
         serviceValues.reserveCapacity(services.count)
-        for service in services {
+        for service in services where !excluded.services.contains(service.name) {
             let object = service.object.copy()
             object[string: "name"] = .string(service.name)
             let selected = (pods[service.namespace] ?? [:]).values
@@ -214,7 +233,7 @@ struct ClusterState {
         }
         return [
             ("services", .list(ListRef(serviceValues))),
-            ("certificates", .list(ListRef(certificateNames.map { .string($0) }))),
+            ("certificates", .list(ListRef(certificateNames.filter { !excluded.certificates.contains($0) }.map { .string($0) }))),
             ("ssldir", .string(ssldir)),
             ("stats", .dict(DictRef(stringPairs: [("username", .string("stats")), ("password", .string(statsPassword))]))),
             ("env", .dict(DictRef(stringPairs: environment.map { ($0.0, .string($0.1)) }))),

@@ -78,6 +78,7 @@ final class WatchLoop {
     private var lastAcknowledged: (config: String, certificates: [String: String])?
     private var lastProblems: [String] = []
     private var loggedNoTemplate = false
+    private var skipped = SkippedObjects()
 
     init(settings: WatcherSettings) {
         self.settings = settings
@@ -243,47 +244,154 @@ final class WatchLoop {
             return true
         }
         loggedNoTemplate = false
-        let started = monotonicSeconds()
-        let config: String
-        do {
-            config = try render(source)
-        } catch {
-            metrics.countRenderError()
-            Log.error("template error: the last good config stays live",
-                      ["object": "ConfigMap \(settings.lbNamespace)/config", "key": "template", "line": String(error.line), "error": error.message])
-            return true
+        var exclusions = skipped.exclusions(serviceFingerprint: { self.serviceFingerprint($0, template: source) },
+                                            certificateFingerprint: certificateFingerprint)
+        var reasons: [String: String] = [:]
+        var renders = 0
+        var rejections = 0
+        while true {
+            let started = monotonicSeconds()
+            let config: String
+            do {
+                renders += 1
+                config = try render(source, excluding: exclusions)
+            } catch {
+                metrics.countRenderError()
+                // Without the services at fault, does the template render? Then only they are skipped.
+                let found = isolate(source, exclusions, renders: &renders) { output in output == nil }
+                guard let found, !found.isEmpty else {
+                    Log.error("template error: the last good config stays live",
+                              ["object": "ConfigMap \(settings.lbNamespace)/config", "key": "template", "line": String(error.line), "error": error.message])
+                    return true
+                }
+                for name in found { reasons["service " + name] = "the template fails with it: line \(error.line): \(error.message)" }
+                exclusions.services.formUnion(found)
+                continue
+            }
+            let rendered = monotonicSeconds()
+            metrics.observeRender(seconds: rendered - started)
+            let certificates = state.certificateFiles(excluding: exclusions.certificates)
+            if let last = lastAcknowledged, last.config == config, last.certificates == certificates {
+                remember(exclusions, reasons: reasons, template: source)
+                return true
+            }
+            let reply: ControlReply
+            do {
+                var client = try ControlClient(path: settings.controlSocket)
+                reply = try client.send(.apply(config: config, certificates: certificates))
+            } catch {
+                Log.warning("cannot reach the supervisor; will send again", ["socket": settings.controlSocket, "error": error.description])
+                lastAcknowledged = nil
+                return false
+            }
+            lastAcknowledged = (config, certificates)
+            switch reply {
+            case .applied(let applied):
+                Log.info(applied.changed ? "config applied" : "config unchanged",
+                         ["generation": String(applied.generation), "render_seconds": formatSeconds(rendered - started),
+                          "apply_seconds": formatSeconds(monotonicSeconds() - rendered), "bytes": String(config.utf8.count),
+                          "certificates": String(certificates.count)])
+                remember(exclusions, reasons: reasons, template: source)
+                return true
+            case .failed(let failure):
+                if failure.reason == .rejected && rejections < FaultIsolation.maximumRejections {
+                    rejections += 1
+                    let alert = failure.message.split(separator: "\n").first { $0.contains("[ALERT]") }.map(String.init) ?? failure.message
+                    // A certificate HAProxy cannot load: its [ALERT] names the file.
+                    let named = FaultIsolation.certificates(namedIn: failure.message, ssldir: settings.sslDirectory)
+                        .subtracting(exclusions.certificates).intersection(certificates.keys)
+                    if !named.isEmpty {
+                        for name in named { reasons["certificate " + name] = "HAProxy cannot load it: " + alert }
+                        exclusions.certificates.formUnion(named)
+                        continue
+                    }
+                    // A line HAProxy refuses: the services whose absence takes it out of the config.
+                    let refused = FaultIsolation.refusedLines(in: failure.message, config: config)
+                    if !refused.isEmpty,
+                       let found = isolate(source, exclusions, renders: &renders, stillFails: { output in
+                           guard let output else { return true }
+                           let lines = Set(output.split(separator: "\n", omittingEmptySubsequences: false))
+                           return refused.contains { lines.contains(Substring($0)) }
+                       }), !found.isEmpty {
+                        for name in found { reasons["service " + name] = "HAProxy refuses what it renders: " + alert }
+                        exclusions.services.formUnion(found)
+                        continue
+                    }
+                }
+                Log.error("the supervisor rejected the config; the last good one stays live", ["error": failure.message])
+                return true
+            case .status, .history, .acknowledged:
+                Log.error("the supervisor answered an apply with something else; will send again", ["reply": reply.json.serialized])
+                lastAcknowledged = nil
+                return false
+            }
         }
-        let rendered = monotonicSeconds()
-        metrics.observeRender(seconds: rendered - started)
-        let certificates = state.certificateFiles
-        if let last = lastAcknowledged, last.config == config, last.certificates == certificates { return true }
-        let reply: ControlReply
-        do {
-            var client = try ControlClient(path: settings.controlSocket)
-            reply = try client.send(.apply(config: config, certificates: certificates))
-        } catch {
-            Log.warning("cannot reach the supervisor; will send again", ["socket": settings.controlSocket, "error": error.description])
-            lastAcknowledged = nil
-            return false
-        }
-        lastAcknowledged = (config, certificates)
-        switch reply {
-        case .applied(let applied):
-            Log.info(applied.changed ? "config applied" : "config unchanged",
-                     ["generation": String(applied.generation), "render_seconds": formatSeconds(rendered - started),
-                      "apply_seconds": formatSeconds(monotonicSeconds() - rendered), "bytes": String(config.utf8.count),
-                      "certificates": String(certificates.count)])
-        case .failed(let failure):
-            Log.error("the supervisor rejected the config; the last good one stays live", ["error": failure.message])
-        case .status, .acknowledged:
-            Log.error("the supervisor answered an apply with something else; will send again", ["reply": reply.json.serialized])
-            lastAcknowledged = nil
-            return false
-        }
-        return true
     }
 
-    private func render(_ source: String) throws(TemplateError) -> String {
+    /// The services whose presence keeps `stillFails` true for the render's output (nil: the
+    /// render failed), found by rendering without them within the render budget; nil when no
+    /// service is to blame (it still fails without any) or the budget is spent.
+    private func isolate(_ source: String, _ exclusions: Exclusions, renders: inout Int,
+                         stillFails: (String?) -> Bool) -> Set<String>? {
+        let candidates = state.services.map(\.name).filter { !exclusions.services.contains($0) }
+        guard !candidates.isEmpty else { return nil }
+        var used = renders
+        defer { renders = used }
+        func trial(_ excluded: Set<String>) -> Bool? {
+            guard used < FaultIsolation.renderBudget else { return nil }
+            used += 1
+            var without = exclusions
+            without.services.formUnion(excluded)
+            return stillFails(try? render(source, excluding: without))
+        }
+        guard trial(Set(candidates)) == false else { return nil }
+        let found = FaultIsolation.faultyServices(candidates, fails: trial)
+        if found == nil {
+            Log.warning("too many renders to find the services at fault; the last good config stays live",
+                        ["renders": String(used), "budget": String(FaultIsolation.renderBudget)])
+        }
+        return found
+    }
+
+    /// Remembers what this apply left out, logging what is newly skipped and what came back.
+    private func remember(_ exclusions: Exclusions, reasons: [String: String], template: String) {
+        var services: [String: SkippedObjects.Entry] = [:]
+        for name in exclusions.services {
+            guard let fingerprint = serviceFingerprint(name, template: template) else { continue }
+            let reason = reasons["service " + name] ?? skipped.services[name]?.reason ?? ""
+            if skipped.services[name] == nil {
+                Log.error("skipping a service that breaks the config; everything else goes live",
+                          ["object": "ConfigMap \(settings.lbNamespace)/services", "key": name, "error": reason])
+            }
+            services[name] = SkippedObjects.Entry(fingerprint: fingerprint, reason: reason)
+        }
+        var certificates: [String: SkippedObjects.Entry] = [:]
+        for name in exclusions.certificates {
+            guard let fingerprint = certificateFingerprint(name) else { continue }
+            let reason = reasons["certificate " + name] ?? skipped.certificates[name]?.reason ?? ""
+            if skipped.certificates[name] == nil {
+                Log.error("skipping a certificate that breaks the config; everything else goes live",
+                          ["object": "ConfigMap \(settings.lbNamespace)/certificates", "key": name, "error": reason])
+            }
+            certificates[name] = SkippedObjects.Entry(fingerprint: fingerprint, reason: reason)
+        }
+        let back = skipped.replace(services: services, certificates: certificates)
+        for name in back.services { Log.info("a skipped service is in the config again", ["key": name]) }
+        for name in back.certificates { Log.info("a skipped certificate is in the config again", ["key": name]) }
+        metrics.setSkipped(services: skipped.services.keys.sorted(), certificates: skipped.certificates.keys.sorted())
+    }
+
+    /// What a service's part of the config depends on: the template, its entry, its backends.
+    private func serviceFingerprint(_ name: String, template: String) -> UInt64? {
+        guard let service = state.services.first(where: { $0.name == name }), let entry = state.serviceEntry(name) else { return nil }
+        return SkippedObjects.fingerprint([template, entry] + state.backendNames(of: service))
+    }
+
+    private func certificateFingerprint(_ name: String) -> UInt64? {
+        state.certificateNames.contains(name) ? SkippedObjects.fingerprint([state.certificateSource(name)]) : nil
+    }
+
+    private func render(_ source: String, excluding exclusions: Exclusions) throws(TemplateError) -> String {
         let template: Template
         if let compiled, compiled.source == source {
             template = compiled.template
@@ -292,7 +400,7 @@ final class WatchLoop {
             compiled = (source, template)
         }
         return try template.render(state.context(ssldir: settings.sslDirectory, statsPassword: settings.statisticsPassword,
-                                                 environment: settings.environment))
+                                                 environment: settings.environment, excluding: exclusions))
     }
 }
 

@@ -38,6 +38,13 @@ final class WatcherMetrics: Sendable {
         }
     }
 
+    func setSkipped(services: [String], certificates: [String]) {
+        pending.withLock { report in
+            report.skippedServices = services
+            report.skippedCertificates = certificates
+        }
+    }
+
     func startReporting() {
         try? startThread { [self] in
             while true {
@@ -53,6 +60,8 @@ final class WatcherMetrics: Sendable {
             let taken = pending
             pending = WatcherReport()
             pending.staleSince = taken.staleSince
+            pending.skippedServices = taken.skippedServices
+            pending.skippedCertificates = taken.skippedCertificates
             return taken
         }
         do {

@@ -117,16 +117,12 @@ public final class EtcdServer {
         starts += 1
         var listen = [clientURL]
         if let plainPort { listen.append("http://127.0.0.1:\(plainPort)") }
-        var arguments = ["--name", "test", "--data-dir", dataDirectory, "--enable-v2=true",
-                         "--listen-client-urls", listen.joined(separator: ","), "--advertise-client-urls", clientURL,
-                         "--listen-peer-urls", "http://127.0.0.1:\(peerPort)",
-                         "--initial-advertise-peer-urls", "http://127.0.0.1:\(peerPort)",
-                         "--initial-cluster", "test=http://127.0.0.1:\(peerPort)", "--log-level", "warn"]
+        var arguments = ["test", dataDirectory, listen.joined(separator: ","), clientURL, "http://127.0.0.1:\(peerPort)", "--log-level", "warn"]
         if let tls {
             arguments += ["--cert-file", tls.server.certificateFile, "--key-file", tls.server.keyFile,
                           "--trusted-ca-file", tls.authority.certificateFile, "--client-cert-auth"]
         }
-        let started = try BackgroundProcess("/usr/bin/etcd", arguments, logPath: "\(directory)/etcd-\(starts).log")
+        let started = try BackgroundProcess(TestPaths.packageRoot + "/scripts/etcd-v2", arguments, logPath: "\(directory)/etcd-\(starts).log")
         process = started
         let ready = waitUntil(timeout: 20, interval: 0.05) {
             guard started.isRunning else { return true }

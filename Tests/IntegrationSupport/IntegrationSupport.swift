@@ -292,7 +292,6 @@ public final class SupervisorProcess {
     deinit { stop() }
 }
 
-/// Every process below `root` in the process tree, read from /proc.
 /// A process's resident set (VmRSS) in kB, from /proc; nil when it is gone.
 public func residentKilobytes(_ pid: pid_t) -> Int? {
     guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
@@ -300,6 +299,7 @@ public func residentKilobytes(_ pid: pid_t) -> Int? {
     return line.split(separator: " ").dropFirst().first.flatMap { Int($0) }
 }
 
+/// Every process below `root` in the process tree, read from /proc.
 public func descendantPids(of root: pid_t) -> [pid_t] {
     var parents: [pid_t: pid_t] = [:]
     for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {

@@ -430,7 +430,7 @@ final class SupervisorTests: XCTestCase {
         XCTAssertTrue(malformed["error"]?.stringValue?.hasPrefix("request is not valid JSON") == true, malformed.serialized)
         XCTAssertEqual(malformed["reason"], .string("invalid_request"))
         let unknown = try exchange(#"{"op":"explode"}"#)
-        XCTAssertEqual(unknown["error"], .string(#"unknown op "explode" (expected apply, status, reload or report)"#))
+        XCTAssertEqual(unknown["error"], .string(#"unknown op "explode" (expected apply, status, reload, report or history)"#))
         let noConfig = try exchange(#"{"op":"apply"}"#)
         XCTAssertEqual(noConfig["error"], .string(#"apply needs "config", a string"#))
         let oversized = try exchange(#"{"op":"apply","config":""# + String(repeating: "x", count: 5000) + #""}"#)
@@ -503,12 +503,6 @@ final class SupervisorTests: XCTestCase {
         try httpConfig(port: try freePort(), servers: [("127.0.0.2", 9)]).write(toFile: configFile, atomically: true, encoding: .utf8)
         let apply = try runCommand(TestPaths.supervisor, ["apply", configFile], environment: environment)
         XCTAssertEqual(apply.status, 0, apply.stdout + apply.stderr)
-
-        for script in ["status", "reload"] {
-            let result = try runCommand(TestPaths.packageRoot + "/scripts/" + script, [], environment: environment)
-            XCTAssertEqual(result.status, 0, "scripts/\(script): \(result.stdout) \(result.stderr)")
-            XCTAssertEqual(try JSONValue.parse(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines))["ok"], .bool(true), result.stdout)
-        }
 
         environment["KUBE_HAPROXY_RUN_DIR"] = directory + "/nowhere"
         let unreachable = try runCommand(TestPaths.supervisor, ["status"], environment: environment)

@@ -17,8 +17,9 @@ final class RenderCommandTests: XCTestCase {
             .appendingPathComponent("kube-haproxy-watcher")
     }
 
-    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("Fixtures").appendingPathComponent("cases")
+    /// The engine's differential cases: the command must render them as the library does.
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("JinjaTests").appendingPathComponent("Fixtures").appendingPathComponent("cases")
 
     var directory: URL!
 

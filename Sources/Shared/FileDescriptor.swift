@@ -1,0 +1,37 @@
+// A descriptor owned by one value and closed when that value ends, so that no early exit (a
+// throw between `socket` and `listen`, say) leaks it; `release()` hands it on to code that
+// keeps it for good (an accept loop, a connection's life).
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+public struct FileDescriptor: ~Copyable {
+    public let raw: Int32
+
+    /// Takes ownership of what a call returned, or throws that call's error when it failed.
+    public init(_ raw: Int32, from call: String, detail: String = "") throws(SystemError) {
+        if raw < 0 { throw SystemError(call, detail: detail) }
+        self.raw = raw
+    }
+
+    deinit { close(raw) }
+
+    /// The descriptor, no longer closed by this value.
+    public consuming func release() -> Int32 {
+        let raw = self.raw
+        discard self
+        return raw
+    }
+
+    /// Sets an integer socket option, failing with the option's name.
+    public func setOption(_ level: Int32, _ name: Int32, _ value: Int32, _ label: String) throws(SystemError) {
+        var value = value
+        if setsockopt(raw, level, name, &value, socklen_t(MemoryLayout<Int32>.size)) != 0 { throw SystemError("setsockopt \(label)") }
+    }
+
+    /// Binds to an address and listens: the one way the supervisor's servers start.
+    public func bindAndListen(_ address: UnsafePointer<sockaddr>, length: socklen_t, name: String, backlog: Int32 = 16) throws(SystemError) {
+        if bind(raw, address, length) != 0 { throw SystemError("bind", detail: name) }
+        if listen(raw, backlog) != 0 { throw SystemError("listen", detail: name) }
+    }
+}
