@@ -105,6 +105,9 @@ final class RuntimeUpdateTests: XCTestCase {
         XCTAssertEqual(status["haproxy_pid"], pid)
         XCTAssertEqual(status["reloads"], .integer(1))
         XCTAssertEqual(status["runtime_updates"], .integer(1))
+        // The history says which way each config went live.
+        guard case .array(let history)? = try supervisor.request(ControlRequest.history.json)["history"] else { return XCTFail("no history") }
+        XCTAssertEqual(history.map { $0["path"] }, [.string("runtime"), .string("reload")])
         try assertServersMatchAFreshHAProxy(supervisor)
     }
 
