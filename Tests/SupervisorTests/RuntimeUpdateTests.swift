@@ -278,6 +278,27 @@ final class RuntimeUpdateTests: XCTestCase {
         XCTAssertEqual(try scrapeMetrics("http://127.0.0.1:\(metricsPort)/metrics")["kube_haproxy_runtime_updates_total{result=\"success\"}"], 1)
     }
 
+    func testRuntimeUpdateThatFailsWithAConfigHAProxyRejectsLeavesTheLiveConfigServing() throws {
+        // pod-c is added, then pod-b's `track` of a server that does not exist fails: the reload
+        // with the new config is rejected too, and a generation from the live config replaces the
+        // partly updated one, so nothing of the new config stays in service.
+        let pods = try backends(["alpha", "beta", "gamma"])
+        let supervisor = try SupervisorProcess(directory: directory)
+        let port = try freePort()
+        let live = podsConfig(port: port, servers: [server("pod-a", pods[0])])
+        XCTAssertEqual(try supervisor.apply(live)["ok"], .bool(true))
+        let reply = try supervisor.apply(podsConfig(port: port, servers: [server("pod-a", pods[0]), server("pod-c", pods[2]),
+                                                                          server("pod-b", pods[1], "track pods/nowhere")]))
+        XCTAssertEqual(reply["ok"], .bool(false), reply.serialized)
+        XCTAssertEqual(reply["reason"], .string("rejected"))
+        XCTAssertTrue(supervisor.log.contains("runtime update failed; reloading with the new config"), supervisor.log)
+        XCTAssertTrue(supervisor.log.contains("undo a failed runtime update"), supervisor.log)
+        XCTAssertEqual(answers(port), ["alpha\n"])
+        XCTAssertEqual(try String(contentsOfFile: supervisor.runDirectory + "/haproxy.cfg", encoding: .utf8), live)
+        XCTAssertEqual(try supervisor.status()["generation"], .integer(2))
+        try assertServersMatchAFreshHAProxy(supervisor)
+    }
+
     func testStateThatDiffersFromTheConfigAfterTheCommandsFallsBackToAReload() throws {
         let pods = try backends(["alpha", "beta", "gamma"])
         let supervisor = try SupervisorProcess(directory: directory)
