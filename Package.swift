@@ -35,7 +35,7 @@ let package = Package(
         .testTarget(name: "HAProxyConfigTests", dependencies: ["HAProxyConfig"], exclude: ["Fixtures"]),
         .testTarget(name: "JinjaTests", dependencies: ["Jinja", "JSON"], exclude: ["Fixtures", "generate-expected.py", "compare-random.py"]),
         // Real parts for integration tests: binaries, backends, the supervisor, free ports.
-        .target(name: "IntegrationSupport", dependencies: ["JSON", "Shared"], path: "Tests/IntegrationSupport", exclude: ["backend.py"]),
+        .target(name: "IntegrationSupport", dependencies: ["JSON", "Shared", "CCurl"], path: "Tests/IntegrationSupport", exclude: ["backend.py"]),
         .testTarget(name: "SupervisorTests", dependencies: ["JSON", "Shared", "Supervisor", "IntegrationSupport"]),
         // The watcher end to end: real etcd, the real supervisor and watcher binaries, real HAProxy.
         .testTarget(name: "WatcherTests", dependencies: ["JSON", "Shared", "Jinja", "Watcher", "IntegrationSupport"], exclude: ["Fixtures"]),

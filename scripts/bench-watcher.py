@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Watcher benchmarks, end to end: real etcd, the release supervisor and watcher, real HAProxy.
+"""Watcher benchmarks, end to end: a real source (etcd2, or the test Kubernetes API server), the
+release supervisor and watcher, real HAProxy.
 
 1. Change -> serving: from the etcd write that makes a pod ready to HAProxy routing requests
    to it, for isolated changes (more than the reload interval apart); 100 changes.
@@ -8,8 +9,11 @@
 3. Scale: 10,000 pods across 1,000 services -> time from watcher start to the first config
    applied, and the watcher's RSS.
 
-Usage: scripts/bench-watcher.py BINARY_DIR
+Usage: scripts/bench-watcher.py BINARY_DIR [--source etcd2|kubernetes|both] [latency] [rolling] [scale]
+(default: both sources, every section). Through the Kubernetes API the objects go to
+Tests/KubeAPIServer/kube_api_server.py, a Python server: its own speed is part of the figures.
 """
+import concurrent.futures
 import http.client
 import importlib.util
 import json
@@ -19,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -64,12 +69,107 @@ def service_entry(name, namespace, port):
     return json.dumps({"namespace": namespace, "selector": {"app": name}, "hostnames": [f"{name}.example.com"], "port": port})
 
 
+class EtcdStore:
+    """The objects in etcd, where Kubernetes' etcd2 storage keeps them."""
+
+    def __init__(self):
+        self.etcd = Etcd()
+        self.environment = {"ETCD2BASE": self.etcd.base}
+
+    def put(self, resource, namespace, name, value):
+        self.etcd.put(f"/registry/{resource}/{namespace}/{name}", value)
+
+    def delete(self, resource, namespace, name):
+        self.etcd.delete(f"/registry/{resource}/{namespace}/{name}")
+
+    def soon(self, write, *arguments):
+        write(*arguments)
+
+    def settle(self):
+        pass
+
+    def stop(self):
+        self.etcd.stop()
+
+
+class APIStore:
+    """The objects in the test Kubernetes API server, written through its REST API."""
+
+    def __init__(self):
+        self.directory = tempfile.mkdtemp(prefix="kube-haproxy-bench-apiserver.")
+        port_file = os.path.join(self.directory, "port")
+        self.log = open(os.path.join(self.directory, "server.log"), "w")
+        self.process = subprocess.Popen([sys.executable, os.path.join(ROOT, "Tests", "KubeAPIServer", "kube_api_server.py"),
+                                         "--port-file", port_file, "--admin-port-file", os.path.join(self.directory, "admin-port"),
+                                         "--history", "20000"], stdout=self.log, stderr=self.log)
+        if not wait_for(lambda: os.path.exists(port_file) and open(port_file).read().strip(), timeout=10):
+            raise RuntimeError("the API server did not start")
+        self.port = int(open(port_file).read().strip())
+        self.environment = {"KUBE_HAPROXY_API_SERVER": f"http://127.0.0.1:{self.port}",
+                            "KUBE_HAPROXY_API_TOKEN_FILE": os.path.join(self.directory, "no-token")}
+        self.local = threading.local()
+        # The Python server answers each request about 40 ms late (its headers and body leave in
+        # two segments: Nagle's algorithm waits for the client's delayed ACK), so writes that must
+        # keep a pace go through several connections at once.
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=16)
+        self.pending = []
+
+    def _request(self, method, path, body=None):
+        # A connection the server dropped, or one it refused while busy, is tried again.
+        for attempt in range(5):
+            if getattr(self.local, "connection", None) is None:
+                self.local.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            try:
+                data = json.dumps(body) if body is not None else None
+                self.local.connection.request(method, path, body=data, headers={"Content-Type": "application/json"} if data else {})
+                response = self.local.connection.getresponse()
+                return response.status, response.read()
+            except (http.client.HTTPException, OSError):
+                self.local.connection = None
+                if attempt == 4:
+                    raise
+                time.sleep(0.1 * (attempt + 1))
+        return 0, b""
+
+    def soon(self, write, *arguments):
+        """Runs a write on one of the pool's connections; `settle()` waits for all of them."""
+        self.pending.append(self.pool.submit(write, *arguments))
+
+    def settle(self):
+        for future in self.pending:
+            future.result()
+        self.pending = []
+
+    def put(self, resource, namespace, name, value):
+        collection = f"/api/v1/namespaces/{namespace}/{resource}"
+        status, body = self._request("PUT", f"{collection}/{name}", value)
+        if status == 404:
+            status, body = self._request("POST", collection, value)
+        if status == 409:  # a POST tried again after its answer was lost
+            status, body = self._request("PUT", f"{collection}/{name}", value)
+        if status not in (200, 201):
+            raise RuntimeError(f"PUT {collection}/{name}: {status} {body[:200]}")
+
+    def delete(self, resource, namespace, name):
+        self._request("DELETE", f"/api/v1/namespaces/{namespace}/{resource}/{name}")
+
+    def stop(self):
+        self.pool.shutdown()
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        self.log.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+SOURCE = "etcd2"
+
+
 class Cluster:
-    """etcd + the supervisor with the real watcher, in a temporary directory."""
+    """A source + the supervisor with the real watcher, in a temporary directory."""
 
     def __init__(self, reload_interval):
         self.work = tempfile.mkdtemp(prefix="kube-haproxy-bench-watcher.")
-        self.etcd = Etcd()
+        self.store = EtcdStore() if SOURCE == "etcd2" else APIStore()
         self.port = free_port()
         self.run_dir = os.path.join(self.work, "run")
         self.control = os.path.join(self.run_dir, "control.sock")
@@ -78,8 +178,8 @@ class Cluster:
 
     def start(self):
         env = dict(os.environ, KUBE_HAPROXY_RUN_DIR=self.run_dir, KUBE_HAPROXY_WATCHER=os.path.join(BIN, "kube-haproxy-watcher"),
-                   ETCD2BASE=self.etcd.base, KUBE_HAPROXY_RELOAD_INTERVAL=self.reload_interval, BENCH_PORT=str(self.port),
-                   STATISTICS_PASSWORD="bench")
+                   KUBE_HAPROXY_RELOAD_INTERVAL=self.reload_interval, BENCH_PORT=str(self.port), STATISTICS_PASSWORD="bench",
+                   **self.store.environment)
         self.log = open(os.path.join(self.work, "supervisor.log"), "w")
         self.started = time.perf_counter()
         self.supervisor = subprocess.Popen([os.path.join(BIN, "kube-haproxy")], env=env, stdout=self.log, stderr=self.log)
@@ -104,7 +204,7 @@ class Cluster:
             self.supervisor.terminate()
             self.supervisor.wait(timeout=40)
             self.log.close()
-        self.etcd.stop()
+        self.store.stop()
         shutil.rmtree(self.work, ignore_errors=True)
 
 
@@ -140,10 +240,10 @@ def change_to_serving(changes=100):
                                         address, str(backend_port), f"b{index}"], stdout=subprocess.PIPE)
             process.stdout.readline()
             backends.append(process)
-        etcd = cluster.etcd
-        etcd.put("/registry/configmaps/lb/config", config_map("config", {"template": TEMPLATE}))
-        etcd.put("/registry/configmaps/lb/services", config_map("services", {"web": service_entry("web", "default", backend_port)}))
-        etcd.put("/registry/pods/default/pod-0", pod("pod-0", "default", addresses[0], "web"))
+        store = cluster.store
+        store.put("configmaps", "lb", "config", config_map("config", {"template": TEMPLATE}))
+        store.put("configmaps", "lb", "services", config_map("services", {"web": service_entry("web", "default", backend_port)}))
+        store.put("pods", "default", "pod-0", pod("pod-0", "default", addresses[0], "web"))
         cluster.start()
         if not wait_for(lambda: get(cluster.port) == "b0", timeout=20):
             raise RuntimeError("first config not serving")
@@ -151,12 +251,12 @@ def change_to_serving(changes=100):
         for i in range(1, changes + 1):
             target = f"b{i % 3}"
             started = time.perf_counter()
-            etcd.put(f"/registry/pods/default/pod-{i}", pod(f"pod-{i}", "default", addresses[i % 3], "web"))
+            store.put("pods", "default", f"pod-{i}", pod(f"pod-{i}", "default", addresses[i % 3], "web"))
             if not wait_for(lambda: get(cluster.port) == target, timeout=10):
                 raise RuntimeError(f"change {i} never served")
             latencies.append((time.perf_counter() - started) * 1000)
             # Back to one pod, then wait out the reload interval: the next change is isolated.
-            etcd.delete(f"/registry/pods/default/pod-{i - 1}")
+            store.delete("pods", "default", f"pod-{i - 1}")
             wait_for(lambda: f"{addresses[(i - 1) % 3]}:" not in cluster.live_config(), timeout=10)
             time.sleep(0.35)
         reloads = cluster.status()["reloads"]
@@ -173,11 +273,11 @@ def change_to_serving(changes=100):
 def rolling_update(writes=1000, seconds=5.0, replicas=50):
     cluster = Cluster(reload_interval="1s")
     try:
-        etcd = cluster.etcd
-        etcd.put("/registry/configmaps/lb/config", config_map("config", {"template": TEMPLATE}))
-        etcd.put("/registry/configmaps/lb/services", config_map("services", {"web": service_entry("web", "default", 8080)}))
+        store = cluster.store
+        store.put("configmaps", "lb", "config", config_map("config", {"template": TEMPLATE}))
+        store.put("configmaps", "lb", "services", config_map("services", {"web": service_entry("web", "default", 8080)}))
         for i in range(replicas):
-            etcd.put(f"/registry/pods/default/old-{i}", pod(f"old-{i}", "default", f"127.0.1.{i + 1}", "web"))
+            store.put("pods", "default", f"old-{i}", pod(f"old-{i}", "default", f"127.0.1.{i + 1}", "web"))
         cluster.start()
         if not wait_for(lambda: cluster.status().get("generation", 0) >= 1, timeout=20):
             raise RuntimeError("first config not applied")
@@ -189,13 +289,14 @@ def rolling_update(writes=1000, seconds=5.0, replicas=50):
         alive = [f"old-{i}" for i in range(replicas)]
         for step in range(pairs):
             new = f"new-{step}"
-            etcd.put(f"/registry/pods/default/{new}", pod(new, "default", f"127.0.2.{1 + step % 250}", "web"))
-            etcd.delete(f"/registry/pods/default/{alive.pop(0)}")
+            store.soon(store.put, "pods", "default", new, pod(new, "default", f"127.0.2.{1 + step % 250}", "web"))
+            store.soon(store.delete, "pods", "default", alive.pop(0))
             alive.append(new)
             deadline = started + seconds * (step + 1) / pairs
             delay = deadline - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
+        store.settle()
         last_write = time.perf_counter()
         final_ips = sorted({f"127.0.2.{1 + int(name.split('-')[1]) % 250}:8080" for name in alive})
 
@@ -217,20 +318,21 @@ def rolling_update(writes=1000, seconds=5.0, replicas=50):
 def scale(services=1000, pods_per_service=10):
     cluster = Cluster(reload_interval="1s")
     try:
-        etcd = cluster.etcd
-        etcd.put("/registry/configmaps/lb/config", config_map("config", {"template": TEMPLATE}))
+        store = cluster.store
+        store.put("configmaps", "lb", "config", config_map("config", {"template": TEMPLATE}))
         entries = {}
         for s in range(services):
             name = f"svc-{s:04d}"
             entries[name] = service_entry(name, f"ns-{s % 20:02d}", 8080)
-        etcd.put("/registry/configmaps/lb/services", config_map("services", entries))
+        store.put("configmaps", "lb", "services", config_map("services", entries))
         written = time.perf_counter()
         for s in range(services):
             name = f"svc-{s:04d}"
             for p in range(pods_per_service):
                 pod_name = f"{name}-{p}"
-                etcd.put(f"/registry/pods/ns-{s % 20:02d}/{pod_name}",
+                store.soon(store.put, "pods", f"ns-{s % 20:02d}", pod_name,
                          pod(pod_name, f"ns-{s % 20:02d}", f"10.{s // 250}.{s % 250}.{p + 1}", name))
+        store.settle()
         written = time.perf_counter() - written
         cluster.start()
         if not wait_for(lambda: cluster.status().get("generation", 0) >= 1, timeout=120):
@@ -240,7 +342,13 @@ def scale(services=1000, pods_per_service=10):
         with open(f"/proc/{watcher}/status") as f:
             peak = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
         servers = sum(1 for line in cluster.live_config().splitlines() if line.strip().startswith("server "))
-        print(f"Scale: {services * pods_per_service} pods across {services} services ({written:.0f} s to write them to etcd):")
+        if SOURCE == "kubernetes":
+            # The Python server's own part: the same lists, one after the other, without the watcher.
+            listed = time.perf_counter()
+            for n in range(20):
+                store._request("GET", f"/api/v1/namespaces/ns-{n:02d}/pods?limit=500")
+            print(f"  (the test API server alone answers the 20 namespaces' pod lists in {(time.perf_counter() - listed) * 1000:.0f} ms)")
+        print(f"Scale: {services * pods_per_service} pods across {services} services ({written:.0f} s to write them to {SOURCE}):")
         print(f"  watcher start -> first config applied: {first_config * 1000:.0f} ms ({servers} server lines); "
               f"watcher RSS {rss_kb(watcher) / 1024:.1f} MB, peak {peak / 1024:.1f} MB")
     finally:
@@ -248,6 +356,13 @@ def scale(services=1000, pods_per_service=10):
 
 
 if __name__ == "__main__":
-    sections = sys.argv[2:] or ["latency", "rolling", "scale"]
-    for section in sections:
-        {"latency": change_to_serving, "rolling": rolling_update, "scale": scale}[section]()
+    arguments = sys.argv[2:]
+    sources = ["etcd2", "kubernetes"]
+    if "--source" in arguments:
+        at = arguments.index("--source")
+        sources = sources if arguments[at + 1] == "both" else [arguments[at + 1]]
+        del arguments[at:at + 2]
+    for SOURCE in sources:
+        print(f"== source: {SOURCE}")
+        for section in arguments or ["latency", "rolling", "scale"]:
+            {"latency": change_to_serving, "rolling": rolling_update, "scale": scale}[section]()

@@ -90,6 +90,8 @@ public struct WatcherReport: Equatable, Sendable {
     public var etcdEvents = 0
     public var indexClearedResyncs = 0
     public var reconnectResyncs = 0
+    /// Re-reads after the Kubernetes API answered 410 Gone (the resourceVersion expired).
+    public var expiredResyncs = 0
     public var renderErrors = 0
     public var renderSeconds: [Double] = []
     /// Unix time since which the state is not known to be current (etcd unreachable); nil
@@ -113,6 +115,7 @@ public struct WatcherReport: Equatable, Sendable {
         etcdEvents = try count("etcd_events")
         indexClearedResyncs = try count("resyncs_index_cleared")
         reconnectResyncs = try count("resyncs_reconnect")
+        expiredResyncs = try count("resyncs_expired")
         renderErrors = try count("render_errors")
         if case .array(let values)? = json["render_seconds"] {
             renderSeconds = values.compactMap { value in
@@ -148,6 +151,7 @@ public struct WatcherReport: Equatable, Sendable {
     public var json: JSONValue {
         .object([("op", .string("report")), ("etcd_events", .integer(etcdEvents)),
                  ("resyncs_index_cleared", .integer(indexClearedResyncs)), ("resyncs_reconnect", .integer(reconnectResyncs)),
+                 ("resyncs_expired", .integer(expiredResyncs)),
                  ("render_errors", .integer(renderErrors)), ("render_seconds", .array(renderSeconds.map { .double($0) })),
                  ("stale_since", staleSince.map { .double($0) } ?? .null),
                  ("skipped_services", .array(skippedServices.map { .string($0) })),

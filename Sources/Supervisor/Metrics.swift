@@ -44,7 +44,7 @@ final class Metrics: Sendable {
         var haproxyRestarts = 0
         // Reported by the watcher.
         var etcdEvents = 0
-        var resyncs: [String: Int] = ["index_cleared": 0, "reconnect": 0]
+        var resyncs: [String: Int] = ["index_cleared": 0, "reconnect": 0, "expired": 0]
         var renderErrors = 0
         var renderDuration = Histogram()
         /// Wall-clock time since which the watcher's state is not known to be current; nil when current.
@@ -85,6 +85,7 @@ final class Metrics: Sendable {
             state.etcdEvents += report.etcdEvents
             state.resyncs["index_cleared", default: 0] += report.indexClearedResyncs
             state.resyncs["reconnect", default: 0] += report.reconnectResyncs
+            state.resyncs["expired", default: 0] += report.expiredResyncs
             state.renderErrors += report.renderErrors
             for seconds in report.renderSeconds { state.renderDuration.observe(seconds) }
             state.staleSince = report.staleSince
@@ -120,14 +121,14 @@ final class Metrics: Sendable {
         family("kube_haproxy_haproxy_restarts_total", "counter", "Restarts of HAProxy after it died unexpectedly.", [("", Double(state.haproxyRestarts))])
         family("kube_haproxy_draining_generations", "gauge", "Old HAProxy generations still finishing their connections.", [("", Double(draining))])
         family("kube_haproxy_watcher_restarts_total", "counter", "Restarts of the watcher.", [("", Double(watcherRestarts))])
-        family("kube_haproxy_etcd_events_total", "counter", "Watch events received from etcd.", [("", Double(state.etcdEvents))])
-        family("kube_haproxy_resyncs_total", "counter", "Full re-reads of the cluster state, by reason: index_cleared (etcd error 401), reconnect.",
+        family("kube_haproxy_etcd_events_total", "counter", "Watch events received from the source (etcd or the Kubernetes API).", [("", Double(state.etcdEvents))])
+        family("kube_haproxy_resyncs_total", "counter", "Full re-reads of the cluster state, by reason: index_cleared (etcd error 401), reconnect, expired (Kubernetes API 410 Gone).",
                labelled(state.resyncs, "reason"))
         family("kube_haproxy_render_errors_total", "counter", "Template renders that failed.", [("", Double(state.renderErrors))])
         state.renderDuration.write(name: "kube_haproxy_render_duration_seconds", help: "Time to render the template.", to: &text)
         let stale = state.watcherReported ? max(0, state.staleSince.map { Metrics.wallClock() - $0 } ?? 0) : 0
         family("kube_haproxy_state_stale_seconds", "gauge",
-               "Seconds since the watcher's state was last known to be current (0 while it is; grows while etcd is unreachable).",
+               "Seconds since the watcher's state was last known to be current (0 while it is; grows while etcd or the Kubernetes API is unreachable).",
                [("", stale)])
         family("kube_haproxy_skipped_objects", "gauge",
                "Services and certificates the watcher leaves out of the config because they break it.",

@@ -1,11 +1,11 @@
 // What the watcher knows of the cluster: the load balancer's ConfigMaps and Secret, and the pods
-// of every namespace a service names. Built from a recursive read, then kept current by watch
-// events; every problem is logged once, naming the object and key, and the rest keeps working.
+// of every namespace a service names. Sources (etcd2, the Kubernetes API) fill it with whole object
+// sets and single changes, by object key and JSON text; it knows nothing of transports. Every
+// problem is logged once, naming the object and key, and the rest keeps working.
 import Jinja
 import Shared
 
 struct ClusterState {
-    let prefix: String
     let lbNamespace: String
 
     private(set) var services: [Service] = []
@@ -14,86 +14,82 @@ struct ClusterState {
     private(set) var keyPEMs: [String: String] = [:]
     /// namespace → pod name → pod, for the namespaces services name.
     private(set) var pods: [String: [String: Pod]] = [:]
-    /// Events at or below the index of the read that filled an object set are already in it.
-    private var snapshotIndex: [String: Int] = [:]
     /// The raw ConfigMap `services`, so a problem in it is reported once per change.
     private var servicesData: [(String, String)] = []
+    /// metadata.uid of the load balancer's objects: an Event names the object it concerns.
+    private(set) var uids: [ObjectKey: String] = [:]
+    /// Problems found in the objects since the last `takeProblems()`, each already logged.
+    private var newProblems: [ClusterProblem] = []
 
-    init(prefix: String, lbNamespace: String) {
-        self.prefix = prefix
+    /// The load balancer's objects the template depends on, each read by name.
+    static let lbObjectNames: [(kind: ObjectKind, name: String)] = [
+        (.configmaps, "services"), (.configmaps, "certificates"), (.configmaps, "config"), (.secrets, "keys"),
+    ]
+
+    init(lbNamespace: String) {
         self.lbNamespace = lbNamespace
     }
 
     /// The namespaces whose pods matter: those the services name.
     var watchedNamespaces: Set<String> { Set(services.map(\.namespace)) }
 
-    func key(_ kind: ObjectKind, _ namespace: String) -> String { "\(prefix)/\(kind.rawValue)/\(namespace)" }
+    // MARK: Changes, from any source
 
-    // MARK: Reads
-
-    /// Replaces an object set (the lb ConfigMaps, the lb Secrets, or one namespace's pods) with a
-    /// recursive read's result.
-    mutating func load(_ kind: ObjectKind, namespace: String, nodes: [EtcdNode], etcdIndex: Int) {
-        snapshotIndex["\(kind.rawValue)/\(namespace)"] = etcdIndex
+    /// Replaces an object set with what a full read found: one namespace's pods, or the load
+    /// balancer's objects of one kind (`name` nil: all of them; else only that one). True when
+    /// the template's input may have changed.
+    mutating func replace(_ kind: ObjectKind, namespace: String, name: String? = nil,
+                          with objects: [ListedObject]) -> Bool {
         switch kind {
         case .pods:
+            let before = pods[namespace] ?? [:]
             pods[namespace] = [:]
-            for node in nodes {
-                guard let key = ObjectKey(etcdKey: node.key, prefix: prefix), key.kind == .pods, !key.name.isEmpty else { continue }
-                _ = setPod(key, json: node.value, modifiedIndex: node.modifiedIndex)
+            var changed = before.values.contains { isSelectedBackend($0) }
+            for object in objects where !object.name.isEmpty {
+                changed = setPod(ObjectKey(kind: .pods, namespace: namespace, name: object.name), json: object.json) || changed
             }
+            return changed
         case .configmaps, .secrets:
-            for name in loadedNames(kind) { _ = setLBObject(ObjectKey(kind: kind, namespace: lbNamespace, name: name), json: nil) }
-            for node in nodes {
-                guard let key = ObjectKey(etcdKey: node.key, prefix: prefix), key.kind == kind, !key.name.isEmpty else { continue }
-                _ = setLBObject(key, json: node.value)
+            guard namespace == lbNamespace else { return false }
+            var changed = false
+            let names = name.map { [$0] } ?? ClusterState.lbObjectNames.filter { $0.kind == kind }.map(\.name)
+            for objectName in names {
+                let json = objects.last { $0.name == objectName }?.json
+                changed = setLBObject(ObjectKey(kind: kind, namespace: lbNamespace, name: objectName), json: json) || changed
             }
+            return changed
         }
     }
 
-    private func loadedNames(_ kind: ObjectKind) -> [String] {
-        kind == .configmaps ? ["services", "certificates", "config"] : ["keys"]
-    }
-
-    // MARK: Events
-
-    /// Applies one watch event; true when the template's input changed (a render is due).
-    mutating func apply(_ response: EtcdResponse) -> Bool {
-        guard let node = response.node, let key = ObjectKey(etcdKey: node.key, prefix: prefix) else { return false }
-        let snapshot = "\(key.kind.rawValue)/\(key.namespace)"
-        if let index = snapshotIndex[snapshot], node.modifiedIndex <= index { return false }
-        let removed = ["delete", "expire", "compareAndDelete"].contains(response.action)
+    /// Sets (`json`) or removes (nil) one object; true when the template's input changed. A pod
+    /// of a namespace whose pods were not read is ignored.
+    mutating func set(_ key: ObjectKey, json: String?) -> Bool {
         switch key.kind {
         case .pods:
-            guard pods[key.namespace] != nil else { return false }
-            if key.name.isEmpty {
-                // A whole namespace directory: only its removal matters.
-                guard removed, let gone = pods[key.namespace] else { return false }
-                pods[key.namespace] = [:]
-                return gone.values.contains { isSelectedBackend($0) }
-            }
-            return setPod(key, json: removed ? nil : node.value, modifiedIndex: node.modifiedIndex)
+            guard pods[key.namespace] != nil, !key.name.isEmpty else { return false }
+            return setPod(key, json: json)
         case .configmaps, .secrets:
             guard key.namespace == lbNamespace else { return false }
-            if key.name.isEmpty {
-                guard removed else { return false }
-                var changed = false
-                for name in loadedNames(key.kind) {
-                    changed = setLBObject(ObjectKey(kind: key.kind, namespace: lbNamespace, name: name), json: nil) || changed
-                }
-                return changed
-            }
-            return setLBObject(key, json: removed ? nil : node.value)
+            return setLBObject(key, json: json)
         }
+    }
+
+    /// Whether the namespace's pods were read.
+    func hasPods(of namespace: String) -> Bool { pods[namespace] != nil }
+
+    /// The problems found since the last call (for reporting them on the objects at fault).
+    mutating func takeProblems() -> [ClusterProblem] {
+        defer { newProblems = [] }
+        return newProblems
     }
 
     /// Sets or removes a pod; true when a selected backend appeared, changed or went.
-    private mutating func setPod(_ key: ObjectKey, json: String?, modifiedIndex: Int) -> Bool {
+    private mutating func setPod(_ key: ObjectKey, json: String?) -> Bool {
         let before = pods[key.namespace]?[key.name]
         var after: Pod?
         if let json {
             do {
-                after = try Pod(key: key, json: json, modifiedIndex: modifiedIndex)
+                after = try Pod(key: key, json: json)
             } catch {
                 Log.error("skipping an object that is not valid", ["object": error.object, "error": error.message])
             }
@@ -112,11 +108,15 @@ struct ClusterState {
         var data: [(String, String)] = []
         if let json {
             do {
-                data = try objectData(key: key, json: json)
+                (data, uids[key]) = try objectData(key: key, json: json)
             } catch {
                 Log.error("skipping an object that is not valid", ["object": error.object, "error": error.message])
+                newProblems.append(ClusterProblem(object: key, reason: "InvalidObject",
+                                                  message: "skipping an object that is not valid: \(error.message)"))
                 return false
             }
+        } else {
+            uids[key] = nil
         }
         switch (key.kind, key.name) {
         case (.configmaps, "services"):
@@ -131,6 +131,7 @@ struct ClusterState {
             template = data.last(where: { $0.0 == "template" })?.1
             if json != nil && template == nil {
                 Log.error("no template: nothing is sent until there is one", ["object": key.description, "key": "template"])
+                newProblems.append(ClusterProblem(object: key, reason: "NoTemplate", message: "no template: nothing is sent until there is one (key template)"))
             }
             return previous != template
         case (.secrets, "keys"):
@@ -138,6 +139,8 @@ struct ClusterState {
             for (name, encoded) in data {
                 guard let bytes = decodeBase64(encoded), let pem = String(validating: bytes, as: UTF8.self) else {
                     Log.error("skipping a key that is not base64 of PEM text", ["object": key.description, "key": name])
+                    newProblems.append(ClusterProblem(object: key, reason: "InvalidKey",
+                                                      message: "skipping a key that is not base64 of PEM text: key \(name)"))
                     continue
                 }
                 keys[name] = pem
@@ -156,6 +159,8 @@ struct ClusterState {
                 parsed.append(try Service(name: name, json: json))
             } catch {
                 Log.error("skipping a service", ["object": error.object, "error": error.message])
+                newProblems.append(ClusterProblem(object: ObjectKey(kind: .configmaps, namespace: lbNamespace, name: "services"),
+                                                  reason: "InvalidService", message: "skipping a service: \(error)"))
             }
         }
         // Python's dict keeps the last of repeated keys; services come sorted by name.
@@ -166,7 +171,6 @@ struct ClusterState {
         let needed = watchedNamespaces
         for namespace in pods.keys where !needed.contains(namespace) {
             pods[namespace] = nil
-            snapshotIndex["pods/\(namespace)"] = nil
         }
     }
 
@@ -182,11 +186,18 @@ struct ClusterState {
         Set(certificatePEMs.keys).intersection(keyPEMs.keys).sorted()
     }
 
-    var certificateProblems: [String] {
+    var certificateProblems: [ClusterProblem] {
         let certificates = Set(certificatePEMs.keys)
         let keys = Set(keyPEMs.keys)
-        return certificates.subtracting(keys).sorted().map { "certificate \"\($0)\" has no key in Secret \(lbNamespace)/keys" }
-            + keys.subtracting(certificates).sorted().map { "key \"\($0)\" has no certificate in ConfigMap \(lbNamespace)/certificates" }
+        let certificatesObject = ObjectKey(kind: .configmaps, namespace: lbNamespace, name: "certificates")
+        let keysObject = ObjectKey(kind: .secrets, namespace: lbNamespace, name: "keys")
+        return certificates.subtracting(keys).sorted().map {
+            ClusterProblem(object: certificatesObject, reason: "CertificateWithoutKey",
+                           message: "certificate \"\($0)\" has no key in Secret \(lbNamespace)/keys")
+        } + keys.subtracting(certificates).sorted().map {
+            ClusterProblem(object: keysObject, reason: "KeyWithoutCertificate",
+                           message: "key \"\($0)\" has no certificate in ConfigMap \(lbNamespace)/certificates")
+        }
     }
 
     /// The text of a service's entry in ConfigMap `services`, as it was read.

@@ -1,13 +1,8 @@
 // etcd's v2 keys API over libcurl: recursive reads and long-poll watches, over HTTP or HTTPS
 // with a CA file and a client certificate. One client per thread: a curl handle is not shared,
 // and it keeps its connection alive between requests.
-import CCurl
 import JSON
 import Shared
-import Synchronization
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#endif
 
 struct EtcdNode: Sendable {
     var key: String
@@ -66,13 +61,6 @@ enum EtcdError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-/// Set from another thread to abandon a blocked watch; curl's progress callback reads it.
-final class CancelFlag: Sendable {
-    private let flag = Atomic<Bool>(false)
-    func cancel() { flag.store(true, ordering: .relaxed) }
-    var isCancelled: Bool { flag.load(ordering: .relaxed) }
-}
-
 struct EtcdSettings: Sendable {
     var base: String
     var caFile: String?
@@ -80,37 +68,18 @@ struct EtcdSettings: Sendable {
     var keyFile: String?
 }
 
-/// What one transfer collects; curl's callbacks reach it through an opaque pointer.
-private final class Transfer {
-    var body: [UInt8] = []
-    var etcdIndex: Int?
-    let cancel: CancelFlag?
-    /// curl's own account of a failure (CURLOPT_ERRORBUFFER): "Failed sending data to the peer"
-    /// alone does not say that the TLS peer refused the handshake for want of a certificate.
-    let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
-    init(cancel: CancelFlag?) {
-        self.cancel = cancel
-        errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
-    }
-    deinit { errorBuffer.deallocate() }
-}
-
 final class EtcdClient {
     let settings: EtcdSettings
-    private let handle: UnsafeMutableRawPointer
-
-    /// Call once in main before any thread starts.
-    static func globalInit() {
-        curl_global_init(Int(CURL_GLOBAL_DEFAULT))
-    }
+    private let curl: CurlHandle
 
     init(settings: EtcdSettings) throws(EtcdError) {
         self.settings = settings
-        guard let handle = curl_easy_init() else { throw EtcdError.transport("curl_easy_init failed") }
-        self.handle = handle
+        do {
+            curl = try CurlHandle()
+        } catch {
+            throw EtcdError.transport(error.description)
+        }
     }
-
-    deinit { curl_easy_cleanup(handle) }
 
     /// Reads a key; with `recursive`, the whole tree below it.
     func get(_ key: String, recursive: Bool) throws(EtcdError) -> EtcdResponse {
@@ -123,87 +92,26 @@ final class EtcdClient {
     }
 
     static func percentEncodedPath(_ key: String) -> String {
-        var result = ""
-        for byte in key.utf8 {
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                 UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"), UInt8(ascii: "/"):
-                result.unicodeScalars.append(Unicode.Scalar(byte))
-            default:
-                let hex = String(byte, radix: 16, uppercase: true)
-                result += "%" + (hex.count == 1 ? "0" + hex : hex)
-            }
-        }
-        return result
+        percentEncoded(key, keepingSlashes: true)
     }
 
     private func request(_ key: String, query: String, cancel: CancelFlag?, isWatch: Bool) throws(EtcdError) -> EtcdResponse {
         let url = settings.base + "/v2/keys" + EtcdClient.percentEncodedPath(key) + (query.isEmpty ? "" : "?" + query)
-        let transfer = Transfer(cancel: cancel)
-        let context = Unmanaged.passUnretained(transfer).toOpaque()
-        curl_easy_reset(handle)
-        ccurl_setopt_string(handle, CURLOPT_URL, url)
-        ccurl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
-        ccurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, 5000)
-        ccurl_setopt_long(handle, CURLOPT_TCP_KEEPALIVE, 1)
-        ccurl_setopt_long(handle, CURLOPT_TCP_KEEPIDLE, 10)
-        ccurl_setopt_long(handle, CURLOPT_TCP_KEEPINTVL, 5)
-        if !isWatch {
-            // A read answers at once; a wait answers only when something changes.
-            ccurl_setopt_long(handle, CURLOPT_TIMEOUT_MS, 60_000)
-        }
-        if let caFile = settings.caFile { ccurl_setopt_string(handle, CURLOPT_CAINFO, caFile) }
-        if let certificateFile = settings.certificateFile { ccurl_setopt_string(handle, CURLOPT_SSLCERT, certificateFile) }
-        if let keyFile = settings.keyFile { ccurl_setopt_string(handle, CURLOPT_SSLKEY, keyFile) }
-        ccurl_setopt_write_callback(handle, CURLOPT_WRITEFUNCTION) { data, size, count, context in
-            guard let data, let context else { return 0 }
-            let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
-            let length = size * count
-            data.withMemoryRebound(to: UInt8.self, capacity: length) { bytes in
-                transfer.body.append(contentsOf: UnsafeBufferPointer(start: bytes, count: length))
+        // A read answers at once; a wait answers only when something changes.
+        let request = CurlRequest(url: url, timeoutMilliseconds: isWatch ? nil : 60_000, cancel: cancel,
+                                  clientCertificateHint: "if etcd requires one, set ETCD2_CERT_FILE and ETCD2_KEY_FILE")
+        let response: CurlResponse
+        do {
+            response = try curl.perform(request, tls: TLSFiles(caFile: settings.caFile, certificateFile: settings.certificateFile,
+                                                               keyFile: settings.keyFile))
+        } catch {
+            switch error {
+            case .cancelled: throw EtcdError.cancelled
+            case .transport(let message): throw EtcdError.transport(message)
             }
-            return length
         }
-        ccurl_setopt_pointer(handle, CURLOPT_WRITEDATA, context)
-        ccurl_setopt_write_callback(handle, CURLOPT_HEADERFUNCTION) { data, size, count, context in
-            guard let data, let context else { return 0 }
-            let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
-            let length = size * count
-            let line = data.withMemoryRebound(to: UInt8.self, capacity: length) {
-                String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
-            }
-            let prefix = "x-etcd-index:"
-            if line.lowercased().hasPrefix(prefix) {
-                transfer.etcdIndex = Int(line.dropFirst(prefix.count).filter { $0.isNumber })
-            }
-            return length
-        }
-        ccurl_setopt_pointer(handle, CURLOPT_HEADERDATA, context)
-        if cancel != nil {
-            ccurl_setopt_long(handle, CURLOPT_NOPROGRESS, 0)
-            ccurl_setopt_progress_callback(handle) { context, _, _, _, _ in
-                guard let context else { return 0 }
-                let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
-                return transfer.cancel?.isCancelled == true ? 1 : 0
-            }
-            ccurl_setopt_pointer(handle, CURLOPT_XFERINFODATA, context)
-        }
-        ccurl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, transfer.errorBuffer)
-        let code = withExtendedLifetime(transfer) { curl_easy_perform(handle) }
-        ccurl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, nil)
-        if code == CURLE_ABORTED_BY_CALLBACK { throw EtcdError.cancelled }
-        guard code == CURLE_OK else {
-            let detail = String(cString: transfer.errorBuffer)
-            var message = "\(url): \(detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail)"
-            let tlsRefusals = [CURLE_SSL_CONNECT_ERROR, CURLE_SEND_ERROR, CURLE_RECV_ERROR]
-            if url.hasPrefix("https://") && settings.certificateFile == nil && tlsRefusals.contains(code) {
-                message += " (no client certificate was sent: if etcd requires one, set ETCD2_CERT_FILE and ETCD2_KEY_FILE)"
-            }
-            throw EtcdError.transport(message)
-        }
-        var status = 0
-        ccurl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
-        return try EtcdClient.parse(body: transfer.body, status: status, etcdIndex: transfer.etcdIndex, url: url)
+        let etcdIndex = response.header("x-etcd-index").flatMap { Int($0.filter { $0.isNumber }) }
+        return try EtcdClient.parse(body: response.body, status: response.status, etcdIndex: etcdIndex, url: url)
     }
 
     static func parse(body: [UInt8], status: Int, etcdIndex: Int?, url: String) throws(EtcdError) -> EtcdResponse {

@@ -38,6 +38,12 @@ struct ObjectKey: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
+/// One object of a full read of an object set: its name and its JSON text.
+struct ListedObject: Sendable {
+    var name: String
+    var json: String
+}
+
 /// A problem with one object, reported once with the object and key it concerns.
 struct ObjectProblem: Error, Equatable, CustomStringConvertible, Sendable {
     var object: String
@@ -63,9 +69,8 @@ struct Pod {
 
     /// The pod object as the template sees it.
     var object: Value? { document?.value() }
-    var modifiedIndex: Int
 
-    init(key: ObjectKey, json: String, modifiedIndex: Int) throws(ObjectProblem) {
+    init(key: ObjectKey, json: String) throws(ObjectProblem) {
         let document: JSONDocument
         do {
             document = try JSONDocument(json)
@@ -75,7 +80,6 @@ struct Pod {
         guard case .dict(let root) = document.value() else { throw ObjectProblem(object: key.description, message: "not a JSON object") }
         name = key.name
         namespace = key.namespace
-        self.modifiedIndex = modifiedIndex
         labels = []
         var terminating = false
         if case .dict(let metadata)? = root[string: "metadata"] {
@@ -141,17 +145,27 @@ struct Service {
     }
 }
 
-/// The string map of a ConfigMap's or Secret's `data`.
-func objectData(key: ObjectKey, json: String) throws(ObjectProblem) -> [(String, String)] {
+/// A problem with one of the load balancer's objects: logged, and reported as an Event on it
+/// when the source is the Kubernetes API.
+struct ClusterProblem: Hashable, Sendable {
+    var object: ObjectKey
+    /// An Event reason: UpperCamelCase, one per kind of problem.
+    var reason: String
+    var message: String
+}
+
+/// The string map of a ConfigMap's or Secret's `data`, and its metadata.uid.
+func objectData(key: ObjectKey, json: String) throws(ObjectProblem) -> (data: [(String, String)], uid: String?) {
     let value: JSONValue
     do {
         value = try JSONValue.parse(json)
     } catch {
         throw ObjectProblem(object: key.description, message: "not valid JSON: \(error)")
     }
+    let uid = value["metadata"]?["uid"]?.stringValue
     switch value["data"] {
     case nil, .null?:
-        return []
+        return ([], uid)
     case .object(let members)?:
         var data: [(String, String)] = []
         for (name, item) in members {
@@ -160,7 +174,7 @@ func objectData(key: ObjectKey, json: String) throws(ObjectProblem) -> [(String,
             }
             data.append((name, text))
         }
-        return data
+        return (data, uid)
     default:
         throw ObjectProblem(object: key.description, message: "\"data\" is not an object")
     }

@@ -1,6 +1,6 @@
-// `render` against the live cluster (a dry run): with ETCD2BASE set and no --context, the
-// context is what the watcher would build from etcd right now, and the template is the one in
-// ConfigMap lb/config unless --template names another.
+// `render` against the live cluster (a dry run): with a source configured (ETCD2BASE, or the
+// Kubernetes API) and no --context, the context is what the watcher would build from it right
+// now, and the template is the one in ConfigMap lb/config unless --template names another.
 import Jinja
 import JSON
 import Shared
@@ -14,10 +14,15 @@ enum LiveRender {
 
     static func read() throws -> Live {
         let settings = try WatcherSettings.fromEnvironment()
-        EtcdClient.globalInit()
-        let client = try EtcdClient(settings: settings.etcd)
-        let (state, _) = try ClusterReader(settings: settings, client: client).read()
-        for problem in state.certificateProblems { Log.warning("skipping a certificate", ["problem": problem]) }
+        CurlHandle.globalInit()
+        let state: ClusterState
+        switch settings.source {
+        case .etcd2(let etcd):
+            state = try ClusterReader(settings: settings, client: try EtcdClient(settings: etcd)).read().state.cluster
+        case .kubernetes(let api):
+            state = try KubernetesSnapshot.read(settings: settings, api: api)
+        }
+        for problem in state.certificateProblems { Log.warning("skipping a certificate", ["problem": problem.message]) }
         return Live(context: state.context(ssldir: settings.sslDirectory, statsPassword: settings.statisticsPassword,
                                            environment: settings.environment),
                     template: state.template, certificates: state.certificateFiles)

@@ -12,10 +12,15 @@ let usage = """
     Usage:
       kube-haproxy-watcher
           Run the watcher: keep HAProxy in step with the cluster (the supervisor starts it).
-          Environment: ETCD2BASE (required), ETCD2_CA_FILE, ETCD2_CERT_FILE, ETCD2_KEY_FILE,
-          ETCD2_PREFIX [/registry], LB_NAMESPACE [lb], KUBE_HAPROXY_RELOAD_INTERVAL [1s],
-          STATISTICS_PASSWORD, and from the supervisor KUBE_HAPROXY_CONTROL_SOCKET and
-          KUBE_HAPROXY_SSL_DIR.
+          Environment: KUBE_HAPROXY_SOURCE (etcd2 or kubernetes; unset: etcd2 when ETCD2BASE
+          is set, else kubernetes when KUBE_HAPROXY_API_SERVER or KUBERNETES_SERVICE_HOST is);
+          etcd2: ETCD2BASE, ETCD2_CA_FILE, ETCD2_CERT_FILE, ETCD2_KEY_FILE, ETCD2_PREFIX [/registry];
+          kubernetes: KUBE_HAPROXY_API_SERVER [https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT],
+          KUBE_HAPROXY_API_TOKEN_FILE [/var/run/secrets/kubernetes.io/serviceaccount/token],
+          KUBE_HAPROXY_API_CA_FILE [ca.crt beside the token file, else the system CAs],
+          KUBE_HAPROXY_API_CERT_FILE, KUBE_HAPROXY_API_KEY_FILE; both: LB_NAMESPACE [lb],
+          KUBE_HAPROXY_RELOAD_INTERVAL [1s], STATISTICS_PASSWORD, and from the supervisor
+          KUBE_HAPROXY_CONTROL_SOCKET and KUBE_HAPROXY_SSL_DIR.
       kube-haproxy-watcher render --template FILE [--context FILE.json] [--timings]
           Render FILE (a Jinja2 template) with the top-level keys of the JSON object in
           FILE.json as variables, and write the result to stdout. On a template error, print
@@ -23,9 +28,11 @@ let usage = """
           --timings also writes to stderr how long parsing the JSON, compiling and
           rendering took ("timings: json=…ms compile=…ms render=…ms"; scripts/bench reads it).
       kube-haproxy-watcher render [--template FILE] [--dump-context]
-          With ETCD2BASE set and no --context: a dry run against the live cluster. Reads the
-          state once and prints the config the watcher would send (rendered from ConfigMap
-          lb/config, or from FILE); --dump-context prints the template context as JSON instead.
+          With a source set (the variables above) and no --context: a dry run against the live
+          cluster, through etcd2 or the Kubernetes API (kubectl proxy and
+          KUBE_HAPROXY_API_SERVER=http://127.0.0.1:8001 work). Reads the state once and prints
+          the config the watcher would send (rendered from ConfigMap lb/config, or from FILE);
+          --dump-context prints the template context as JSON instead.
       kube-haproxy-watcher --help
           Show this help.
     """
@@ -126,15 +133,15 @@ enum RenderCommand {
                 index += 1
             }
         }
-        if contextPath == nil, let base = getenv("ETCD2BASE"), base.pointee != 0 {
+        if contextPath == nil, WatcherSettings.isSourceSet(Environment.current()) {
             return renderLive(templatePath: templatePath, dumpContext: dumpContext)
         }
         if dumpContext {
-            writeError("kube-haproxy-watcher render: --dump-context needs ETCD2BASE (the live cluster) and no --context")
+            writeError("kube-haproxy-watcher render: --dump-context needs a source (ETCD2BASE or KUBE_HAPROXY_API_SERVER: the live cluster) and no --context")
             return 2
         }
         guard let templatePath else {
-            writeError("kube-haproxy-watcher render: --template FILE is required (or set ETCD2BASE to render the live cluster's template)\n\(usage)")
+            writeError("kube-haproxy-watcher render: --template FILE is required (or set ETCD2BASE or KUBE_HAPROXY_API_SERVER to render the live cluster's template)\n\(usage)")
             return 2
         }
         guard let templateBytes = readInput(templatePath) else { return 2 }

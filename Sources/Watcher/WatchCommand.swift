@@ -17,11 +17,23 @@ enum WatchCommand {
         // Few malloc arenas: the watch threads allocate little, and memory freed after a large
         // read or render goes back to the system (see WatchLoop) instead of idling in arenas.
         _ = csystem_limit_malloc_arenas(2)
-        EtcdClient.globalInit()
+        CurlHandle.globalInit()
         exitWhenTheSupervisorGoes()
-        Log.info("watcher started", ["etcd": settings.etcd.base, "prefix": settings.prefix, "namespace": settings.lbNamespace,
-                                     "reload_interval_seconds": formatSeconds(settings.reloadInterval)])
-        WatchLoop(settings: settings).run()
+        if settings.statisticsPassword == WatcherSettings.defaultStatisticsPassword {
+            Log.warning("STATISTICS_PASSWORD is not set: the template's stats.password is the well-known default")
+        }
+        switch settings.source {
+        case .etcd2(let etcd):
+            Log.info("watcher started", ["source": "etcd2", "etcd": etcd.base, "prefix": settings.prefix, "namespace": settings.lbNamespace,
+                                         "reload_interval_seconds": formatSeconds(settings.reloadInterval)])
+            WatchLoop(settings: settings, etcd: etcd).run()
+        case .kubernetes(let api):
+            let token = BearerToken(path: api.tokenFile).current != nil ? "from \(api.tokenFile)" : "none (\(api.tokenFile) absent)"
+            Log.info("watcher started", ["source": "kubernetes", "api_server": api.server, "token": token,
+                                         "ca": api.tls.caFile ?? "system CAs", "namespace": settings.lbNamespace,
+                                         "reload_interval_seconds": formatSeconds(settings.reloadInterval)])
+            KubernetesSourceLoop(settings: settings, api: api).run()
+        }
     }
 
     /// The watcher belongs to the supervisor that started it: when that process is gone (we

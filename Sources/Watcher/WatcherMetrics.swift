@@ -21,9 +21,22 @@ final class WatcherMetrics: Sendable {
     func countRenderError() { pending.withLock { $0.renderErrors += 1 } }
     func observeRender(seconds: Double) { pending.withLock { $0.renderSeconds.append(seconds) } }
 
-    func countResync(indexCleared: Bool) {
+    enum ResyncReason {
+        /// etcd's event index was cleared (error 401).
+        case indexCleared
+        /// The source was unreachable and is back.
+        case reconnect
+        /// The Kubernetes API answered 410 Gone: the resourceVersion is too old.
+        case expired
+    }
+
+    func countResync(_ reason: ResyncReason) {
         pending.withLock { report in
-            if indexCleared { report.indexClearedResyncs += 1 } else { report.reconnectResyncs += 1 }
+            switch reason {
+            case .indexCleared: report.indexClearedResyncs += 1
+            case .reconnect: report.reconnectResyncs += 1
+            case .expired: report.expiredResyncs += 1
+            }
         }
     }
 
@@ -72,6 +85,7 @@ final class WatcherMetrics: Sendable {
                 pending.etcdEvents += report.etcdEvents
                 pending.indexClearedResyncs += report.indexClearedResyncs
                 pending.reconnectResyncs += report.reconnectResyncs
+                pending.expiredResyncs += report.expiredResyncs
                 pending.renderErrors += report.renderErrors
                 pending.renderSeconds = Array((report.renderSeconds + pending.renderSeconds).suffix(1000))
             }

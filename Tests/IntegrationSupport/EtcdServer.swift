@@ -54,17 +54,31 @@ public struct TestCertificateAuthority {
     }
 }
 
+/// A CA, a server certificate for 127.0.0.1 and localhost, and a client certificate: the files a
+/// loopback server serves HTTPS with (requiring client certificates signed by the CA, where it does).
+public struct TestServerCertificates {
+    public let authority: TestCertificateAuthority
+    public let server: TestCertificateAuthority.Issued
+    public let client: TestCertificateAuthority.Issued
+
+    /// `server`: the name of the server's files in `directory`.
+    public init(directory: String, server name: String) throws {
+        authority = try TestCertificateAuthority(directory: directory)
+        server = try authority.issue(name, commonName: "localhost", subjectAltNames: ["DNS:localhost", "IP:127.0.0.1"])
+        client = try authority.issue("\(name)-client", commonName: "kube-haproxy-watcher", client: true)
+    }
+}
+
 public final class EtcdServer {
     /// Files etcd serves HTTPS with, requiring client certificates signed by the CA.
     public struct TLS {
-        public let authority: TestCertificateAuthority
-        public let server: TestCertificateAuthority.Issued
-        public let client: TestCertificateAuthority.Issued
+        public let certificates: TestServerCertificates
+        public var authority: TestCertificateAuthority { certificates.authority }
+        public var server: TestCertificateAuthority.Issued { certificates.server }
+        public var client: TestCertificateAuthority.Issued { certificates.client }
 
         public init(directory: String) throws {
-            authority = try TestCertificateAuthority(directory: directory)
-            server = try authority.issue("etcd-server", commonName: "localhost", subjectAltNames: ["DNS:localhost", "IP:127.0.0.1"])
-            client = try authority.issue("etcd-client", commonName: "kube-haproxy-watcher", client: true)
+            certificates = try TestServerCertificates(directory: directory, server: "etcd")
         }
     }
 

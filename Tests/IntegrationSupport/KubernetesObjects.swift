@@ -119,49 +119,50 @@ public enum KubernetesObjects {
     }
 }
 
-/// Writes the load balancer's objects and pods into etcd where Kubernetes keeps them.
-public final class KubernetesStore {
-    public let keys: EtcdKeys
-    public let prefix: String
-    public let lbNamespace: String
+/// Where a test puts the cluster's objects: etcd as Kubernetes' storage keeps them
+/// (`KubernetesStore`) or the API server's REST API (`KubeAPIStore`). Both write the objects
+/// `KubernetesObjects` builds, so the same objects reach the watcher through either source.
+public protocol ClusterObjectStore: AnyObject {
+    /// The namespace of the load balancer's ConfigMaps and Secret.
+    var lbNamespace: String { get }
 
-    public init(etcd: EtcdServer, prefix: String = "/registry", lbNamespace: String = "lb") throws {
-        keys = try EtcdKeys(url: etcd.plainURL)
-        self.prefix = prefix
-        self.lbNamespace = lbNamespace
-    }
+    /// Creates or replaces the object (`resource`: pods, configmaps, secrets); returns the
+    /// store's version after the write (etcd's index, or the object's resourceVersion).
+    @discardableResult
+    func write(_ object: JSONValue, resource: String, namespace: String, name: String) throws -> Int
 
-    public func podKey(_ namespace: String, _ name: String) -> String { "\(prefix)/pods/\(namespace)/\(name)" }
-    public func configMapKey(_ name: String, namespace: String? = nil) -> String { "\(prefix)/configmaps/\(namespace ?? lbNamespace)/\(name)" }
-    public func secretKey(_ name: String, namespace: String? = nil) -> String { "\(prefix)/secrets/\(namespace ?? lbNamespace)/\(name)" }
+    /// Deletes the object; one that does not exist is not an error.
+    func remove(resource: String, namespace: String, name: String) throws
+}
 
-    /// Puts a pod; returns etcd's index after the write.
+extension ClusterObjectStore {
+    /// Puts a pod; returns the store's version after the write.
     @discardableResult
     public func putPod(_ name: String, namespace: String, labels: [(String, String)], podIP: String?,
                        containersReady: [Bool] = [true], terminating: Bool = false) throws -> Int {
         let pod = KubernetesObjects.pod(name: name, namespace: namespace, labels: labels, podIP: podIP,
                                         containersReady: containersReady, terminating: terminating)
-        return try keys.put(podKey(namespace, name), pod.serialized).etcdIndex ?? 0
+        return try write(pod, resource: "pods", namespace: namespace, name: name)
     }
 
     public func deletePod(_ name: String, namespace: String) throws {
-        try keys.delete(podKey(namespace, name))
+        try remove(resource: "pods", namespace: namespace, name: name)
     }
 
     public func putConfigMap(_ name: String, data: [(String, String)], namespace: String? = nil) throws {
         let namespace = namespace ?? lbNamespace
-        try keys.put(configMapKey(name, namespace: namespace),
-                     KubernetesObjects.configMap(name: name, namespace: namespace, data: data).serialized)
+        try write(KubernetesObjects.configMap(name: name, namespace: namespace, data: data),
+                  resource: "configmaps", namespace: namespace, name: name)
     }
 
     public func deleteConfigMap(_ name: String, namespace: String? = nil) throws {
-        try keys.delete(configMapKey(name, namespace: namespace))
+        try remove(resource: "configmaps", namespace: namespace ?? lbNamespace, name: name)
     }
 
     public func putSecret(_ name: String, data: [(String, String)], namespace: String? = nil) throws {
         let namespace = namespace ?? lbNamespace
-        try keys.put(secretKey(name, namespace: namespace),
-                     KubernetesObjects.secret(name: name, namespace: namespace, data: data).serialized)
+        try write(KubernetesObjects.secret(name: name, namespace: namespace, data: data),
+                  resource: "secrets", namespace: namespace, name: name)
     }
 
     /// ConfigMap `services`: name → the service's JSON object.
@@ -172,6 +173,34 @@ public final class KubernetesStore {
     /// ConfigMap `config` with the template.
     public func putTemplate(_ template: String) throws {
         try putConfigMap("config", data: [("template", template)])
+    }
+}
+
+/// Writes the load balancer's objects and pods into etcd where Kubernetes keeps them.
+public final class KubernetesStore: ClusterObjectStore {
+    public let keys: EtcdKeys
+    public let prefix: String
+    public let lbNamespace: String
+
+    public init(etcd: EtcdServer, prefix: String = "/registry", lbNamespace: String = "lb") throws {
+        keys = try EtcdKeys(url: etcd.plainURL)
+        self.prefix = prefix
+        self.lbNamespace = lbNamespace
+    }
+
+    public func podKey(_ namespace: String, _ name: String) -> String { key("pods", namespace, name) }
+    public func configMapKey(_ name: String, namespace: String? = nil) -> String { key("configmaps", namespace ?? lbNamespace, name) }
+    public func secretKey(_ name: String, namespace: String? = nil) -> String { key("secrets", namespace ?? lbNamespace, name) }
+
+    func key(_ resource: String, _ namespace: String, _ name: String) -> String { "\(prefix)/\(resource)/\(namespace)/\(name)" }
+
+    @discardableResult
+    public func write(_ object: JSONValue, resource: String, namespace: String, name: String) throws -> Int {
+        try keys.put(key(resource, namespace, name), object.serialized).etcdIndex ?? 0
+    }
+
+    public func remove(resource: String, namespace: String, name: String) throws {
+        try keys.delete(key(resource, namespace, name))
     }
 
     /// A value written as is: for objects that are not valid JSON.

@@ -1,22 +1,8 @@
-// The supervisor with the real watcher following a real etcd: the whole pipeline.
+// The supervisor with the real watcher: what the watcher tests read of it.
 import Foundation
 import Shared
 
 extension SupervisorProcess {
-    /// Starts the supervisor binary with the real watcher (TestPaths.watcher) pointed at `etcd`
-    /// (its client URL and, over HTTPS, its CA and client certificate). `environment` adds to
-    /// or overrides that; the watcher inherits all of it, so the template's `env` sees it too.
-    public convenience init(directory: String, watching etcd: EtcdServer, environment extra: [String: String] = [:]) throws {
-        var environment = ["ETCD2BASE": etcd.clientURL]
-        if let tls = etcd.tls {
-            environment["ETCD2_CA_FILE"] = tls.authority.certificateFile
-            environment["ETCD2_CERT_FILE"] = tls.client.certificateFile
-            environment["ETCD2_KEY_FILE"] = tls.client.keyFile
-        }
-        for (key, value) in extra { environment[key] = value }
-        try self.init(directory: directory, environment: environment, watcher: TestPaths.watcher)
-    }
-
     /// The config HAProxy serves now (written by the supervisor after a successful apply).
     public var liveConfig: String? { try? String(contentsOfFile: runDirectory + "/haproxy.cfg", encoding: .utf8) }
 

@@ -42,14 +42,7 @@ final class ClusterChangeTests: PipelineTestCase {
             ("terminating (deletionTimestamp)", { try pipeline.putWebPod("web-2", address: "127.0.0.3", terminating: true) }),
             ("deleted", { try pipeline.store.deletePod("web-2", namespace: "web") }),
         ]
-        for (state, change) in states {
-            try pipeline.putWebPod("web-2", address: "127.0.0.3")
-            XCTAssertTrue(pipeline.waitForConfig { $0.contains("server web-2 ") }, "\(state): web-2 not back\n\(pipeline.log)")
-            try change()
-            XCTAssertTrue(pipeline.waitForConfig { !$0.contains("server web-2 ") }, "\(state): web-2 still in the config")
-            XCTAssertEqual(pipeline.servers(of: "web"), ["web-1"], state)
-            XCTAssertEqual(pipeline.answering(count: 6), ["web-1"], state)
-        }
+        try assertEachStateTakesWeb2OutOfService(pipeline, states)
     }
 
     // MARK: Services
@@ -150,11 +143,7 @@ final class ClusterChangeTests: PipelineTestCase {
 
     func testCertificateAndKeyAddedServeHTTPSAndRemovedLeaveNoFile() throws {
         let pipeline = try startServingWeb()
-        let authority = try TestCertificateAuthority(directory: directory)
-        let site = try authority.issue("site", commonName: "web.example", subjectAltNames: ["DNS:web.example"])
-        try pipeline.store.putConfigMap("certificates", data: [("site", site.certificatePEM)])
-        try pipeline.store.putSecret("keys", data: [("site", site.keyPEM)])
-
+        let (authority, site) = try putSiteCertificate(pipeline)
         let supervisor = try XCTUnwrap(pipeline.supervisor)
         let file = supervisor.sslDirectory + "/site.pem"
         XCTAssertTrue(waitUntil(timeout: 10) { FileManager.default.fileExists(atPath: file) && isListening("127.0.0.1", pipeline.httpsPort) },
@@ -174,7 +163,30 @@ final class ClusterChangeTests: PipelineTestCase {
     }
 }
 
-extension Pipeline {
+extension PipelineTestCase {
+    /// A certificate for web.example and its key, issued by a new CA, put as `site`.
+    func putSiteCertificate(_ pipeline: ClusterPipeline) throws -> (TestCertificateAuthority, TestCertificateAuthority.Issued) {
+        let authority = try TestCertificateAuthority(directory: directory)
+        let site = try authority.issue("site", commonName: "web.example", subjectAltNames: ["DNS:web.example"])
+        try pipeline.objects.putConfigMap("certificates", data: [("site", site.certificatePEM)])
+        try pipeline.objects.putSecret("keys", data: [("site", site.keyPEM)])
+        return (authority, site)
+    }
+}
+
+extension ClusterPipeline {
+    /// Requests for web.example every quarter second for `seconds`: the answers other than web-1's.
+    func answersOtherThanWeb1(during seconds: Double) -> [String] {
+        let started = Date()
+        var failures: [String] = []
+        while Date().timeIntervalSince(started) < seconds {
+            let response = get()
+            if response.body != "web-1\n" { failures.append("\(response)") }
+            Thread.sleep(forTimeInterval: 0.25)
+        }
+        return failures
+    }
+
     /// Whether an HTTPS request with the given CA gets an answer from the pods.
     func answeringHTTPS(authority: TestCertificateAuthority) -> Bool {
         httpGet("https://web.example:\(httpsPort)/", extra: ["--cacert", authority.certificateFile, "--resolve", "web.example:\(httpsPort):127.0.0.1"],

@@ -19,7 +19,7 @@ final class ClusterModelTests: XCTestCase {
     }
 
     private func pod(_ json: String, name: String = "web-1") throws -> Pod {
-        try Pod(key: ObjectKey(kind: .pods, namespace: "web", name: name), json: json, modifiedIndex: 7)
+        try Pod(key: ObjectKey(kind: .pods, namespace: "web", name: name), json: json)
     }
 
     private let ready = #""status":{"podIP":"10.1.2.3","containerStatuses":[{"name":"a","ready":true},{"name":"b","ready":true}]}"#
@@ -46,7 +46,7 @@ final class ClusterModelTests: XCTestCase {
         XCTAssertFalse(service.selects(try pod(#"{"metadata":{"labels":{"app":"web"}},\#(ready)}"#)), "one label missing")
         XCTAssertFalse(service.selects(try pod(#"{"metadata":{"labels":{"app":"web","tier":"back"}},\#(ready)}"#)))
         let elsewhere = try Pod(key: ObjectKey(kind: .pods, namespace: "other", name: "web-1"),
-                                json: #"{"metadata":{"labels":{"app":"web","tier":"front"}},\#(ready)}"#, modifiedIndex: 1)
+                                json: #"{"metadata":{"labels":{"app":"web","tier":"front"}},\#(ready)}"#)
         XCTAssertFalse(service.selects(elsewhere), "another namespace")
         let everything = try Service(name: "all", json: #"{"namespace":"web","selector":{}}"#)
         XCTAssertTrue(everything.selects(try pod(#"{"metadata":{},\#(ready)}"#)), "an empty selector selects the namespace")
@@ -76,13 +76,13 @@ final class ClusterModelTests: XCTestCase {
     }
 
     func testWatchEventsChangeTheStateAndSayWhetherARenderIsDue() throws {
-        var state = ClusterState(prefix: "/registry", lbNamespace: "lb")
+        var state = EtcdClusterState(prefix: "/registry", lbNamespace: "lb")
         let services = KubernetesJSON.configMap("services", [("web", #"{"namespace":"web","selector":{"app":"web"}}"#)])
         state.load(.configmaps, namespace: "lb", nodes: [try XCTUnwrap(event("get", "/registry/configmaps/lb/services", services, index: 5).node)],
                    etcdIndex: 5)
-        XCTAssertEqual(state.namespacesToRead, ["web"])
+        XCTAssertEqual(state.cluster.namespacesToRead, ["web"])
         state.load(.pods, namespace: "web", nodes: [], etcdIndex: 5)
-        XCTAssertEqual(state.namespacesToRead, [])
+        XCTAssertEqual(state.cluster.namespacesToRead, [])
 
         let readyPod = #"{"metadata":{"labels":{"app":"web"}},\#(ready)}"#
         XCTAssertTrue(state.apply(event("set", "/registry/pods/web/web-1", readyPod, index: 6)), "a selected backend appeared")
@@ -91,10 +91,10 @@ final class ClusterModelTests: XCTestCase {
                        "a pod no service selects costs no render")
         XCTAssertFalse(state.apply(event("set", "/registry/pods/elsewhere/x", readyPod, index: 8)), "a namespace no service names")
         XCTAssertTrue(state.apply(event("delete", "/registry/pods/web/web-1", nil, index: 9)), "a selected backend went")
-        XCTAssertEqual(state.pods["web"]?.count, 1)
+        XCTAssertEqual(state.cluster.pods["web"]?.count, 1)
         XCTAssertFalse(state.apply(event("set", "/registry/configmaps/other/config", "{}", index: 10)), "not the lb namespace")
         XCTAssertTrue(state.apply(event("set", "/registry/configmaps/lb/config", KubernetesJSON.configMap("config", [("template", "x")]), index: 11)))
-        XCTAssertEqual(state.template, "x")
+        XCTAssertEqual(state.cluster.template, "x")
     }
 
     func testDurationsAreSecondsOrANumberWithAUnit() {
