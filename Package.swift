@@ -26,10 +26,13 @@ let package = Package(
         .target(name: "Shared", dependencies: ["JSON", "CSystem"], swiftSettings: crossModule),
         // The template engine links nothing else of the project.
         .target(name: "Jinja", dependencies: ["JSON"], swiftSettings: engine),
-        .executableTarget(name: "Supervisor", dependencies: ["JSON", "Shared", "CSystem"]),
+        // haproxy.cfg's sections and server lines, and what HAProxy can change without a reload.
+        .target(name: "HAProxyConfig"),
+        .executableTarget(name: "Supervisor", dependencies: ["JSON", "Shared", "CSystem", "HAProxyConfig"]),
         .executableTarget(name: "Watcher", dependencies: ["JSON", "Shared", "Jinja", "CCurl", "CSystem"], swiftSettings: crossModule),
         .testTarget(name: "JSONTests", dependencies: ["JSON"]),
         .testTarget(name: "SharedTests", dependencies: ["JSON", "Shared"]),
+        .testTarget(name: "HAProxyConfigTests", dependencies: ["HAProxyConfig"], exclude: ["Fixtures"]),
         .testTarget(name: "JinjaTests", dependencies: ["Jinja", "JSON"], exclude: ["Fixtures", "generate-expected.py", "compare-random.py"]),
         // Real parts for integration tests: binaries, backends, the supervisor, free ports.
         .target(name: "IntegrationSupport", dependencies: ["JSON", "Shared", "CCurl"], path: "Tests/IntegrationSupport", exclude: ["backend.py"]),

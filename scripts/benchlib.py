@@ -19,9 +19,15 @@ def free_port(address="127.0.0.1"):
 
 
 def request(sock_path, payload):
+    return send_line(sock_path, (json.dumps(payload) + "\n").encode())
+
+
+def send_line(sock_path, line):
+    """Sends one request line, already encoded (so that its encoding stays out of a timing), and
+    returns the parsed reply."""
     with socket.socket(socket.AF_UNIX) as s:
         s.connect(sock_path)
-        s.sendall((json.dumps(payload) + "\n").encode())
+        s.sendall(line)
         data = b""
         while not data.endswith(b"\n"):
             chunk = s.recv(65536)

@@ -177,6 +177,11 @@ public struct SupervisorStatus: Equatable, Sendable {
     public var generation: Int
     public var drainingPids: [Int]
     public var reloads: Int
+    /// Applies that went live through HAProxy's runtime API, without a new generation.
+    public var runtimeUpdates: Int
+    /// Runtime updates that failed (a command error or a mismatch in `show servers state`) and
+    /// were replaced by a reload.
+    public var runtimeFallbacks: Int
     /// RFC 3339 time of the last reload.
     public var lastReload: String?
     public var lastReloadSeconds: Double?
@@ -192,12 +197,14 @@ public struct SupervisorStatus: Equatable, Sendable {
 
     public init(pid: Int, haproxyPid: Int?, generation: Int, drainingPids: [Int], reloads: Int, lastReload: String?,
                 lastReloadSeconds: Double?, lastError: String?, configHash: String?, watcherPid: Int?, watcherRestarts: Int,
-                servingBundleSince: String? = nil) {
+                servingBundleSince: String? = nil, runtimeUpdates: Int = 0, runtimeFallbacks: Int = 0) {
         self.pid = pid
         self.haproxyPid = haproxyPid
         self.generation = generation
         self.drainingPids = drainingPids
         self.reloads = reloads
+        self.runtimeUpdates = runtimeUpdates
+        self.runtimeFallbacks = runtimeFallbacks
         self.lastReload = lastReload
         self.lastReloadSeconds = lastReloadSeconds
         self.lastError = lastError
@@ -222,6 +229,8 @@ public struct SupervisorStatus: Equatable, Sendable {
             return pid
         }
         reloads = try fields.integer("reloads")
+        runtimeUpdates = try fields.optionalInteger("runtime_updates") ?? 0
+        runtimeFallbacks = try fields.optionalInteger("runtime_fallbacks") ?? 0
         lastReload = try fields.optionalString("last_reload")
         lastReloadSeconds = try fields.optionalNumber("last_reload_seconds")
         lastError = try fields.optionalString("last_error")
@@ -242,6 +251,8 @@ public struct SupervisorStatus: Equatable, Sendable {
             ("generation", .integer(generation)),
             ("draining_pids", .array(drainingPids.map { .integer($0) })),
             ("reloads", .integer(reloads)),
+            ("runtime_updates", .integer(runtimeUpdates)),
+            ("runtime_fallbacks", .integer(runtimeFallbacks)),
             ("last_reload", optional(lastReload, JSONValue.string)),
             ("last_reload_seconds", optional(lastReloadSeconds) { .double(($0 * 1e6).rounded() / 1e6) }),
             ("last_error", optional(lastError, JSONValue.string)),

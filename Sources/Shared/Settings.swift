@@ -66,6 +66,15 @@ public struct Environment: Sendable {
         return number
     }
 
+    /// A switch: `on` or `off`.
+    public func flag(_ name: String, default fallback: Bool) throws(SettingError) -> Bool {
+        switch string(name, default: fallback ? "on" : "off") {
+        case "on": return true
+        case "off": return false
+        case let other: throw SettingError(name: name, value: other, expected: "on or off")
+        }
+    }
+
     public static func parseDuration(_ text: String) -> Double? {
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
         for (suffix, scale) in units where text.hasSuffix(suffix) {

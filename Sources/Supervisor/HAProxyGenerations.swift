@@ -3,6 +3,7 @@
 // config when a new one is rejected, restart a crashed HAProxy, and bound how long old
 // generations may drain.
 import Dispatch
+import HAProxyConfig
 import Shared
 import Synchronization
 #if canImport(Glibc)
@@ -54,6 +55,13 @@ final class HAProxyGenerations: Sendable {
         /// one is made current, and that is no crash.
         var superseded: (pid: pid_t, exited: Bool)?
         var shuttingDown = false
+        /// The live config as sections, kept from the last runtime update.
+        var liveSections: (config: String, file: ConfigFile)?
+        /// Removed servers the serving process keeps in maintenance until their connections end.
+        var pendingDeletions: [PendingDeletion] = []
+        var deletionRetryScheduled = false
+        var runtimeUpdates = 0
+        var runtimeFallbacks = 0
         /// When the live config is the last-good bundle served at start: the time it was saved,
         /// until the first apply from the watcher.
         var servingBundleSince: String?
@@ -120,6 +128,14 @@ final class HAProxyGenerations: Sendable {
         if live == desired && running {
             return .applied(AppliedState(changed: false, reloaded: false, generation: state.withLock { $0.current?.number ?? 0 }))
         }
+        var partlyUpdated = false
+        if let live, running {
+            switch updateAtRunTime(from: live, to: desired) {
+            case .applied(let reply): return reply
+            case .needsReload: break
+            case .failed: partlyUpdated = true
+            }
+        }
         // The run directory is rebuilt from the watcher's desired state at every start, so its
         // files are written atomically but not fsynced: a reload need not wait for the disk.
         let previousCertificates = live?.certificates ?? [:]
@@ -135,6 +151,7 @@ final class HAProxyGenerations: Sendable {
             try FileIO.writeAtomically(paths.candidateConfig, desired.config, mode: 0o644, durable: false)
         } catch {
             restoreCertificates(previousCertificates, names: changedNames)
+            if partlyUpdated { undoRuntimeUpdate() }
             return failure(ControlFailure(.internal, "could not write the configuration: \(error)"))
         }
         switch startGeneration(configPath: paths.candidateConfig, reason: "apply") {
@@ -149,7 +166,16 @@ final class HAProxyGenerations: Sendable {
         case .failure(let startFailure):
             unlink(paths.candidateConfig)
             restoreCertificates(previousCertificates, names: changedNames)
+            if partlyUpdated { undoRuntimeUpdate() }
             return failure(startFailure)
+        }
+    }
+
+    /// The new config could not start after runtime commands changed the serving process: a
+    /// generation from the live config replaces it, so it serves exactly the live config again.
+    private func undoRuntimeUpdate() {
+        if case .failure(let failure) = startGeneration(configPath: paths.liveConfig, reason: "undo a failed runtime update") {
+            Log.error("could not undo a failed runtime update", ["error": failure.message])
         }
     }
 
@@ -283,6 +309,7 @@ final class HAProxyGenerations: Sendable {
             state.lastReloadSeconds = now - began
             state.lastError = nil
             state.reloads += 1
+            state.pendingDeletions = []
             return exited
         }
         metrics.recordReload(success: true, seconds: now - began)
@@ -416,7 +443,8 @@ final class HAProxyGenerations: Sendable {
                              drainingPids: state.draining.keys.sorted().map { Int($0) }, reloads: state.reloads,
                              lastReload: state.lastReloadTime, lastReloadSeconds: state.lastReloadSeconds, lastError: state.lastError,
                              configHash: state.live?.hash, watcherPid: nil, watcherRestarts: 0,
-                             servingBundleSince: state.servingBundleSince)
+                             servingBundleSince: state.servingBundleSince, runtimeUpdates: state.runtimeUpdates,
+                             runtimeFallbacks: state.runtimeFallbacks)
         }
     }
 }

@@ -39,6 +39,7 @@ final class Metrics: Sendable {
         var applies: [String: Int] = ["changed": 0, "unchanged": 0, "rejected": 0, "error": 0]
         var reloads: [String: Int] = ["success": 0, "failure": 0]
         var reloadDuration = Histogram()
+        var runtimeUpdates: [String: Int] = ["success": 0, "fallback": 0]
         var lastSuccessfulApply: Double?
         var haproxyRestarts = 0
         // Reported by the watcher.
@@ -67,6 +68,11 @@ final class Metrics: Sendable {
             state.reloads[success ? "success" : "failure", default: 0] += 1
             if let seconds { state.reloadDuration.observe(seconds) }
         }
+    }
+
+    /// A change applied through the runtime API (`success`), or tried and replaced by a reload (`fallback`).
+    func recordRuntimeUpdate(_ result: String) {
+        state.withLock { $0.runtimeUpdates[result, default: 0] += 1 }
     }
 
     func recordHAProxyRestart() {
@@ -105,6 +111,9 @@ final class Metrics: Sendable {
         family("kube_haproxy_reloads_total", "counter", "New HAProxy generations started, by result.", labelled(state.reloads, "result"))
         state.reloadDuration.write(name: "kube_haproxy_reload_duration_seconds",
                                    help: "Time from starting a new HAProxy generation to it serving.", to: &text)
+        family("kube_haproxy_runtime_updates_total", "counter",
+               "Changes applied through HAProxy's runtime API without a reload: success, fallback (a command failed or the result differed, so a reload followed).",
+               labelled(state.runtimeUpdates, "result"))
         family("kube_haproxy_config_generation", "gauge", "The serving HAProxy generation (0 before the first).", [("", Double(generation))])
         family("kube_haproxy_last_apply_success_timestamp_seconds", "gauge", "Unix time of the last successful apply (0: none yet).",
                [("", state.lastSuccessfulApply ?? 0)])

@@ -16,6 +16,8 @@ struct SupervisorSettings: Sendable {
     /// The watcher's executable, or nil when disabled (`none`).
     var watcherPath: String?
     var maximumRequestBytes: Int
+    /// Whether server changes go through HAProxy's runtime API instead of a reload when they can.
+    var runtimeUpdates: Bool
     /// HOST:PORT of the metrics and health endpoint, or nil when off.
     var metricsAddress: String?
     /// Where the last-good bundle and the history are kept across restarts, or nil (off).
@@ -42,6 +44,7 @@ struct SupervisorSettings: Sendable {
             watcherPath: watcher == "none" ? nil : watcher,
             maximumRequestBytes: try environment.integer("KUBE_HAPROXY_MAX_REQUEST_BYTES", default: defaultMaximumRequestBytes,
                                                          range: 1024...(1 << 30)),
+            runtimeUpdates: try environment.flag("KUBE_HAPROXY_RUNTIME_UPDATES", default: true),
             metricsAddress: try metricsAddress(environment),
             stateDirectory: try stateDirectory(environment),
             environment: pairs)

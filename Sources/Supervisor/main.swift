@@ -33,6 +33,7 @@ let usage = """
       KUBE_HAPROXY_START_TIMEOUT      time a new generation may take to start serving [60s]
       KUBE_HAPROXY_MAX_REQUEST_BYTES  largest control request accepted [67108864]
       KUBE_HAPROXY_METRICS_ADDR       HOST:PORT serving /metrics, /healthz, /readyz [off]
+      KUBE_HAPROXY_RUNTIME_UPDATES    on: server changes without a reload when HAProxy can; off: reload always [on]
       KUBE_HAPROXY_STATE_DIR          keeps the last-good bundle (served at start) and the history [off]
       KUBE_HAPROXY_DEBUG              1 to log debug lines
     Durations: seconds, or a number with ms, s, m or h.

@@ -342,3 +342,37 @@ public func httpConfig(port: Int, servers: [(address: String, port: Int)], extra
     }
     return config
 }
+
+/// A request through HAProxy on 127.0.0.1:port that the backend answers after `seconds`; its
+/// log holds the body and the status code.
+public func slowRequest(port: Int, seconds: Int, logPath: String) throws -> BackgroundProcess {
+    try BackgroundProcess("/usr/bin/curl", ["-s", "-S", "--max-time", "20", "-w", " %{http_code}", "http://127.0.0.1:\(port)/slow?seconds=\(seconds)"],
+                          logPath: logPath)
+}
+
+/// A self-signed certificate made in `directory`: the PEM HAProxy wants (key then certificate)
+/// and the certificate's own file for curl's --cacert.
+public func makeSelfSignedCertificate(commonName: String, directory: String) throws -> (pem: String, certificateFile: String) {
+    let key = directory + "/key.pem"
+    let certificate = directory + "/cert.pem"
+    let result = try runCommand("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", certificate,
+                                            "-days", "2", "-subj", "/CN=\(commonName)", "-addext", "subjectAltName=DNS:\(commonName)"])
+    guard result.status == 0 else { throw SystemError("openssl", errno: EINVAL, detail: result.stderr) }
+    return (try String(contentsOfFile: key, encoding: .utf8) + String(contentsOfFile: certificate, encoding: .utf8), certificate)
+}
+
+/// Sends one command to an HAProxy admin socket and returns the whole answer.
+public func haproxyAdmin(_ socket: String, _ command: String) throws -> String {
+    let fd = try UnixSocket.connect(socket)
+    defer { close(fd) }
+    try UnixSocket.send(fd, command + "\n")
+    var answer = Data()
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let count = read(fd, &chunk, chunk.count)
+        if count < 0 { throw SystemError("read", detail: socket) }
+        if count == 0 { break }
+        answer.append(contentsOf: chunk[0..<count])
+    }
+    return String(decoding: answer, as: UTF8.self)
+}

@@ -13,4 +13,11 @@ extension SupervisorProcess {
 
     /// The status field `reloads`: how many HAProxy generations were started.
     public var reloads: Int? { (try? status())?["reloads"]?.intValue }
+
+    /// How many changed configs went live: reloads plus runtime updates.
+    public var configChanges: Int? {
+        guard let status = try? status(), let reloads = status["reloads"]?.intValue,
+              let runtime = status["runtime_updates"]?.intValue else { return nil }
+        return reloads + runtime
+    }
 }

@@ -45,7 +45,8 @@ final class SupervisorTests: XCTestCase {
     func testNewConfigMovesTrafficToTheNewBackend() throws {
         let alpha = try HTTPBackend(address: "127.0.0.2", name: "alpha", directory: directory)
         let beta = try HTTPBackend(address: "127.0.0.3", name: "beta", directory: directory)
-        let supervisor = try startSupervisor()
+        // Each apply changes only servers: reloads only with runtime updates off.
+        let supervisor = try startSupervisor(["KUBE_HAPROXY_RUNTIME_UPDATES": "off"])
         let port = try freePort()
         ok(try supervisor.apply(httpConfig(port: port, servers: [(alpha.address, alpha.port)])))
         XCTAssertEqual(httpGet("http://127.0.0.1:\(port)/").body, "alpha\n")
@@ -173,7 +174,8 @@ final class SupervisorTests: XCTestCase {
     private func assertNoFailedRequestsDuringReloads(headers: [String]) throws {
         let alpha = try HTTPBackend(address: "127.0.0.2", name: "alpha", directory: directory)
         let beta = try HTTPBackend(address: "127.0.0.3", name: "beta", directory: directory)
-        let supervisor = try startSupervisor()
+        // Each apply changes only servers: reloads only with runtime updates off.
+        let supervisor = try startSupervisor(["KUBE_HAPROXY_RUNTIME_UPDATES": "off"])
         let port = try freePort()
         let configs = [httpConfig(port: port, servers: [(alpha.address, alpha.port)]),
                        httpConfig(port: port, servers: [(beta.address, beta.port)])]
@@ -196,7 +198,8 @@ final class SupervisorTests: XCTestCase {
     }
 
     func testAnIdleOldGenerationThatLeavesAtOnceIsNotTakenForACrash() throws {
-        let supervisor = try startSupervisor()
+        // Each apply changes only servers: reloads only with runtime updates off.
+        let supervisor = try startSupervisor(["KUBE_HAPROXY_RUNTIME_UPDATES": "off"])
         let port = try freePort()
         // No traffic: each old generation exits as soon as the new one signals it, often before
         // the supervisor has made the new one current.
@@ -521,23 +524,11 @@ final class SupervisorTests: XCTestCase {
         XCTAssertEqual(unknown.status, 2)
     }
 
-    // MARK: Helpers
-
-    /// A request through HAProxy that the backend answers after `seconds`; its log holds the
-    /// body and the status code.
     private func slowRequest(port: Int, seconds: Int) throws -> BackgroundProcess {
-        try BackgroundProcess("/usr/bin/curl", ["-s", "-S", "--max-time", "20", "-w", " %{http_code}", "http://127.0.0.1:\(port)/slow?seconds=\(seconds)"],
-                              logPath: directory + "/curl.log")
+        try IntegrationSupport.slowRequest(port: port, seconds: seconds, logPath: directory + "/curl.log")
     }
 
-    /// A self-signed certificate: the PEM HAProxy wants (key then certificate) and the
-    /// certificate's own file for curl's --cacert.
     private func makeCertificate(commonName: String) throws -> (pem: String, certificateFile: String) {
-        let key = directory + "/key.pem"
-        let certificate = directory + "/cert.pem"
-        let result = try runCommand("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", certificate,
-                                                "-days", "2", "-subj", "/CN=\(commonName)", "-addext", "subjectAltName=DNS:\(commonName)"])
-        XCTAssertEqual(result.status, 0, result.stderr)
-        return (try String(contentsOfFile: key, encoding: .utf8) + String(contentsOfFile: certificate, encoding: .utf8), certificate)
+        try makeSelfSignedCertificate(commonName: commonName, directory: directory)
     }
 }

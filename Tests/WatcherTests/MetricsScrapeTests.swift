@@ -42,7 +42,10 @@ final class MetricsScrapeTests: XCTestCase {
                 && now["kube_haproxy_applies_total{result=\"changed\"}"] == 2
                 && (now["kube_haproxy_render_duration_seconds_count"] ?? 0) >= 2
         }, "\(String(describing: try? scrapeMetrics(metrics)))\n\(pipeline.log)")
-        XCTAssertEqual(try scrapeMetrics(metrics)["kube_haproxy_config_generation"], 2)
+        // A new pod is a new server line: applied through HAProxy's runtime API, same generation.
+        let afterPod = try scrapeMetrics(metrics)
+        XCTAssertEqual(afterPod["kube_haproxy_config_generation"], 1)
+        XCTAssertEqual(afterPod["kube_haproxy_runtime_updates_total{result=\"success\"}"], 1)
 
         // etcd goes away: the state turns stale; it comes back: a reconnect resync, fresh again.
         pipeline.etcd.stop()

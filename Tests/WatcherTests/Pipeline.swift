@@ -83,6 +83,8 @@ class ClusterPipeline {
         return supervisor.liveConfig ?? ""
     }
     var reloads: Int? { supervisor?.reloads }
+    /// Changed configs made live, by reload or through the runtime API.
+    var configChanges: Int? { supervisor?.configChanges }
 
     /// What a fresh watcher would send now: `kube-haproxy-watcher render` (a dry run) against
     /// the source, in the environment the supervisor gives the watcher.

@@ -1,0 +1,39 @@
+// How HAProxy 2.6 answers the runtime commands of a plan: each command either says it worked in
+// its own words or answers with nothing; anything else is an error message.
+
+public enum AdminAnswer {
+    /// Whether the answer to a plan's command (not `del server`) says it worked.
+    public static func isSuccess(command: String, answer: String) -> Bool {
+        let text = answer.trimmingBlanks
+        if command.hasPrefix("add server ") { return text == "New server registered." }
+        if command.hasPrefix("set server "), command.contains(" addr ") {
+            // "IP changed from 'a' to 'b', port changed from …" or "no need to change the addr, …".
+            return text.hasPrefix("IP changed from") || text.hasPrefix("no need to change the addr")
+        }
+        return text.isEmpty
+    }
+
+    public enum Deletion: Equatable, Sendable {
+        case deleted
+        /// Connections (active or idle) are still attached: try again later.
+        case busy
+        case failed(String)
+    }
+
+    /// The outcome of `del server`.
+    public static func deletion(_ answer: String) -> Deletion {
+        let text = answer.trimmingBlanks
+        if text == "Server deleted." { return .deleted }
+        if text.contains("still has connections") { return .busy }
+        return .failed(text)
+    }
+}
+
+extension String {
+    var trimmingBlanks: String {
+        var slice = self[...]
+        while let first = slice.first, first.isWhitespace { slice = slice.dropFirst() }
+        while let last = slice.last, last.isWhitespace { slice = slice.dropLast() }
+        return String(slice)
+    }
+}
