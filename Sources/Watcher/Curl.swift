@@ -111,26 +111,34 @@ final class CurlHandle {
         let transfer = Transfer(handle: handle, cancel: request.cancel, stream: stream)
         let context = Unmanaged.passUnretained(transfer).toOpaque()
         curl_easy_reset(handle)
-        ccurl_setopt_string(handle, CURLOPT_URL, request.url)
-        ccurl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
-        ccurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, 5000)
-        ccurl_setopt_long(handle, CURLOPT_TCP_KEEPALIVE, 1)
-        ccurl_setopt_long(handle, CURLOPT_TCP_KEEPIDLE, 10)
-        ccurl_setopt_long(handle, CURLOPT_TCP_KEEPINTVL, 5)
-        if let timeout = request.timeoutMilliseconds { ccurl_setopt_long(handle, CURLOPT_TIMEOUT_MS, timeout) }
-        if request.method != "GET" { ccurl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, request.method) }
+        // An option curl refuses (an unsupported TLS file type, a build without a feature) would
+        // otherwise send a different request than meant: the first refusal fails the request.
+        var refused: (CURLcode, String)?
+        func set(_ result: CURLcode, _ option: String) {
+            if result != CURLE_OK && refused == nil { refused = (result, option) }
+        }
+        set(ccurl_setopt_string(handle, CURLOPT_URL, request.url), "CURLOPT_URL")
+        // Named in the API server's audit log and request metrics, as client-go names its clients.
+        set(ccurl_setopt_string(handle, CURLOPT_USERAGENT, "kube-haproxy-watcher"), "CURLOPT_USERAGENT")
+        set(ccurl_setopt_long(handle, CURLOPT_NOSIGNAL, 1), "CURLOPT_NOSIGNAL")
+        set(ccurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, 5000), "CURLOPT_CONNECTTIMEOUT_MS")
+        set(ccurl_setopt_long(handle, CURLOPT_TCP_KEEPALIVE, 1), "CURLOPT_TCP_KEEPALIVE")
+        set(ccurl_setopt_long(handle, CURLOPT_TCP_KEEPIDLE, 10), "CURLOPT_TCP_KEEPIDLE")
+        set(ccurl_setopt_long(handle, CURLOPT_TCP_KEEPINTVL, 5), "CURLOPT_TCP_KEEPINTVL")
+        if let timeout = request.timeoutMilliseconds { set(ccurl_setopt_long(handle, CURLOPT_TIMEOUT_MS, timeout), "CURLOPT_TIMEOUT_MS") }
+        if request.method != "GET" { set(ccurl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, request.method), "CURLOPT_CUSTOMREQUEST") }
         if let body = request.body {
-            ccurl_setopt_long(handle, CURLOPT_POSTFIELDSIZE, body.utf8.count)
-            ccurl_setopt_string(handle, CURLOPT_COPYPOSTFIELDS, body)
+            set(ccurl_setopt_long(handle, CURLOPT_POSTFIELDSIZE, body.utf8.count), "CURLOPT_POSTFIELDSIZE")
+            set(ccurl_setopt_string(handle, CURLOPT_COPYPOSTFIELDS, body), "CURLOPT_COPYPOSTFIELDS")
         }
         var headerList: UnsafeMutablePointer<curl_slist>? = nil
         for header in request.headers { headerList = curl_slist_append(headerList, header) }
         defer { curl_slist_free_all(headerList) }
-        if let headerList { ccurl_setopt_pointer(handle, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(headerList)) }
-        if let caFile = tls.caFile { ccurl_setopt_string(handle, CURLOPT_CAINFO, caFile) }
-        if let certificateFile = tls.certificateFile { ccurl_setopt_string(handle, CURLOPT_SSLCERT, certificateFile) }
-        if let keyFile = tls.keyFile { ccurl_setopt_string(handle, CURLOPT_SSLKEY, keyFile) }
-        ccurl_setopt_write_callback(handle, CURLOPT_WRITEFUNCTION) { data, size, count, context in
+        if let headerList { set(ccurl_setopt_pointer(handle, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(headerList)), "CURLOPT_HTTPHEADER") }
+        if let caFile = tls.caFile { set(ccurl_setopt_string(handle, CURLOPT_CAINFO, caFile), "CURLOPT_CAINFO") }
+        if let certificateFile = tls.certificateFile { set(ccurl_setopt_string(handle, CURLOPT_SSLCERT, certificateFile), "CURLOPT_SSLCERT") }
+        if let keyFile = tls.keyFile { set(ccurl_setopt_string(handle, CURLOPT_SSLKEY, keyFile), "CURLOPT_SSLKEY") }
+        set(ccurl_setopt_write_callback(handle, CURLOPT_WRITEFUNCTION) { data, size, count, context in
             guard let data, let context else { return 0 }
             let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
             let length = size * count
@@ -144,9 +152,9 @@ final class CurlHandle {
                 transfer.body.append(contentsOf: chunk)
                 return length
             }
-        }
-        ccurl_setopt_pointer(handle, CURLOPT_WRITEDATA, context)
-        ccurl_setopt_write_callback(handle, CURLOPT_HEADERFUNCTION) { data, size, count, context in
+        }, "CURLOPT_WRITEFUNCTION")
+        set(ccurl_setopt_pointer(handle, CURLOPT_WRITEDATA, context), "CURLOPT_WRITEDATA")
+        set(ccurl_setopt_write_callback(handle, CURLOPT_HEADERFUNCTION) { data, size, count, context in
             guard let data, let context else { return 0 }
             let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
             let length = size * count
@@ -157,16 +165,19 @@ final class CurlHandle {
             if line.hasPrefix("HTTP/") { transfer.headerLines = [] }
             transfer.headerLines.append(line.trimmingWhitespace)
             return length
-        }
-        ccurl_setopt_pointer(handle, CURLOPT_HEADERDATA, context)
+        }, "CURLOPT_HEADERFUNCTION")
+        set(ccurl_setopt_pointer(handle, CURLOPT_HEADERDATA, context), "CURLOPT_HEADERDATA")
         if request.cancel != nil {
-            ccurl_setopt_long(handle, CURLOPT_NOPROGRESS, 0)
-            ccurl_setopt_progress_callback(handle) { context, _, _, _, _ in
+            set(ccurl_setopt_long(handle, CURLOPT_NOPROGRESS, 0), "CURLOPT_NOPROGRESS")
+            set(ccurl_setopt_progress_callback(handle) { context, _, _, _, _ in
                 guard let context else { return 0 }
                 let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
                 return transfer.cancel?.isCancelled == true ? 1 : 0
-            }
-            ccurl_setopt_pointer(handle, CURLOPT_XFERINFODATA, context)
+            }, "CURLOPT_XFERINFOFUNCTION")
+            set(ccurl_setopt_pointer(handle, CURLOPT_XFERINFODATA, context), "CURLOPT_XFERINFODATA")
+        }
+        if let (code, option) = refused {
+            throw CurlError.transport("\(request.url): curl refused \(option): \(String(cString: curl_easy_strerror(code)))")
         }
         ccurl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, transfer.errorBuffer)
         let code = withExtendedLifetime(transfer) { curl_easy_perform(handle) }

@@ -4,12 +4,12 @@ real kube-apiserver's wire protocol (JSON objects, Status errors, chunked lists 
 tokens, watches with bookmarks and 410 expiry, bearer tokens, TLS), with an admin listener
 through which tests break it on purpose. Python 3 standard library only.
 
-Usage: kube_api_server.py [--port N | --port-file PATH] [--admin-port N | --admin-port-file PATH]
+Usage: kube_api_server.py [--address IP] [--port N | --port-file PATH] [--admin-port N | --admin-port-file PATH]
                           [--token-file PATH] [--tls-cert PEM --tls-key PEM [--client-ca PEM]]
                           [--history N] [--bookmark-interval SECONDS] [--max-watch-seconds SECONDS]
                           [--verbose]
 
-Main listener (127.0.0.1; HTTPS with --tls-cert/--tls-key):
+Main listener (--address, 127.0.0.1 unless given; HTTPS with --tls-cert/--tls-key):
   GET /healthz /livez /readyz /version /api /api/v1, GET /api/v1/namespaces/{ns} (every namespace exists)
   /api/v1/namespaces/{ns}/{resource}          GET list or watch (?watch=1), POST create
   /api/v1/namespaces/{ns}/{resource}/{name}   GET, PUT, PATCH, DELETE
@@ -626,6 +626,7 @@ class Server:
         self.connections = set()
         self.connections_lock = threading.Lock()
         self.port = options.port or 0
+        self.address = options.address
         self.main = None
         self.main_lock = threading.Lock()
         self.downs = 0
@@ -643,12 +644,12 @@ class Server:
         # After `down` the port may still be held for a moment: keep trying, it must come back.
         for attempt in range(600):
             try:
-                server = MainServer(("127.0.0.1", self.port), self)
+                server = MainServer((self.address, self.port), self)
                 break
             except OSError as error:
                 if self.port == 0 or attempt == 599:
                     raise
-                print("listen on 127.0.0.1:%d: %s; trying again" % (self.port, error), file=sys.stderr, flush=True)
+                print("listen on %s:%d: %s; trying again" % (self.address, self.port, error), file=sys.stderr, flush=True)
                 time.sleep(0.1)
         with self.main_lock:
             self.port = server.server_address[1]
@@ -891,7 +892,7 @@ class APIHandler(BaseHTTPRequestHandler):
                                         "goVersion": "go1.22.5", "compiler": "gc", "platform": "linux/amd64"})
         if path == "/api" and method == "GET":
             return self.send_json(200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
-                {"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1:%d" % self.server.app.port}]})
+                {"clientCIDR": "0.0.0.0/0", "serverAddress": "%s:%d" % (self.server.app.address, self.server.app.port)}]})
         if path == "/api/v1" and method == "GET":
             return self.send_json(200, {"kind": "APIResourceList", "groupVersion": "v1", "resources": [
                 {"name": name, "singularName": singular, "namespaced": True, "kind": kind, "verbs": VERBS,
@@ -1396,7 +1397,9 @@ def write_port(path, port):
 
 def main():
     parser = argparse.ArgumentParser(description="A test Kubernetes API server (core/v1 pods, configmaps, secrets, events).")
-    parser.add_argument("--port", type=int, help="main listener port on 127.0.0.1 (default: a free one)")
+    parser.add_argument("--address", default="127.0.0.1",
+                        help="main listener address (default 127.0.0.1; a test network's host side for containers)")
+    parser.add_argument("--port", type=int, help="main listener port (default: a free one)")
     parser.add_argument("--port-file", help="write the main listener's port here once it listens")
     parser.add_argument("--admin-port", type=int, help="admin listener port on 127.0.0.1")
     parser.add_argument("--admin-port-file", help="write the admin listener's port here once it listens")
@@ -1428,7 +1431,7 @@ def main():
     if options.port_file:
         write_port(options.port_file, app.port)
     if options.verbose:
-        print("listening on 127.0.0.1:%d%s" % (app.port, " (admin %d)" % admin.server_address[1] if admin else ""),
+        print("listening on %s:%d%s" % (app.address, app.port, " (admin %d)" % admin.server_address[1] if admin else ""),
               file=sys.stderr, flush=True)
     while not stop.wait(0.5):
         pass
