@@ -386,11 +386,16 @@ final class KubernetesClient {
         if let last = splitter.finish(), !handle(last), let failure { throw failure }
     }
 
-    /// The object with `kind` and `apiVersion` first, as `kubectl get -o json` and a watch show
-    /// it (a list's items have neither).
+    /// The object as `kubectl get -o json` shows it: `kind` and `apiVersion` first (a list's
+    /// items have neither), and no `metadata.managedFields` (kubectl hides them since 1.21; they
+    /// are the server's bookkeeping, as large as the rest of a pod's metadata).
     static func asKubectlShowsIt(_ object: JSONValue, kind: ObjectKind) -> JSONValue {
-        guard case .object(let members) = object else { return object }
-        if members.count >= 2, members[0].0 == "kind", members[1].0 == "apiVersion" { return object }
+        guard case .object(var members) = object else { return object }
+        if let index = members.firstIndex(where: { $0.0 == "metadata" }), case .object(let metadata) = members[index].1,
+           metadata.contains(where: { $0.0 == "managedFields" }) {
+            members[index].1 = .object(metadata.filter { $0.0 != "managedFields" })
+        }
+        if members.count >= 2, members[0].0 == "kind", members[1].0 == "apiVersion" { return .object(members) }
         return .object([("kind", .string(kind.kindName)), ("apiVersion", .string("v1"))]
             + members.filter { $0.0 != "kind" && $0.0 != "apiVersion" })
     }

@@ -83,12 +83,15 @@ final class WatchProtocolTests: XCTestCase {
         XCTAssertTrue(APIStatus(httpStatus: 410, body: []).isExpired, "a bare 410 is expiry too")
     }
 
-    func testListItemsGetKindAndAPIVersionFirstAsKubectlShowsThem() throws {
+    func testObjectsLookAsKubectlShowsThemKindAndAPIVersionFirstAndNoManagedFields() throws {
         let item = try JSONValue.parse(#"{"metadata":{"name":"web-1"},"spec":{},"status":{"podIP":"10.0.0.1"}}"#)
         XCTAssertEqual(KubernetesClient.asKubectlShowsIt(item, kind: .pods).serialized,
                        #"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"web-1"},"spec":{},"status":{"podIP":"10.0.0.1"}}"#)
         let watched = try JSONValue.parse(#"{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"config"},"data":{}}"#)
         XCTAssertEqual(KubernetesClient.asKubectlShowsIt(watched, kind: .configmaps), watched)
+        let managed = try JSONValue.parse(#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"web-1","managedFields":[{"manager":"kubelet"}],"uid":"u"}}"#)
+        XCTAssertEqual(KubernetesClient.asKubectlShowsIt(managed, kind: .pods).serialized,
+                       #"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"web-1","uid":"u"}}"#, "managedFields hidden, as kubectl hides them")
         let misplaced = try JSONValue.parse(#"{"metadata":{"name":"keys"},"kind":"Secret","apiVersion":"v1","data":{}}"#)
         XCTAssertEqual(KubernetesClient.asKubectlShowsIt(misplaced, kind: .secrets).serialized,
                        #"{"kind":"Secret","apiVersion":"v1","metadata":{"name":"keys"},"data":{}}"#)
