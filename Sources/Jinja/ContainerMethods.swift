@@ -16,6 +16,30 @@ func sequenceCount(_ items: [Value], _ args: Arguments, owner: String) throws(Te
     return .int(items.reduce(0) { $0 + (pyEquals($1, a[0]) ? 1 : 0) })
 }
 
+/// A call of a list method.
+struct ListMethodCall {
+    let ref: ListRef
+    let name: String
+    let args: Arguments
+}
+
+typealias ListMethod = @Sendable (ListMethodCall) throws(TemplateError) -> Value
+
+/// list's methods by their Python name (a range has only `index` and `count`).
+let listMethods: [String: ListMethod] = [
+    "index": { call throws(TemplateError) in try call.index() },
+    "count": { call throws(TemplateError) in try call.count() },
+    "append": { call throws(TemplateError) in try call.append() },
+    "extend": { call throws(TemplateError) in try call.extend() },
+    "insert": { call throws(TemplateError) in try call.insert() },
+    "pop": { call throws(TemplateError) in try call.pop() },
+    "remove": { call throws(TemplateError) in try call.remove() },
+    "reverse": { call throws(TemplateError) in try call.reverse() },
+    "sort": { call throws(TemplateError) in try call.sort() },
+    "clear": { call throws(TemplateError) in try call.clear() },
+    "copy": { call throws(TemplateError) in try call.copy() },
+]
+
 func callListMethod(_ ref: ListRef, _ name: String, _ args: Arguments) throws(TemplateError) -> Value? {
     guard methodExists(.list(ref), name) else { return nil }
     if case .range = ref.kind {
@@ -23,44 +47,95 @@ func callListMethod(_ ref: ListRef, _ name: String, _ args: Arguments) throws(Te
         let a = try positionalArguments(args, "index", min: 1, max: 1, owner: "range")
         return try sequenceIndex(ref.items, args, owner: "range", missing: "\(repr(a[0])) is not in range")
     }
-    switch name {
-    case "index":
+    return try listMethods[name]?(ListMethodCall(ref: ref, name: name, args: args))
+}
+
+/// A call of a dict method.
+struct DictMethodCall {
+    let ref: DictRef
+    let name: String
+    let args: Arguments
+}
+
+typealias DictMethod = @Sendable (DictMethodCall) throws(TemplateError) -> Value
+
+/// dict's methods by their Python name, the Python 2 spellings (`iteritems`, `has_key`) included.
+let dictMethods: [String: DictMethod] = [
+    "items": { call throws(TemplateError) in try call.items() },
+    "iteritems": { call throws(TemplateError) in try call.items() },
+    "keys": { call throws(TemplateError) in try call.keys() },
+    "iterkeys": { call throws(TemplateError) in try call.keys() },
+    "values": { call throws(TemplateError) in try call.values() },
+    "itervalues": { call throws(TemplateError) in try call.values() },
+    "get": { call throws(TemplateError) in try call.get() },
+    "has_key": { call throws(TemplateError) in try call.hasKey() },
+    "pop": { call throws(TemplateError) in try call.pop() },
+    "popitem": { call throws(TemplateError) in try call.popitem() },
+    "setdefault": { call throws(TemplateError) in try call.setdefault() },
+    "update": { call throws(TemplateError) in try call.update() },
+    "copy": { call throws(TemplateError) in try call.copy() },
+    "clear": { call throws(TemplateError) in try call.clear() },
+]
+
+func callDictMethod(_ ref: DictRef, _ name: String, _ args: Arguments) throws(TemplateError) -> Value? {
+    try dictMethods[name]?(DictMethodCall(ref: ref, name: name, args: args))
+}
+
+extension ListMethodCall {
+    func index() throws(TemplateError) -> Value {
         let a = try positionalArguments(args, "index", min: 1, max: 3, owner: "list")
         return try sequenceIndex(ref.items, args, owner: "list", missing: "\(repr(a[0])) is not in list")
-    case "count": return try sequenceCount(ref.items, args, owner: "list")
-    case "append":
+    }
+
+    func count() throws(TemplateError) -> Value {
+        return try sequenceCount(ref.items, args, owner: "list")
+    }
+
+    func append() throws(TemplateError) -> Value {
         let a = try positionalArguments(args, "append", min: 1, max: 1, owner: "list")
         ref.items.append(a[0])
         return Value.none
-    case "extend":
+    }
+
+    func extend() throws(TemplateError) -> Value {
         let a = try positionalArguments(args, "extend", min: 1, max: 1, owner: "list")
         ref.items.append(contentsOf: try a[0].iterate())
         return Value.none
-    case "insert":
+    }
+
+    func insert() throws(TemplateError) -> Value {
         let a = try positionalArguments(args, "insert", min: 2, max: 2, owner: "list")
         var position = try intArgument(a[0])
         if position < 0 { position = Swift.max(0, position + ref.items.count) }
         ref.items.insert(a[1], at: Swift.min(position, ref.items.count))
         return Value.none
-    case "pop":
+    }
+
+    func pop() throws(TemplateError) -> Value {
         let a = try positionalArguments(args, "pop", min: 0, max: 1, owner: "list")
         var position = a.isEmpty ? -1 : try intArgument(a[0])
         if ref.items.isEmpty { throw TemplateError(.index, "pop from empty list") }
         if position < 0 { position += ref.items.count }
         guard position >= 0 && position < ref.items.count else { throw TemplateError(.index, "pop index out of range") }
         return ref.items.remove(at: position)
-    case "remove":
+    }
+
+    func remove() throws(TemplateError) -> Value {
         let a = try positionalArguments(args, "remove", min: 1, max: 1, owner: "list")
         guard let position = ref.items.firstIndex(where: { pyEquals($0, a[0]) }) else {
             throw TemplateError(.value, "list.remove(x): x not in list")
         }
         ref.items.remove(at: position)
         return Value.none
-    case "reverse":
+    }
+
+    func reverse() throws(TemplateError) -> Value {
         _ = try positionalArguments(args, "reverse", min: 0, max: 0, owner: "list")
         ref.items.reverse()
         return Value.none
-    case "sort":
+    }
+
+    func sort() throws(TemplateError) -> Value {
         let given = args.positional.count + args.keywords.count
         if given > 2 {
             let kind = args.positional.isEmpty ? "keyword arguments" : "arguments"
@@ -77,41 +152,55 @@ func callListMethod(_ ref: ListRef, _ name: String, _ args: Arguments) throws(Te
         }
         ref.items = try pySorted(ref.items, reverse: reverse) { $0 }
         return Value.none
-    case "clear":
+    }
+
+    func clear() throws(TemplateError) -> Value {
         _ = try positionalArguments(args, "clear", min: 0, max: 0, owner: "list")
         ref.items.removeAll()
         return Value.none
-    case "copy":
+    }
+
+    func copy() throws(TemplateError) -> Value {
         _ = try positionalArguments(args, "copy", min: 0, max: 0, owner: "list")
         return .makeList(ref.items)
-    default:
-        return nil
     }
 }
 
-func callDictMethod(_ ref: DictRef, _ name: String, _ args: Arguments) throws(TemplateError) -> Value? {
-    switch name {
-    case "items", "iteritems":
+extension DictMethodCall {
+    /// items and iteritems
+    func items() throws(TemplateError) -> Value {
         _ = try positionalArguments(args, "\(name)", min: 0, max: 0, owner: "dict")
         var pairs: [Value] = []
         pairs.reserveCapacity(ref.count)
         for i in 0..<ref.count { pairs.append(.tuple([ref.keys[i], ref.values[i]])) }
         return .list(ListRef(pairs, kind: .dictItems))
-    case "keys", "iterkeys":
+    }
+
+    /// keys and iterkeys
+    func keys() throws(TemplateError) -> Value {
         _ = try positionalArguments(args, "\(name)", min: 0, max: 0, owner: "dict")
         return .list(ListRef(ref.keys, kind: .dictKeys))
-    case "values", "itervalues":
+    }
+
+    /// values and itervalues
+    func values() throws(TemplateError) -> Value {
         _ = try positionalArguments(args, "\(name)", min: 0, max: 0, owner: "dict")
         return .list(ListRef(ref.values, kind: .dictValues))
-    case "get":
+    }
+
+    func get() throws(TemplateError) -> Value {
         let a = try positionalArguments(args, "get", min: 1, max: 2, owner: "dict")
         try requireHashable(a[0])
         return ref[a[0]] ?? (a.count > 1 ? a[1] : Value.none)
-    case "has_key":
+    }
+
+    func hasKey() throws(TemplateError) -> Value {
         let a = try positionalArguments(args, "has_key", min: 1, max: 1, owner: "dict")
         try requireHashable(a[0])
         return .bool(ref[a[0]] != nil)
-    case "pop":
+    }
+
+    func pop() throws(TemplateError) -> Value {
         let a = try positionalArguments(args, "pop", min: 1, max: 2, owner: "dict")
         try requireHashable(a[0])
         if let position = ref.position(of: a[0]) {
@@ -121,20 +210,26 @@ func callDictMethod(_ ref: DictRef, _ name: String, _ args: Arguments) throws(Te
         }
         if a.count > 1 { return a[1] }
         throw TemplateError(.key, repr(a[0]))
-    case "popitem":
+    }
+
+    func popitem() throws(TemplateError) -> Value {
         _ = try positionalArguments(args, "popitem", min: 0, max: 0, owner: "dict")
         guard ref.count > 0 else { throw TemplateError(.key, "'popitem(): dictionary is empty'") }
         let pair = Value.tuple([ref.keys[ref.count - 1], ref.values[ref.count - 1]])
         ref.remove(at: ref.count - 1)
         return pair
-    case "setdefault":
+    }
+
+    func setdefault() throws(TemplateError) -> Value {
         let a = try positionalArguments(args, "setdefault", min: 1, max: 2, owner: "dict")
         try requireHashable(a[0])
         if let existing = ref[a[0]] { return existing }
         let value = a.count > 1 ? a[1] : Value.none
         ref[a[0]] = value
         return value
-    case "update":
+    }
+
+    func update() throws(TemplateError) -> Value {
         if args.positional.count > 1 { throw TemplateError(.type, "update expected at most 1 argument, got \(args.positional.count)") }
         if let source = args.positional.first {
             switch source {
@@ -156,14 +251,16 @@ func callDictMethod(_ ref: DictRef, _ name: String, _ args: Arguments) throws(Te
         }
         for (key, value) in args.keywords { ref[string: key] = value }
         return Value.none
-    case "copy":
+    }
+
+    func copy() throws(TemplateError) -> Value {
         _ = try positionalArguments(args, "copy", min: 0, max: 0, owner: "dict")
         return .dict(ref.copy())
-    case "clear":
+    }
+
+    func clear() throws(TemplateError) -> Value {
         _ = try positionalArguments(args, "clear", min: 0, max: 0, owner: "dict")
         ref.removeAll()
         return Value.none
-    default:
-        return nil
     }
 }

@@ -12,20 +12,11 @@ import Glibc
 /// Whether `receiver` has a Python method `name` (so `receiver.name` is that method).
 public func methodExists(_ receiver: Value, _ name: String) -> Bool {
     switch receiver {
-    case .string, .markup: return stringMethodNames.contains(name)
-    case .dict:
-        switch name {
-        case "items", "keys", "values", "get", "pop", "popitem", "setdefault", "update", "copy", "clear",
-             "iteritems", "iterkeys", "itervalues", "has_key": return true
-        default: return false
-        }
+    case .string, .markup: return stringMethods[name] != nil
+    case .dict: return dictMethods[name] != nil
     case .list(let ref):
         switch ref.kind {
-        case .list:
-            switch name {
-            case "index", "count", "append", "extend", "insert", "pop", "remove", "reverse", "sort", "clear", "copy": return true
-            default: return false
-            }
+        case .list: return listMethods[name] != nil
         case .range: return name == "index" || name == "count"
         case .dictKeys, .dictValues, .dictItems, .iterator: return false
         }
@@ -35,14 +26,6 @@ public func methodExists(_ receiver: Value, _ name: String) -> Bool {
     default: return false
     }
 }
-
-private let stringMethodNames: Set<String> = [
-    "startswith", "endswith", "split", "rsplit", "join", "strip", "lstrip", "rstrip", "lower", "upper",
-    "replace", "format", "format_map", "find", "rfind", "index", "rindex", "count", "title", "capitalize",
-    "center", "ljust", "rjust", "zfill", "isdigit", "isalpha", "isalnum", "isspace", "islower", "isupper",
-    "isdecimal", "isnumeric", "istitle", "isidentifier", "isascii", "isprintable", "splitlines", "partition",
-    "rpartition", "swapcase", "casefold", "removeprefix", "removesuffix", "expandtabs",
-]
 
 /// Calls `receiver.name(args)`; nil when `receiver` has no such method (the evaluator then
 /// reports the undefined attribute).

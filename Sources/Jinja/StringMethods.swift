@@ -51,21 +51,129 @@ private func markupArguments(_ name: String, _ args: Arguments) throws(TemplateE
     return Arguments(bound[0..<given].map { $0 ?? .none })
 }
 
-func callStringMethod(_ s: String, markup: Bool, _ name: String, _ args: Arguments) throws(TemplateError) -> Value? {
-    let method = name
-    let args = markup ? try markupArguments(name, args) : args
-    let owner = markup ? "Markup" : "str"
+/// A call of a str (or Markup) method: what the method bodies read.
+struct StringMethodCall {
+    let s: String
+    let markup: Bool
+    let name: String
+    let args: Arguments
+    var owner: String { markup ? "Markup" : "str" }
     /// Markup's string methods return Markup.
     func text(_ result: String) -> Value { markup ? .markup(result) : .string(result) }
     func list(_ parts: [String]) -> Value { .makeList(parts.map(text)) }
-    switch name {
-    case "lower": _ = try positionalArguments(args, method, min: 0, max: 0, owner: owner); return text(pyLower(s))
-    case "upper": _ = try positionalArguments(args, method, min: 0, max: 0, owner: owner); return text(pyUpper(s))
-    case "title": _ = try positionalArguments(args, method, min: 0, max: 0, owner: owner); return text(pyTitle(s))
-    case "capitalize": _ = try positionalArguments(args, method, min: 0, max: 0, owner: owner); return text(pyCapitalize(s))
-    case "swapcase": _ = try positionalArguments(args, method, min: 0, max: 0, owner: owner); return text(pySwapcase(s))
-    case "casefold": _ = try positionalArguments(args, method, min: 0, max: 0, owner: owner); return text(pyCasefold(s))
-    case "strip", "lstrip", "rstrip":
+}
+
+typealias StringMethod = @Sendable (StringMethodCall) throws(TemplateError) -> Value
+
+/// str's methods by their Python name, as filters are; names that share a body (strip,
+/// lstrip, rstrip) tell it which one was called through `call.name`.
+let stringMethods: [String: StringMethod] = [
+    "lower": { call throws(TemplateError) in try call.lower() },
+    "upper": { call throws(TemplateError) in try call.upper() },
+    "title": { call throws(TemplateError) in try call.title() },
+    "capitalize": { call throws(TemplateError) in try call.capitalize() },
+    "swapcase": { call throws(TemplateError) in try call.swapcase() },
+    "casefold": { call throws(TemplateError) in try call.casefold() },
+    "strip": { call throws(TemplateError) in try call.strip() },
+    "lstrip": { call throws(TemplateError) in try call.strip() },
+    "rstrip": { call throws(TemplateError) in try call.strip() },
+    "split": { call throws(TemplateError) in try call.split() },
+    "rsplit": { call throws(TemplateError) in try call.split() },
+    "splitlines": { call throws(TemplateError) in try call.splitlines() },
+    "join": { call throws(TemplateError) in try call.join() },
+    "replace": { call throws(TemplateError) in try call.replace() },
+    "find": { call throws(TemplateError) in try call.find() },
+    "rfind": { call throws(TemplateError) in try call.find() },
+    "index": { call throws(TemplateError) in try call.find() },
+    "rindex": { call throws(TemplateError) in try call.find() },
+    "count": { call throws(TemplateError) in try call.find() },
+    "startswith": { call throws(TemplateError) in try call.startswith() },
+    "endswith": { call throws(TemplateError) in try call.startswith() },
+    "center": { call throws(TemplateError) in try call.center() },
+    "ljust": { call throws(TemplateError) in try call.center() },
+    "rjust": { call throws(TemplateError) in try call.center() },
+    "zfill": { call throws(TemplateError) in try call.zfill() },
+    "expandtabs": { call throws(TemplateError) in try call.expandtabs() },
+    "partition": { call throws(TemplateError) in try call.partition() },
+    "rpartition": { call throws(TemplateError) in try call.partition() },
+    "removeprefix": { call throws(TemplateError) in try call.removeprefix() },
+    "removesuffix": { call throws(TemplateError) in try call.removeprefix() },
+    "isdigit": { call throws(TemplateError) in try call.isCharacterClass() },
+    "isalpha": { call throws(TemplateError) in try call.isCharacterClass() },
+    "isalnum": { call throws(TemplateError) in try call.isCharacterClass() },
+    "isspace": { call throws(TemplateError) in try call.isCharacterClass() },
+    "isdecimal": { call throws(TemplateError) in try call.isCharacterClass() },
+    "isnumeric": { call throws(TemplateError) in try call.isCharacterClass() },
+    "isascii": { call throws(TemplateError) in try call.isCharacterClass() },
+    "isprintable": { call throws(TemplateError) in try call.isCharacterClass() },
+    "islower": { call throws(TemplateError) in try call.islower() },
+    "isupper": { call throws(TemplateError) in try call.isupper() },
+    "istitle": { call throws(TemplateError) in try call.istitle() },
+    "isidentifier": { call throws(TemplateError) in try call.isidentifier() },
+    "format": { call throws(TemplateError) in try call.format() },
+    "format_map": { call throws(TemplateError) in try call.formatMap() },
+]
+
+func callStringMethod(_ s: String, markup: Bool, _ name: String, _ args: Arguments) throws(TemplateError) -> Value? {
+    guard let method = stringMethods[name] else { return nil }
+    let args = markup ? try markupArguments(name, args) : args
+    return try method(StringMethodCall(s: s, markup: markup, name: name, args: args))
+}
+
+/// markupsafe's escape of a value joined into or formatted into Markup.
+private func escapeForMarkup(_ value: Value) -> String {
+    if case .markup(let s) = value { return s }
+    return htmlEscape(value.pyStr)
+}
+
+func pyIsLower(_ s: String) -> Bool { pyIsAllCased(s, as: isPyLower, not: isPyUpper) }
+
+func pyIsUpper(_ s: String) -> Bool { pyIsAllCased(s, as: isPyUpper, not: isPyLower) }
+
+/// Python's str.islower()/isupper(): at least one cased character, and none of the other case
+/// or titlecase.
+private func pyIsAllCased(_ s: String, as wanted: (Unicode.Scalar) -> Bool, not other: (Unicode.Scalar) -> Bool) -> Bool {
+    var cased = false
+    for c in s.unicodeScalars {
+        if other(c) || isPyTitle(c) { return false }
+        if !cased && wanted(c) { cased = true }
+    }
+    return cased
+}
+
+extension StringMethodCall {
+    func lower() throws(TemplateError) -> Value {
+        _ = try positionalArguments(args, name, min: 0, max: 0, owner: owner)
+        return text(pyLower(s))
+    }
+
+    func upper() throws(TemplateError) -> Value {
+        _ = try positionalArguments(args, name, min: 0, max: 0, owner: owner)
+        return text(pyUpper(s))
+    }
+
+    func title() throws(TemplateError) -> Value {
+        _ = try positionalArguments(args, name, min: 0, max: 0, owner: owner)
+        return text(pyTitle(s))
+    }
+
+    func capitalize() throws(TemplateError) -> Value {
+        _ = try positionalArguments(args, name, min: 0, max: 0, owner: owner)
+        return text(pyCapitalize(s))
+    }
+
+    func swapcase() throws(TemplateError) -> Value {
+        _ = try positionalArguments(args, name, min: 0, max: 0, owner: owner)
+        return text(pySwapcase(s))
+    }
+
+    func casefold() throws(TemplateError) -> Value {
+        _ = try positionalArguments(args, name, min: 0, max: 0, owner: owner)
+        return text(pyCasefold(s))
+    }
+
+    /// strip, lstrip and rstrip
+    func strip() throws(TemplateError) -> Value {
         let a = try positionalArguments(args, name, min: 0, max: 1, owner: owner)
         var chars: String? = nil
         if let first = a.first, !first.isNone {
@@ -73,7 +181,10 @@ func callStringMethod(_ s: String, markup: Bool, _ name: String, _ args: Argumen
             chars = c
         }
         return text(pyStrip(s, chars, name == "strip" ? .both : name == "lstrip" ? .left : .right))
-    case "split", "rsplit":
+    }
+
+    /// split and rsplit
+    func split() throws(TemplateError) -> Value {
         let a = try boundArguments(args, name, ["sep", "maxsplit"])
         let maxsplit = try a[1].map(intArgument) ?? -1
         var sep: String? = nil
@@ -82,12 +193,16 @@ func callStringMethod(_ s: String, markup: Bool, _ name: String, _ args: Argumen
             sep = text
         }
         return list(name == "split" ? try pySplit(s, sep, maxsplit: maxsplit) : try pyRSplit(s, sep, maxsplit: maxsplit))
-    case "splitlines":
+    }
+
+    func splitlines() throws(TemplateError) -> Value {
         let a = try boundArguments(args, name, ["keepends"])
         let keepends = try a[0].map(intArgument) ?? 0
         return list(pySplitlines(s, keepends: keepends != 0))
-    case "join":
-        let a = try positionalArguments(args, method, min: 1, max: 1, owner: owner)
+    }
+
+    func join() throws(TemplateError) -> Value {
+        let a = try positionalArguments(args, name, min: 1, max: 1, owner: owner)
         let items: [Value]
         do { items = try a[0].iterate() } catch {
             // Markup.join maps escape over the argument first.
@@ -97,14 +212,19 @@ func callStringMethod(_ s: String, markup: Bool, _ name: String, _ args: Argumen
             return .markup(try pyJoin(s, items.map { item in item.stringValue == nil ? item : .string(escapeForMarkup(item)) }))
         }
         return .string(try pyJoin(s, items))
-    case "replace":
+    }
+
+    func replace() throws(TemplateError) -> Value {
         let a = try positionalArguments(args, "replace", min: 2, max: 3, owner: owner)
         let old = try stringArgument(a[0], "replace", position: 1)
         // Markup escapes any replacement into a str first.
         let new = markup ? escapeForMarkup(a[1]) : try stringArgument(a[1], "replace", position: 2)
         let count = a.count > 2 ? try intArgument(a[2]) : -1
         return text(pyReplace(s, old, new, count: count))
-    case "find", "rfind", "index", "rindex", "count":
+    }
+
+    /// find, rfind, index, rindex and count
+    func find() throws(TemplateError) -> Value {
         let a = try positionalArguments(args, name, min: 1, max: 3, owner: owner, legacy: true)
         // CPython reads the slice bounds before it looks at the substring.
         let start = try sliceBound(a.count > 1 ? a[1] : nil)
@@ -116,7 +236,10 @@ func callStringMethod(_ s: String, markup: Bool, _ name: String, _ args: Argumen
         let found = pyFind(s, sub, start, end, name.hasPrefix("r") ? .backward : .forward)
         if found < 0 && name.hasSuffix("index") { throw TemplateError(.value, "substring not found") }
         return .int(found)
-    case "startswith", "endswith":
+    }
+
+    /// startswith and endswith
+    func startswith() throws(TemplateError) -> Value {
         let a = try positionalArguments(args, name, min: 1, max: 3, owner: owner, legacy: true)
         let start = try sliceBound(a.count > 1 ? a[1] : nil)
         let end = try sliceBound(a.count > 2 ? a[2] : nil)
@@ -155,7 +278,10 @@ func callStringMethod(_ s: String, markup: Bool, _ name: String, _ args: Argumen
             if bytes[from..<(from + needle.count)].elementsEqual(needle) { return .bool(true) }
         }
         return .bool(false)
-    case "center", "ljust", "rjust":
+    }
+
+    /// center, ljust and rjust
+    func center() throws(TemplateError) -> Value {
         let a = try positionalArguments(args, name, min: 1, max: 2, owner: owner)
         let width = try sizeArgument(a[0])
         var fill: Unicode.Scalar = " "
@@ -174,14 +300,21 @@ func callStringMethod(_ s: String, markup: Bool, _ name: String, _ args: Argumen
         case "ljust": return text(try pyLJust(s, width, fill))
         default: return text(try pyRJust(s, width, fill))
         }
-    case "zfill":
-        let a = try positionalArguments(args, method, min: 1, max: 1, owner: owner)
+    }
+
+    func zfill() throws(TemplateError) -> Value {
+        let a = try positionalArguments(args, name, min: 1, max: 1, owner: owner)
         return text(try pyZfill(s, try sizeArgument(a[0])))
-    case "expandtabs":
+    }
+
+    func expandtabs() throws(TemplateError) -> Value {
         let a = try boundArguments(args, name, ["tabsize"])
         return text(try pyExpandtabs(s, try a[0].map(sizeArgument) ?? 8))
-    case "partition", "rpartition":
-        let a = try positionalArguments(args, method, min: 1, max: 1, owner: owner)
+    }
+
+    /// partition and rpartition
+    func partition() throws(TemplateError) -> Value {
+        let a = try positionalArguments(args, name, min: 1, max: 1, owner: owner)
         guard let sep = a[0].stringValue else { throw TemplateError(.type, "must be str, not \(a[0].typeName)") }
         if sep.isEmpty { throw TemplateError(.value, "empty separator") }
         let bytes = Array(s.utf8)
@@ -191,8 +324,11 @@ func callStringMethod(_ s: String, markup: Bool, _ name: String, _ args: Argumen
             return name == "partition" ? .tuple([text(s), text(""), text("")]) : .tuple([text(""), text(""), text(s)])
         }
         return .tuple([text(string(bytes[0..<found])), text(sep), text(string(bytes[(found + needle.count)...]))])
-    case "removeprefix", "removesuffix":
-        let a = try positionalArguments(args, method, min: 1, max: 1, owner: owner)
+    }
+
+    /// removeprefix and removesuffix
+    func removeprefix() throws(TemplateError) -> Value {
+        let a = try positionalArguments(args, name, min: 1, max: 1, owner: owner)
         let affix = try stringArgument(a[0], name, position: nil)
         if name == "removeprefix" {
             if !affix.isEmpty && s.utf8.starts(with: affix.utf8) { return text(string(Array(s.utf8)[affix.utf8.count...])) }
@@ -201,8 +337,11 @@ func callStringMethod(_ s: String, markup: Bool, _ name: String, _ args: Argumen
             return text(string(bytes[0..<(bytes.count - affix.utf8.count)]))
         }
         return text(s)
-    case "isdigit", "isalpha", "isalnum", "isspace", "isdecimal", "isnumeric", "isascii", "isprintable":
-        _ = try positionalArguments(args, method, min: 0, max: 0, owner: owner)
+    }
+
+    /// isdigit, isalpha, isalnum, isspace, isdecimal, isnumeric, isascii and isprintable
+    func isCharacterClass() throws(TemplateError) -> Value {
+        _ = try positionalArguments(args, name, min: 0, max: 0, owner: owner)
         let predicate: (Unicode.Scalar) -> Bool
         switch name {
         case "isdigit": predicate = isPyDigit
@@ -215,10 +354,20 @@ func callStringMethod(_ s: String, markup: Bool, _ name: String, _ args: Argumen
         default: return .bool(s.unicodeScalars.allSatisfy(isPyPrintable))
         }
         return .bool(!s.isEmpty && s.unicodeScalars.allSatisfy(predicate))
-    case "islower": _ = try positionalArguments(args, method, min: 0, max: 0, owner: owner); return .bool(pyIsLower(s))
-    case "isupper": _ = try positionalArguments(args, method, min: 0, max: 0, owner: owner); return .bool(pyIsUpper(s))
-    case "istitle":
-        _ = try positionalArguments(args, method, min: 0, max: 0, owner: owner)
+    }
+
+    func islower() throws(TemplateError) -> Value {
+        _ = try positionalArguments(args, name, min: 0, max: 0, owner: owner)
+        return .bool(pyIsLower(s))
+    }
+
+    func isupper() throws(TemplateError) -> Value {
+        _ = try positionalArguments(args, name, min: 0, max: 0, owner: owner)
+        return .bool(pyIsUpper(s))
+    }
+
+    func istitle() throws(TemplateError) -> Value {
+        _ = try positionalArguments(args, name, min: 0, max: 0, owner: owner)
         var cased = false
         var previousCased = false
         for c in s.unicodeScalars {
@@ -235,40 +384,23 @@ func callStringMethod(_ s: String, markup: Bool, _ name: String, _ args: Argumen
             }
         }
         return .bool(cased)
-    case "isidentifier":
-        _ = try positionalArguments(args, method, min: 0, max: 0, owner: owner)
+    }
+
+    func isidentifier() throws(TemplateError) -> Value {
+        _ = try positionalArguments(args, name, min: 0, max: 0, owner: owner)
         guard let first = s.unicodeScalars.first, first == "_" || first.properties.isXIDStart else { return .bool(false) }
         return .bool(s.unicodeScalars.dropFirst().allSatisfy { $0.properties.isXIDContinue })
-    case "format":
+    }
+
+    func format() throws(TemplateError) -> Value {
         if markup {
             return .markup(try pyStrFormat(s, args, escape: true))
         }
         return .string(try pyStrFormat(s, args))
-    case "format_map":
-        let a = try positionalArguments(args, method, min: 1, max: 1, owner: owner)
+    }
+
+    func formatMap() throws(TemplateError) -> Value {
+        let a = try positionalArguments(args, name, min: 1, max: 1, owner: owner)
         return text(try pyStrFormat(s, Arguments(), mapping: a[0], escape: markup))
-    default:
-        return nil
     }
-}
-
-/// markupsafe's escape of a value joined into or formatted into Markup.
-private func escapeForMarkup(_ value: Value) -> String {
-    if case .markup(let s) = value { return s }
-    return htmlEscape(value.pyStr)
-}
-
-func pyIsLower(_ s: String) -> Bool { pyIsAllCased(s, as: isPyLower, not: isPyUpper) }
-
-func pyIsUpper(_ s: String) -> Bool { pyIsAllCased(s, as: isPyUpper, not: isPyLower) }
-
-/// Python's str.islower()/isupper(): at least one cased character, and none of the other case
-/// or titlecase.
-private func pyIsAllCased(_ s: String, as wanted: (Unicode.Scalar) -> Bool, not other: (Unicode.Scalar) -> Bool) -> Bool {
-    var cased = false
-    for c in s.unicodeScalars {
-        if other(c) || isPyTitle(c) { return false }
-        if !cased && wanted(c) { cased = true }
-    }
-    return cased
 }
