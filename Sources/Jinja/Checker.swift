@@ -5,12 +5,12 @@ struct Checker {
     func checkBlocks(_ nodes: [Node], _ seen: inout Set<String>) throws(TemplateError) {
         for node in nodes {
             switch node {
-            case .block(let name, let body, let line):
-                if seen.contains(name) {
-                    throw TemplateError(kind: .assertion, message: "block \(reprString(name)) defined twice", line: line)
+            case .block(let block):
+                if seen.contains(block.name) {
+                    throw TemplateError(kind: .assertion, message: "block \(reprString(block.name)) defined twice", line: block.line)
                 }
-                seen.insert(name)
-                try checkBlocks(body, &seen)
+                seen.insert(block.name)
+                try checkBlocks(block.body, &seen)
             case .if(let ifNode):
                 for branch in ifNode.branches { try checkBlocks(branch.body, &seen) }
                 try checkBlocks(ifNode.else_, &seen)
@@ -66,7 +66,7 @@ struct Checker {
         case .scopedAutoescape(let expr, let body, _):
             try check(expr, soft: soft)
             try check(body, soft: soft)
-        case .block(_, let body, _): try check(body, soft: false)
+        case .block(let block): try check(block.body, soft: false)
         }
     }
 

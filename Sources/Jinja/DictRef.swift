@@ -325,6 +325,7 @@ func pyHash(_ value: Value, into hasher: inout Hasher) {
     case .loop(let l): hasher.combine(ObjectIdentifier(l))
     case .cycler(let c): hasher.combine(ObjectIdentifier(c))
     case .joiner(let j): hasher.combine(ObjectIdentifier(j))
+    case .templateReference(let t): hasher.combine(ObjectIdentifier(t))
     }
 }
 

@@ -96,10 +96,13 @@ func writeRepr(_ value: Value, to out: inout String, _ reprStack: inout [ObjectI
         case .builtin: out += "<function \(f.name)>"
         case .boundMethod(let receiver, let name): out += "<built-in method \(name) of \(receiver.typeName) object>"
         case .loopRecurse: out += "<bound method LoopContext.__call__>"
+        case .block: out += "<jinja2.runtime.BlockReference object>"
         }
     case .loop(let loop): out += "<LoopContext \(loop.index0 + 1)/\(loop.length)>"
     case .cycler: out += "<jinja2.utils.Cycler object>"
     case .joiner: out += "<jinja2.utils.Joiner object>"
+    // Jinja2 names the template; a template made from a string has no name.
+    case .templateReference: out += "<TemplateReference None>"
     }
 }
 

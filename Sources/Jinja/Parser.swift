@@ -8,6 +8,7 @@ struct Parser {
     var endTokenStack: [[String]] = []
     var slots: [String: Int] = [:]
     var names: [String] = []
+    var blocks: [String: BlockDefinition] = [:]
     /// Names loaded inside the macro bodies being parsed (innermost last).
     var macroLoads: [Set<String>] = []
     var depth = 0
@@ -37,7 +38,7 @@ struct Parser {
         var blocks = Set<String>()
         try checker.checkBlocks(body, &blocks)
         try checker.check(body, soft: false)
-        return Program(body: body, names: parser.names)
+        return Program(body: body, names: parser.names, blocks: parser.blocks)
     }
 
     init(tokens: [Token]) {
@@ -328,7 +329,7 @@ struct Parser {
     mutating func parseBlock() throws(TemplateError) -> Node {
         let line = next().line
         let name = try expect(.name).text
-        _ = skipIfName("scoped")
+        let scoped = skipIfName("scoped")
         let required = skipIfName("required")
         if current.kind == .sub {
             throw fail("Block names in Jinja have to be valid Python identifiers and may not contain hyphens, use an underscore instead.")
@@ -342,7 +343,10 @@ struct Parser {
             }
         }
         _ = skipIfName(name)
-        return .block(name: name, body: body, line: line)
+        let block = BlockDefinition(name: name, body: body, scoped: scoped, line: line)
+        // A repeated name is refused by the Checker before the template is used.
+        if blocks[name] == nil { blocks[name] = block }
+        return .block(block)
     }
 
     mutating func parsePrint() throws(TemplateError) -> [Node] {

@@ -36,6 +36,8 @@ public final class Function {
         case macro(MacroClosure)
         /// `loop` in a recursive for loop, and `loop.cycle`/`loop.changed` are methods of it.
         case loopRecurse(LoopContext)
+        /// `self.name`, Jinja2's BlockReference: calling it renders the block.
+        case block(BlockDefinition)
     }
 
     public let name: String
@@ -44,6 +46,21 @@ public final class Function {
     public init(name: String, kind: Kind) {
         self.name = name
         self.kind = kind
+    }
+}
+
+/// `self`, Jinja2's TemplateReference: the template's blocks by name.
+public final class TemplateReference {
+    let blocks: [String: BlockDefinition]
+
+    init(blocks: [String: BlockDefinition]) { self.blocks = blocks }
+
+    /// `self.name` and `self['name']`: the block, or Undefined as Jinja2 has it.
+    func block(_ name: String) -> Value {
+        guard let block = blocks[name] else {
+            return .undefined(Undefined(owner: .templateReference(self), attribute: name))
+        }
+        return .function(Function(name: name, kind: .block(block)))
     }
 }
 

@@ -29,6 +29,8 @@ public enum Value {
     case loop(LoopContext)
     case cycler(Cycler)
     case joiner(Joiner)
+    /// `self`.
+    case templateReference(TemplateReference)
 }
 
 // MARK: - Python behaviour
@@ -66,11 +68,13 @@ extension Value {
             case .boundMethod: return "builtin_function_or_method"
             case .macro: return "Macro"
             case .loopRecurse: return "method"
+            case .block: return "BlockReference"
             }
         case .namespace: return "Namespace"
         case .loop: return "LoopContext"
         case .cycler: return "Cycler"
         case .joiner: return "Joiner"
+        case .templateReference: return "TemplateReference"
         }
     }
 
@@ -84,8 +88,10 @@ extension Value {
         case .loop: return "jinja2.runtime.LoopContext object"
         case .cycler: return "jinja2.utils.Cycler object"
         case .joiner: return "jinja2.utils.Joiner object"
+        case .templateReference: return "jinja2.runtime.TemplateReference object"
         case .function(let f):
             if case .macro = f.kind { return "jinja2.runtime.Macro object" }
+            if case .block = f.kind { return "jinja2.runtime.BlockReference object" }
             return "\(typeName) object"
         default: return "\(typeName) object"
         }
@@ -262,6 +268,7 @@ public func pyEquals(_ lhs: Value, _ rhs: Value) -> Bool {
     case (.loop(let a), .loop(let b)): return a === b
     case (.cycler(let a), .cycler(let b)): return a === b
     case (.joiner(let a), .joiner(let b)): return a === b
+    case (.templateReference(let a), .templateReference(let b)): return a === b
     default: return false
     }
 }
@@ -288,7 +295,16 @@ public func getAttribute(_ object: Value, _ name: String) -> Value {
         }
     case .undefined(let u):
         return .undefined(u)
+    case .templateReference(let reference):
+        return reference.block(name)
     case .function(let f):
+        if case .block(let block) = f.kind {
+            switch name {
+            case "name": return .string(block.name)
+            case "super": return .undefined(Undefined(hint: "there is no parent block called \(reprString(block.name))."))
+            default: break
+            }
+        }
         if case .macro(let closure) = f.kind {
             let macro = closure.macro
             switch name {
@@ -344,6 +360,8 @@ public func getItem(_ object: Value, _ key: Value) -> Value {
         }
     case .undefined(let u):
         return .undefined(u)
+    case .templateReference(let reference):
+        if case .string(let name) = key { return reference.block(name) }
     default: break
     }
     if case .string(let name) = key {
