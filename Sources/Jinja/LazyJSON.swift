@@ -73,7 +73,22 @@ public final class JSONDocument {
             return (try? JSONReader.parse(bytes, as: ValueJSONBuilder.self)) ?? .none
         }
         let start = JSONReader.skipValidatedWhitespace(bytes, from: 0)
-        return lazyJSONValue(self, from: start, to: JSONReader.endOfValidatedValue(bytes, from: start, containerEnds: containerEnds))
+        var hint = 0
+        let end = JSONDocument.endOfValue(bytes, containerEnds, from: start, hint: &hint)
+        return lazyJSONValue(self, from: start, to: end, spanHint: hint)
+    }
+
+    /// The end of the value at `position`: a large container's from the noted `ends`, searched
+    /// from `hint` on (see `JSONContainerEnds.end(ofContainerAt:hint:)`), anything else scanned.
+    @inline(__always)
+    static func endOfValue(_ bytes: UnsafeBufferPointer<UInt8>, _ ends: JSONContainerEnds, from position: Int, hint: inout Int) -> Int {
+        let first = bytes[position]
+        if first == UInt8(ascii: "{") || first == UInt8(ascii: "[") {
+            if let end = ends.end(ofContainerAt: position, hint: &hint) { return end }
+            // A small container: scanned, not searched for again.
+            return JSONReader.endOfValidatedValue(bytes, from: position, containerEnds: JSONContainerEnds(recording: false))
+        }
+        return JSONReader.endOfValidatedValue(bytes, from: position, containerEnds: ends)
     }
 }
 
@@ -91,19 +106,20 @@ extension Value {
 }
 
 /// The value whose text is `document.bytes[start..<end]`: objects and arrays stay text.
-func lazyJSONValue(_ document: JSONDocument, from start: Int, to end: Int) -> Value {
+/// `spanHint` is where the search for the ends of its members may start.
+func lazyJSONValue(_ document: JSONDocument, from start: Int, to end: Int, spanHint: Int) -> Value {
     let bytes = document.bytes
     switch bytes[start] {
     case UInt8(ascii: "{"):
         let ref = DictRef()
         if bytes[JSONReader.skipValidatedWhitespace(bytes, from: start + 1)] != UInt8(ascii: "}") {
-            ref.lazyJSON = LazyJSONObject(document: document, start: start)
+            ref.lazyJSON = LazyJSONObject(document: document, start: start, spanHint: spanHint)
         }
         return .dict(ref)
     case UInt8(ascii: "["):
         let ref = ListRef()
         if bytes[JSONReader.skipValidatedWhitespace(bytes, from: start + 1)] != UInt8(ascii: "]") {
-            ref.lazyJSON = LazyJSONArray(document: document, start: start)
+            ref.lazyJSON = LazyJSONArray(document: document, start: start, spanHint: spanHint)
         }
         return .list(ref)
     case UInt8(ascii: "\""):
@@ -138,6 +154,8 @@ final class LazyJSONObject {
         var keyEnd: UInt32
         var valueStart: UInt32
         var valueEnd: UInt32
+        /// Where the search for the ends of the value's own members may start.
+        var spanHint: UInt32
 
         static let escapedKey: Int = 1 << 31
         var isPlain: Bool { Int(keyEnd) & Member.escapedKey == 0 }
@@ -147,13 +165,15 @@ final class LazyJSONObject {
     let document: JSONDocument
     /// The position of the opening brace.
     let start: Int
+    let spanHint: Int
     private var memberTable: [Member]? = nil
     private var containers: [(member: Int, value: Value)] = []
     private var lookups = 0
 
-    init(document: JSONDocument, start: Int) {
+    init(document: JSONDocument, start: Int, spanHint: Int) {
         self.document = document
         self.start = start
+        self.spanHint = spanHint
     }
 
     private var table: [Member] {
@@ -166,7 +186,9 @@ final class LazyJSONObject {
     private func scanMembers() -> [Member] {
         let bytes = document.bytes
         let ends = document.containerEnds
+        var hint = spanHint
         var members: [Member] = []
+        members.reserveCapacity(8)
         var position = JSONReader.skipValidatedWhitespace(bytes, from: start + 1)
         guard bytes[position] != UInt8(ascii: "}") else { return members }
         while true {
@@ -179,9 +201,9 @@ final class LazyJSONObject {
             }
             position = JSONReader.skipValidatedWhitespace(bytes, from: keyEnd + 1) + 1 // past ':'
             let valueStart = JSONReader.skipValidatedWhitespace(bytes, from: position)
-            let valueEnd = JSONReader.endOfValidatedValue(bytes, from: valueStart, containerEnds: ends)
+            let valueEnd = JSONDocument.endOfValue(bytes, ends, from: valueStart, hint: &hint)
             members.append(Member(keyStart: UInt32(keyStart), keyEnd: UInt32(keyEnd | (plain ? 0 : Member.escapedKey)),
-                                  valueStart: UInt32(valueStart), valueEnd: UInt32(valueEnd)))
+                                  valueStart: UInt32(valueStart), valueEnd: UInt32(valueEnd), spanHint: UInt32(truncatingIfNeeded: hint)))
             position = JSONReader.skipValidatedWhitespace(bytes, from: valueEnd)
             if bytes[position] == UInt8(ascii: "}") { return members }
             position = JSONReader.skipValidatedWhitespace(bytes, from: position + 1) // past ','
@@ -239,10 +261,10 @@ final class LazyJSONObject {
         let member = members[index]
         let first = document.bytes[Int(member.valueStart)]
         guard first == UInt8(ascii: "{") || first == UInt8(ascii: "[") else {
-            return lazyJSONValue(document, from: Int(member.valueStart), to: Int(member.valueEnd))
+            return lazyJSONValue(document, from: Int(member.valueStart), to: Int(member.valueEnd), spanHint: 0)
         }
         for (cachedIndex, cached) in containers where cachedIndex == index { return cached }
-        let created = lazyJSONValue(document, from: Int(member.valueStart), to: Int(member.valueEnd))
+        let created = lazyJSONValue(document, from: Int(member.valueStart), to: Int(member.valueEnd), spanHint: Int(member.spanHint))
         containers.append((index, created))
         return created
     }
@@ -255,7 +277,7 @@ final class LazyJSONObject {
         var pairs: [(String, Value)] = []
         pairs.reserveCapacity(members.count)
         for (index, member) in members.enumerated() {
-            let value = handedOut[index] ?? lazyJSONValue(document, from: Int(member.valueStart), to: Int(member.valueEnd))
+            let value = handedOut[index] ?? lazyJSONValue(document, from: Int(member.valueStart), to: Int(member.valueEnd), spanHint: Int(member.spanHint))
             pairs.append((decodedKey(member), value))
         }
         return pairs
@@ -267,21 +289,24 @@ final class LazyJSONArray {
     let document: JSONDocument
     /// The position of the opening bracket.
     let start: Int
+    let spanHint: Int
 
-    init(document: JSONDocument, start: Int) {
+    init(document: JSONDocument, start: Int, spanHint: Int) {
         self.document = document
         self.start = start
+        self.spanHint = spanHint
     }
 
     func elements() -> [Value] {
         let bytes = document.bytes
         let ends = document.containerEnds
+        var hint = spanHint
         var elements: [Value] = []
         var position = JSONReader.skipValidatedWhitespace(bytes, from: start + 1)
         guard bytes[position] != UInt8(ascii: "]") else { return elements }
         while true {
-            let end = JSONReader.endOfValidatedValue(bytes, from: position, containerEnds: ends)
-            elements.append(lazyJSONValue(document, from: position, to: end))
+            let end = JSONDocument.endOfValue(bytes, ends, from: position, hint: &hint)
+            elements.append(lazyJSONValue(document, from: position, to: end, spanHint: hint))
             position = JSONReader.skipValidatedWhitespace(bytes, from: end)
             if bytes[position] == UInt8(ascii: "]") { return elements }
             position = JSONReader.skipValidatedWhitespace(bytes, from: position + 1)
