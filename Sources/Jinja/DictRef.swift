@@ -158,6 +158,14 @@ public final class DictRef {
     }
 
     public var values: [Value] {
+        if let lazyJSON {
+            // `pods.values()` of a JSON object: its values without decoding its keys.
+            if let cachedValues { return cachedValues }
+            if let values = lazyJSON.valuesIfKeysAreUnique() {
+                cachedValues = values
+                return values
+            }
+        }
         settle()
         if let cachedValues { return cachedValues }
         let built: [Value] = general.map { $0.map { $0.1 } } ?? strings.map { $0.1 }

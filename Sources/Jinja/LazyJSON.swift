@@ -269,6 +269,27 @@ final class LazyJSONObject {
         return created
     }
 
+    /// The values in document order, without decoding a key, when no key repeats (checked on
+    /// the bytes of keys without escapes or non-ASCII bytes); nil otherwise.
+    func valuesIfKeysAreUnique() -> [Value]? {
+        let members = table
+        guard members.count <= 64 else { return nil }
+        let bytes = document.bytes
+        for i in members.indices {
+            guard members[i].isPlain else { return nil }
+            let range = members[i].keyRange
+            for j in 0..<i {
+                let other = members[j].keyRange
+                if other.count == range.count,
+                   Self.sameBytes(bytes, other, UnsafeBufferPointer(rebasing: bytes[range])) { return nil }
+            }
+        }
+        var values: [Value] = []
+        values.reserveCapacity(members.count)
+        for index in members.indices { values.append(value(of: index, in: members)) }
+        return values
+    }
+
     /// Every member in document order, repeats included, for the dict to take as its own;
     /// containers already handed out by lookups are kept.
     func members() -> [(String, Value)] {
