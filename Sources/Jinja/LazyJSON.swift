@@ -167,6 +167,8 @@ final class LazyJSONObject {
     let start: Int
     let spanHint: Int
     private var memberTable: [Member]? = nil
+    /// The first container handed out, and any after it (most objects hand out one, if any).
+    private var firstContainer: (member: Int, value: Value)? = nil
     private var containers: [(member: Int, value: Value)] = []
     private var lookups = 0
 
@@ -192,12 +194,20 @@ final class LazyJSONObject {
         var position = JSONReader.skipValidatedWhitespace(bytes, from: start + 1)
         guard bytes[position] != UInt8(ascii: "}") else { return members }
         while true {
+            // Keys are short: one pass finds the closing quote and whether the key is plain.
             let keyStart = position + 1
-            let keyEnd = JSONReader.endOfValidatedString(bytes, from: position) - 1
+            var keyEnd = keyStart
             var plain = true
-            for index in keyStart..<keyEnd where bytes[index] == UInt8(ascii: "\\") || bytes[index] >= 0x80 {
-                plain = false
-                break
+            while true {
+                let byte = bytes[keyEnd]
+                if byte == UInt8(ascii: "\"") { break }
+                if byte == UInt8(ascii: "\\") {
+                    plain = false
+                    keyEnd += 2
+                    continue
+                }
+                if byte >= 0x80 { plain = false }
+                keyEnd += 1
             }
             position = JSONReader.skipValidatedWhitespace(bytes, from: keyEnd + 1) + 1 // past ':'
             let valueStart = JSONReader.skipValidatedWhitespace(bytes, from: position)
@@ -263,9 +273,12 @@ final class LazyJSONObject {
         guard first == UInt8(ascii: "{") || first == UInt8(ascii: "[") else {
             return lazyJSONValue(document, from: Int(member.valueStart), to: Int(member.valueEnd), spanHint: 0)
         }
-        for (cachedIndex, cached) in containers where cachedIndex == index { return cached }
+        if let firstContainer {
+            if firstContainer.member == index { return firstContainer.value }
+            for (cachedIndex, cached) in containers where cachedIndex == index { return cached }
+        }
         let created = lazyJSONValue(document, from: Int(member.valueStart), to: Int(member.valueEnd), spanHint: Int(member.spanHint))
-        containers.append((index, created))
+        if firstContainer == nil { firstContainer = (index, created) } else { containers.append((index, created)) }
         return created
     }
 
@@ -294,7 +307,7 @@ final class LazyJSONObject {
     /// containers already handed out by lookups are kept.
     func members() -> [(String, Value)] {
         let members = table
-        let handedOut = Dictionary(containers, uniquingKeysWith: { first, _ in first })
+        let handedOut = Dictionary((firstContainer.map { [$0] } ?? []) + containers, uniquingKeysWith: { first, _ in first })
         var pairs: [(String, Value)] = []
         pairs.reserveCapacity(members.count)
         for (index, member) in members.enumerated() {
