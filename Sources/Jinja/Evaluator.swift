@@ -264,7 +264,7 @@ final class Renderer {
             defer { autoescape = saved }
             try execute(body, Scope(parent: scope), &out)
         case .block(let block):
-            try execute(block.body, blockScope(block.scoped ? scope : nil), &out)
+            try executeBlock(block, block.scoped ? scope : nil, &out)
         case .needsLoader(let line):
             throw TemplateError(kind: .type, message: "no loader for this environment specified", line: line)
         }
@@ -307,9 +307,18 @@ final class Renderer {
             throw TemplateError(.recursion, "maximum recursion depth exceeded")
         }
         var output = Output()
-        try execute(block.body, blockScope(nil), &output)
+        try executeBlock(block, nil, &output)
         let text = output.string
         return autoescape ? .markup(text) : .string(text)
+    }
+
+    /// A block's body is a function of its own in Jinja2, compiled with the environment's
+    /// autoescape setting (off), whatever `{% autoescape %}` surrounds the block or the call.
+    func executeBlock(_ block: BlockDefinition, _ parent: Scope?, _ out: inout Output) throws(TemplateError) {
+        let saved = autoescape
+        autoescape = false
+        defer { autoescape = saved }
+        try execute(block.body, blockScope(parent), &out)
     }
 
     func setVariable(_ slot: Int, _ value: Value, _ scope: Scope?) {
