@@ -133,6 +133,7 @@ final class Renderer {
     /// The slot of the name `self` and what it stands for, when the template uses it.
     let selfSlot: Int?
     let templateReference: TemplateReference?
+    let superSlot: Int?
 
     init(program: Program) {
         self.program = program
@@ -140,6 +141,7 @@ final class Renderer {
         self.globals = Array(repeating: nil, count: program.names.count)
         self.selfSlot = program.names.firstIndex(of: "self")
         self.templateReference = selfSlot == nil ? nil : TemplateReference(blocks: program.blocks)
+        self.superSlot = program.names.firstIndex(of: "super")
     }
 
     func render(_ context: [(String, Value)]) throws(TemplateError) -> String {
@@ -286,10 +288,14 @@ final class Renderer {
 
     /// The scope a block's body runs in: Jinja2 compiles a block to a function of the template's
     /// context (and, for a scoped block rendered in place, the variables around it), with its
-    /// own `self`.
-    func blockScope(_ parent: Scope?) -> Scope {
+    /// own `self` and `super`.
+    func blockScope(_ block: BlockDefinition, _ parent: Scope?) -> Scope {
         let scope = Scope(parent: parent)
         if let selfSlot, let reference = templateReference { scope.set(selfSlot, .templateReference(reference)) }
+        // `super()` in a block: a single template has no parent block.
+        if let superSlot {
+            scope.set(superSlot, .undefined(Undefined(hint: "there is no parent block called \(reprString(block.name)).")))
+        }
         return scope
     }
 
@@ -318,7 +324,7 @@ final class Renderer {
         let saved = autoescape
         autoescape = false
         defer { autoescape = saved }
-        try execute(block.body, blockScope(parent), &out)
+        try execute(block.body, blockScope(block, parent), &out)
     }
 
     func setVariable(_ slot: Int, _ value: Value, _ scope: Scope?) {
