@@ -5,10 +5,6 @@
 // methods themselves are in StringMethods, ContainerMethods and NumberMethods; the argument
 // checks they share, in CPython's words, are here.
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// Whether `receiver` has a Python method `name` (so `receiver.name` is that method).
 public func methodExists(_ receiver: Value, _ name: String) -> Bool {
     switch receiver {
