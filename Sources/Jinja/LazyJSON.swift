@@ -154,8 +154,6 @@ final class LazyJSONObject {
         var keyEnd: UInt32
         var valueStart: UInt32
         var valueEnd: UInt32
-        /// Where the search for the ends of the value's own members may start.
-        var spanHint: UInt32
 
         static let escapedKey: Int = 1 << 31
         var isPlain: Bool { Int(keyEnd) & Member.escapedKey == 0 }
@@ -216,7 +214,7 @@ final class LazyJSONObject {
             let valueStart = JSONReader.skipValidatedWhitespace(bytes, from: position)
             let valueEnd = JSONDocument.endOfValue(bytes, ends, from: valueStart, hint: &hint)
             members.append(Member(keyStart: UInt32(keyStart), keyEnd: UInt32(keyEnd | (plain ? 0 : Member.escapedKey)),
-                                  valueStart: UInt32(valueStart), valueEnd: UInt32(valueEnd), spanHint: UInt32(truncatingIfNeeded: hint)))
+                                  valueStart: UInt32(valueStart), valueEnd: UInt32(valueEnd)))
             position = JSONReader.skipValidatedWhitespace(bytes, from: valueEnd)
             if bytes[position] == UInt8(ascii: "}") { return members }
             position = JSONReader.skipValidatedWhitespace(bytes, from: position + 1) // past ','
@@ -280,9 +278,22 @@ final class LazyJSONObject {
             if firstContainer.member == index { return firstContainer.value }
             for (cachedIndex, cached) in containers where cachedIndex == index { return cached }
         }
-        let created = lazyJSONValue(document, from: Int(member.valueStart), to: Int(member.valueEnd), spanHint: Int(member.spanHint))
+        let created = memberValue(member)
         if firstContainer == nil { firstContainer = (index, created) } else { containers.append((index, created)) }
         return created
+    }
+
+    /// The member's value, made afresh. Where an object or array's members' ends may be
+    /// searched from is found again from this object's own place (a few entries on), so that
+    /// the member tables stay at 16 bytes a member.
+    private func memberValue(_ member: Member) -> Value {
+        let start = Int(member.valueStart)
+        var hint = spanHint
+        let first = document.bytes[start]
+        if first == UInt8(ascii: "{") || first == UInt8(ascii: "[") {
+            _ = document.containerEnds.end(ofContainerAt: start, hint: &hint)
+        }
+        return lazyJSONValue(document, from: start, to: Int(member.valueEnd), spanHint: hint)
     }
 
     /// The values in document order, without decoding a key, when no key repeats (checked on
@@ -314,7 +325,7 @@ final class LazyJSONObject {
         var pairs: [(String, Value)] = []
         pairs.reserveCapacity(members.count)
         for (index, member) in members.enumerated() {
-            let value = handedOut[index] ?? lazyJSONValue(document, from: Int(member.valueStart), to: Int(member.valueEnd), spanHint: Int(member.spanHint))
+            let value = handedOut[index] ?? memberValue(member)
             pairs.append((decodedKey(member), value))
         }
         return pairs
