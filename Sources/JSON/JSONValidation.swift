@@ -283,4 +283,32 @@ public struct JSONContainerEnds: Sendable {
         guard low < spans.count, spans[low].start == wanted else { return nil }
         return Int(spans[low].end)
     }
+
+    /// `end(ofContainerAt:)` searching forward from `hint`, an index no further than the
+    /// container's, which is left at the container's index (or where it would be). Reading a
+    /// container's members in order, each is a few entries after the one before, where a
+    /// search of the whole table would go through its many levels for each.
+    public func end(ofContainerAt start: Int, hint: inout Int) -> Int? {
+        let wanted = UInt32(truncatingIfNeeded: start)
+        var low = hint
+        if low < 0 || low > spans.count || (low > 0 && spans[low - 1].start >= wanted) {
+            low = 0
+        }
+        // Gallop to a bound, then search between.
+        var step = 1
+        var high = low
+        while high < spans.count && spans[high].start < wanted {
+            low = high + 1
+            high += step
+            step *= 2
+        }
+        high = Swift.min(high, spans.count)
+        while low < high {
+            let middle = (low + high) / 2
+            if spans[middle].start < wanted { low = middle + 1 } else { high = middle }
+        }
+        hint = low
+        guard low < spans.count, spans[low].start == wanted else { return nil }
+        return Int(spans[low].end)
+    }
 }

@@ -130,10 +130,18 @@ final class Renderer {
     var callDepth = 0
     static let maximumCallDepth = 250
 
+    /// The slot of the name `self` and what it stands for, when the template uses it.
+    let selfSlot: Int?
+    let templateReference: TemplateReference?
+    let superSlot: Int?
+
     init(program: Program) {
         self.program = program
         self.stackLimit = Jinja.stackLimit()
         self.globals = Array(repeating: nil, count: program.names.count)
+        self.selfSlot = program.names.firstIndex(of: "self")
+        self.templateReference = selfSlot == nil ? nil : TemplateReference(blocks: program.blocks)
+        self.superSlot = program.names.firstIndex(of: "super")
     }
 
     func render(_ context: [(String, Value)]) throws(TemplateError) -> String {
@@ -146,6 +154,8 @@ final class Renderer {
         for (name, value) in context {
             if let slot = slotOf[name] { globals[slot] = value }
         }
+        // Jinja2's root render function binds `self` itself, over any variable of that name.
+        if let selfSlot, let templateReference { globals[selfSlot] = .templateReference(templateReference) }
         var out = Output()
         out.bytes.reserveCapacity(1 << 16)
         try execute(program.body, nil, &out)
@@ -255,8 +265,8 @@ final class Renderer {
             do { autoescape = try evaluate(expr, scope).isTruthy } catch { throw located(error, line) }
             defer { autoescape = saved }
             try execute(body, Scope(parent: scope), &out)
-        case .block(_, let body, _):
-            try execute(body, Scope(parent: scope), &out)
+        case .block(let block):
+            try executeBlock(block, block.scoped ? scope : nil, &out)
         case .needsLoader(let line):
             throw TemplateError(kind: .type, message: "no loader for this environment specified", line: line)
         }
@@ -274,6 +284,47 @@ final class Renderer {
             let text = value.pyStr
             out.append(autoescape ? htmlEscape(text) : text)
         }
+    }
+
+    /// The scope a block's body runs in: Jinja2 compiles a block to a function of the template's
+    /// context (and, for a scoped block rendered in place, the variables around it), with its
+    /// own `self` and `super`.
+    func blockScope(_ block: BlockDefinition, _ parent: Scope?) -> Scope {
+        let scope = Scope(parent: parent)
+        if let selfSlot, let reference = templateReference { scope.set(selfSlot, .templateReference(reference)) }
+        // `super()` in a block: a single template has no parent block.
+        if let superSlot {
+            scope.set(superSlot, .undefined(Undefined(hint: "there is no parent block called \(reprString(block.name)).")))
+        }
+        return scope
+    }
+
+    /// `self.name()`: the block rendered as Jinja2's BlockReference.__call__ renders it.
+    func callBlock(_ block: BlockDefinition, _ args: Arguments) throws(TemplateError) -> Value {
+        if !args.positional.isEmpty || !args.keywords.isEmpty {
+            if let (keyword, _) = args.keywords.first {
+                throw TemplateError(.type, "BlockReference.__call__() got an unexpected keyword argument \(reprString(keyword))")
+            }
+            throw TemplateError(.type, "BlockReference.__call__() takes 1 positional argument but \(args.positional.count + 1) were given")
+        }
+        callDepth += 1
+        defer { callDepth -= 1 }
+        if callDepth > Renderer.maximumCallDepth {
+            throw TemplateError(.recursion, "maximum recursion depth exceeded")
+        }
+        var output = Output()
+        try executeBlock(block, nil, &output)
+        let text = output.string
+        return autoescape ? .markup(text) : .string(text)
+    }
+
+    /// A block's body is a function of its own in Jinja2, compiled with the environment's
+    /// autoescape setting (off), whatever `{% autoescape %}` surrounds the block or the call.
+    func executeBlock(_ block: BlockDefinition, _ parent: Scope?, _ out: inout Output) throws(TemplateError) {
+        let saved = autoescape
+        autoescape = false
+        defer { autoescape = saved }
+        try execute(block.body, blockScope(block, parent), &out)
     }
 
     func setVariable(_ slot: Int, _ value: Value, _ scope: Scope?) {
@@ -621,6 +672,8 @@ final class Renderer {
                 return try callMacro(closure, args)
             case .loopRecurse(let loop):
                 return try recurseLoop(loop, args)
+            case .block(let block):
+                return try callBlock(block, args)
             }
         case .loop(let loop):
             return try recurseLoop(loop, args)

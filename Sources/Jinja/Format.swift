@@ -96,10 +96,13 @@ func writeRepr(_ value: Value, to out: inout String, _ reprStack: inout [ObjectI
         case .builtin: out += "<function \(f.name)>"
         case .boundMethod(let receiver, let name): out += "<built-in method \(name) of \(receiver.typeName) object>"
         case .loopRecurse: out += "<bound method LoopContext.__call__>"
+        case .block: out += "<jinja2.runtime.BlockReference object>"
         }
     case .loop(let loop): out += "<LoopContext \(loop.index0 + 1)/\(loop.length)>"
     case .cycler: out += "<jinja2.utils.Cycler object>"
     case .joiner: out += "<jinja2.utils.Joiner object>"
+    // Jinja2 names the template; a template made from a string has no name.
+    case .templateReference: out += "<TemplateReference None>"
     }
 }
 
@@ -430,51 +433,51 @@ public func percentFormat(_ format: String, _ values: Value) throws(TemplateErro
 /// The common case without flags or widths (`"%d_%d" % (a, b)`, `"%s" % name`) in one pass
 /// over the bytes; nil sends anything else to the general implementation.
 func simplePercentFormat(_ format: String, _ values: Value) -> String? {
-    var single: [Value] = []
     let arguments: [Value]
     switch values {
     case .tuple(let items): arguments = items
     case .dict, .list, .undefined: return nil
-    default: single = [values]; arguments = single
+    default: arguments = [values]
     }
-    var out = ""
-    out.reserveCapacity(format.utf8.count + 8 * arguments.count)
-    var next = 0
-    var literalStart = format.utf8.startIndex
-    var index = literalStart
-    let utf8 = format.utf8
-    while index != utf8.endIndex {
-        if utf8[index] != UInt8(ascii: "%") {
-            index = utf8.index(after: index)
-            continue
-        }
-        out += format[literalStart..<index]
-        let conversionIndex = utf8.index(after: index)
-        guard conversionIndex != utf8.endIndex else { return nil }
-        switch utf8[conversionIndex] {
-        case UInt8(ascii: "%"):
-            out += "%"
-        case UInt8(ascii: "s"):
-            guard next < arguments.count else { return nil }
-            switch arguments[next] {
-            case .string(let text): out += text
-            case .int(let i): out += String(i)
-            default: return nil
+    var format = format
+    return format.withUTF8 { (utf8: UnsafeBufferPointer<UInt8>) -> String? in
+        var out = Output()
+        out.bytes.reserveCapacity(utf8.count + 8 * arguments.count)
+        var next = 0
+        var literalStart = 0
+        var index = 0
+        while index < utf8.count {
+            if utf8[index] != UInt8(ascii: "%") {
+                index += 1
+                continue
             }
-            next += 1
-        case UInt8(ascii: "d"):
-            guard next < arguments.count, case .int(let i) = arguments[next] else { return nil }
-            out += String(i)
-            next += 1
-        default:
-            return nil
+            out.bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[literalStart..<index]))
+            guard index + 1 < utf8.count else { return nil }
+            switch utf8[index + 1] {
+            case UInt8(ascii: "%"):
+                out.bytes.append(UInt8(ascii: "%"))
+            case UInt8(ascii: "s"):
+                guard next < arguments.count else { return nil }
+                switch arguments[next] {
+                case .string(let text): out.append(text)
+                case .int(let i): out.append(i)
+                default: return nil
+                }
+                next += 1
+            case UInt8(ascii: "d"):
+                guard next < arguments.count, case .int(let i) = arguments[next] else { return nil }
+                out.append(i)
+                next += 1
+            default:
+                return nil
+            }
+            index += 2
+            literalStart = index
         }
-        index = utf8.index(after: conversionIndex)
-        literalStart = index
+        guard next == arguments.count else { return nil }
+        out.bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[literalStart...]))
+        return out.string
     }
-    guard next == arguments.count else { return nil }
-    out += format[literalStart..<utf8.endIndex]
-    return out
 }
 
 func floatToInteger(_ d: Double) -> Value {

@@ -73,7 +73,22 @@ public final class JSONDocument {
             return (try? JSONReader.parse(bytes, as: ValueJSONBuilder.self)) ?? .none
         }
         let start = JSONReader.skipValidatedWhitespace(bytes, from: 0)
-        return lazyJSONValue(self, from: start, to: JSONReader.endOfValidatedValue(bytes, from: start, containerEnds: containerEnds))
+        var hint = 0
+        let end = JSONDocument.endOfValue(bytes, containerEnds, from: start, hint: &hint)
+        return lazyJSONValue(self, from: start, to: end, spanHint: hint)
+    }
+
+    /// The end of the value at `position`: a large container's from the noted `ends`, searched
+    /// from `hint` on (see `JSONContainerEnds.end(ofContainerAt:hint:)`), anything else scanned.
+    @inline(__always)
+    static func endOfValue(_ bytes: UnsafeBufferPointer<UInt8>, _ ends: JSONContainerEnds, from position: Int, hint: inout Int) -> Int {
+        let first = bytes[position]
+        if first == UInt8(ascii: "{") || first == UInt8(ascii: "[") {
+            if let end = ends.end(ofContainerAt: position, hint: &hint) { return end }
+            // A small container: scanned, not searched for again.
+            return JSONReader.endOfValidatedValue(bytes, from: position, containerEnds: JSONContainerEnds(recording: false))
+        }
+        return JSONReader.endOfValidatedValue(bytes, from: position, containerEnds: ends)
     }
 }
 
@@ -91,19 +106,20 @@ extension Value {
 }
 
 /// The value whose text is `document.bytes[start..<end]`: objects and arrays stay text.
-func lazyJSONValue(_ document: JSONDocument, from start: Int, to end: Int) -> Value {
+/// `spanHint` is where the search for the ends of its members may start.
+func lazyJSONValue(_ document: JSONDocument, from start: Int, to end: Int, spanHint: Int) -> Value {
     let bytes = document.bytes
     switch bytes[start] {
     case UInt8(ascii: "{"):
         let ref = DictRef()
         if bytes[JSONReader.skipValidatedWhitespace(bytes, from: start + 1)] != UInt8(ascii: "}") {
-            ref.lazyJSON = LazyJSONObject(document: document, start: start)
+            ref.lazyJSON = LazyJSONObject(document: document, start: start, spanHint: spanHint)
         }
         return .dict(ref)
     case UInt8(ascii: "["):
         let ref = ListRef()
         if bytes[JSONReader.skipValidatedWhitespace(bytes, from: start + 1)] != UInt8(ascii: "]") {
-            ref.lazyJSON = LazyJSONArray(document: document, start: start)
+            ref.lazyJSON = LazyJSONArray(document: document, start: start, spanHint: spanHint)
         }
         return .list(ref)
     case UInt8(ascii: "\""):
@@ -147,13 +163,17 @@ final class LazyJSONObject {
     let document: JSONDocument
     /// The position of the opening brace.
     let start: Int
+    let spanHint: Int
     private var memberTable: [Member]? = nil
+    /// The first container handed out, and any after it (most objects hand out one, if any).
+    private var firstContainer: (member: Int, value: Value)? = nil
     private var containers: [(member: Int, value: Value)] = []
     private var lookups = 0
 
-    init(document: JSONDocument, start: Int) {
+    init(document: JSONDocument, start: Int, spanHint: Int) {
         self.document = document
         self.start = start
+        self.spanHint = spanHint
     }
 
     private var table: [Member] {
@@ -163,23 +183,36 @@ final class LazyJSONObject {
         return built
     }
 
+    /// On a large document checked whole just before, the text of an object is out of the
+    /// caches again when a template looks into it: each member read here is a cache miss or
+    /// two, and on the benchmark context (10,000 pods of 3 KB) this is a third of the render.
     private func scanMembers() -> [Member] {
         let bytes = document.bytes
         let ends = document.containerEnds
+        var hint = spanHint
         var members: [Member] = []
+        members.reserveCapacity(8)
         var position = JSONReader.skipValidatedWhitespace(bytes, from: start + 1)
         guard bytes[position] != UInt8(ascii: "}") else { return members }
         while true {
+            // Keys are short: one pass finds the closing quote and whether the key is plain.
             let keyStart = position + 1
-            let keyEnd = JSONReader.endOfValidatedString(bytes, from: position) - 1
+            var keyEnd = keyStart
             var plain = true
-            for index in keyStart..<keyEnd where bytes[index] == UInt8(ascii: "\\") || bytes[index] >= 0x80 {
-                plain = false
-                break
+            while true {
+                let byte = bytes[keyEnd]
+                if byte == UInt8(ascii: "\"") { break }
+                if byte == UInt8(ascii: "\\") {
+                    plain = false
+                    keyEnd += 2
+                    continue
+                }
+                if byte >= 0x80 { plain = false }
+                keyEnd += 1
             }
             position = JSONReader.skipValidatedWhitespace(bytes, from: keyEnd + 1) + 1 // past ':'
             let valueStart = JSONReader.skipValidatedWhitespace(bytes, from: position)
-            let valueEnd = JSONReader.endOfValidatedValue(bytes, from: valueStart, containerEnds: ends)
+            let valueEnd = JSONDocument.endOfValue(bytes, ends, from: valueStart, hint: &hint)
             members.append(Member(keyStart: UInt32(keyStart), keyEnd: UInt32(keyEnd | (plain ? 0 : Member.escapedKey)),
                                   valueStart: UInt32(valueStart), valueEnd: UInt32(valueEnd)))
             position = JSONReader.skipValidatedWhitespace(bytes, from: valueEnd)
@@ -239,23 +272,60 @@ final class LazyJSONObject {
         let member = members[index]
         let first = document.bytes[Int(member.valueStart)]
         guard first == UInt8(ascii: "{") || first == UInt8(ascii: "[") else {
-            return lazyJSONValue(document, from: Int(member.valueStart), to: Int(member.valueEnd))
+            return lazyJSONValue(document, from: Int(member.valueStart), to: Int(member.valueEnd), spanHint: 0)
         }
-        for (cachedIndex, cached) in containers where cachedIndex == index { return cached }
-        let created = lazyJSONValue(document, from: Int(member.valueStart), to: Int(member.valueEnd))
-        containers.append((index, created))
+        if let firstContainer {
+            if firstContainer.member == index { return firstContainer.value }
+            for (cachedIndex, cached) in containers where cachedIndex == index { return cached }
+        }
+        let created = memberValue(member)
+        if firstContainer == nil { firstContainer = (index, created) } else { containers.append((index, created)) }
         return created
+    }
+
+    /// The member's value, made afresh. Where an object or array's members' ends may be
+    /// searched from is found again from this object's own place (a few entries on), so that
+    /// the member tables stay at 16 bytes a member.
+    private func memberValue(_ member: Member) -> Value {
+        let start = Int(member.valueStart)
+        var hint = spanHint
+        let first = document.bytes[start]
+        if first == UInt8(ascii: "{") || first == UInt8(ascii: "[") {
+            _ = document.containerEnds.end(ofContainerAt: start, hint: &hint)
+        }
+        return lazyJSONValue(document, from: start, to: Int(member.valueEnd), spanHint: hint)
+    }
+
+    /// The values in document order, without decoding a key, when no key repeats (checked on
+    /// the bytes of keys without escapes or non-ASCII bytes); nil otherwise.
+    func valuesIfKeysAreUnique() -> [Value]? {
+        let members = table
+        guard members.count <= 64 else { return nil }
+        let bytes = document.bytes
+        for i in members.indices {
+            guard members[i].isPlain else { return nil }
+            let range = members[i].keyRange
+            for j in 0..<i {
+                let other = members[j].keyRange
+                if other.count == range.count,
+                   Self.sameBytes(bytes, other, UnsafeBufferPointer(rebasing: bytes[range])) { return nil }
+            }
+        }
+        var values: [Value] = []
+        values.reserveCapacity(members.count)
+        for index in members.indices { values.append(value(of: index, in: members)) }
+        return values
     }
 
     /// Every member in document order, repeats included, for the dict to take as its own;
     /// containers already handed out by lookups are kept.
     func members() -> [(String, Value)] {
         let members = table
-        let handedOut = Dictionary(containers, uniquingKeysWith: { first, _ in first })
+        let handedOut = Dictionary((firstContainer.map { [$0] } ?? []) + containers, uniquingKeysWith: { first, _ in first })
         var pairs: [(String, Value)] = []
         pairs.reserveCapacity(members.count)
         for (index, member) in members.enumerated() {
-            let value = handedOut[index] ?? lazyJSONValue(document, from: Int(member.valueStart), to: Int(member.valueEnd))
+            let value = handedOut[index] ?? memberValue(member)
             pairs.append((decodedKey(member), value))
         }
         return pairs
@@ -267,21 +337,24 @@ final class LazyJSONArray {
     let document: JSONDocument
     /// The position of the opening bracket.
     let start: Int
+    let spanHint: Int
 
-    init(document: JSONDocument, start: Int) {
+    init(document: JSONDocument, start: Int, spanHint: Int) {
         self.document = document
         self.start = start
+        self.spanHint = spanHint
     }
 
     func elements() -> [Value] {
         let bytes = document.bytes
         let ends = document.containerEnds
+        var hint = spanHint
         var elements: [Value] = []
         var position = JSONReader.skipValidatedWhitespace(bytes, from: start + 1)
         guard bytes[position] != UInt8(ascii: "]") else { return elements }
         while true {
-            let end = JSONReader.endOfValidatedValue(bytes, from: position, containerEnds: ends)
-            elements.append(lazyJSONValue(document, from: position, to: end))
+            let end = JSONDocument.endOfValue(bytes, ends, from: position, hint: &hint)
+            elements.append(lazyJSONValue(document, from: position, to: end, spanHint: hint))
             position = JSONReader.skipValidatedWhitespace(bytes, from: end)
             if bytes[position] == UInt8(ascii: "]") { return elements }
             position = JSONReader.skipValidatedWhitespace(bytes, from: position + 1)

@@ -128,8 +128,8 @@ indirect enum Node: Sendable {
     case filterBlock(filter: Expr, body: [Node], line: Int)
     case with(targets: [(Target, Expr)], body: [Node], line: Int)
     case scopedAutoescape(Expr, body: [Node], line: Int)
-    /// `{% block %}` in a template without inheritance renders in place.
-    case block(name: String, body: [Node], line: Int)
+    /// `{% block %}` in a template without inheritance renders in place (and through `self`).
+    case block(BlockDefinition)
     /// extends/include/import need a loader, which a single template does not have.
     case needsLoader(line: Int)
 }
@@ -216,8 +216,26 @@ final class CallBlockNode: Sendable {
     }
 }
 
-/// A parsed template: the body and the names its slots stand for.
+/// `{% block name [scoped] %}`. Rendered in place or called as `self.name()`, its body sees
+/// the template's top-level variables only; a scoped block rendered in place also sees the
+/// variables around it.
+public final class BlockDefinition: Sendable {
+    let name: String
+    let body: [Node]
+    let scoped: Bool
+    let line: Int
+
+    init(name: String, body: [Node], scoped: Bool, line: Int) {
+        self.name = name
+        self.body = body
+        self.scoped = scoped
+        self.line = line
+    }
+}
+
+/// A parsed template: the body, the names its slots stand for, and its blocks by name.
 struct Program: Sendable {
     let body: [Node]
     let names: [String]
+    let blocks: [String: BlockDefinition]
 }

@@ -201,6 +201,7 @@ private func noArguments(_ call: FilterCall, _ function: String) throws(Template
     case (.namespace(let a), .namespace(let b)): return a === b
     case (.cycler(let a), .cycler(let b)): return a === b
     case (.joiner(let a), .joiner(let b)): return a === b
+    case (.templateReference(let a), .templateReference(let b)): return a === b
     case (.loop(let a), .loop(let b)): return a === b
     // Equal string constants are usually the same (interned) object in CPython.
     case (.string(let a), .string(let b)): return a == b

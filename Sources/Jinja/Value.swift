@@ -29,556 +29,8 @@ public enum Value {
     case loop(LoopContext)
     case cycler(Cycler)
     case joiner(Joiner)
-}
-
-// MARK: - Containers
-
-public final class ListRef {
-    /// What Python type the sequence is: a list, or one of the read-only sequences that
-    /// behave as lists in templates but print differently (`range(0, 3)`, `dict_keys([...])`).
-    public enum Kind {
-        case list
-        case range(start: Int, stop: Int, step: Int)
-        case dictKeys, dictValues, dictItems
-        /// A one-pass iterator (Jinja2's filters return generators): always true, no len(),
-        /// emptied by the first iteration. The payload is Python's type name ("generator").
-        case iterator(String)
-    }
-
-    private var storage: [Value]
-    public var kind: Kind
-    /// Set while the list is still JSON text (LazyJSON.swift): decoded on first use.
-    var lazyJSON: LazyJSONArray?
-
-    public var items: [Value] {
-        get {
-            if lazyJSON != nil { materializeJSON() }
-            return storage
-        }
-        _modify {
-            if lazyJSON != nil { materializeJSON() }
-            yield &storage
-        }
-    }
-
-    private func materializeJSON() {
-        guard let lazyJSON else { return }
-        self.lazyJSON = nil
-        storage = lazyJSON.elements()
-    }
-
-    public init(_ items: [Value] = [], kind: Kind = .list) {
-        self.storage = items
-        self.kind = kind
-    }
-
-    public var isList: Bool { if case .list = kind { return true } else { return false } }
-}
-
-/// A Python dict: insertion-ordered, keys compared with Python equality (`1 == 1.0 == True`).
-///
-/// While every key is a str (every JSON object, most template dicts) the members live in one
-/// array of (String, Value) pairs, which for a JSON object is the parser's own array, taken
-/// without copying; a key of another type moves them to the general form. `keys` and
-/// `values` are materialised on first use and cached until the next change.
-public final class DictRef {
-    private var strings: [(String, Value)]
-    /// What few dicts need, kept out of line so that the many small dicts of a large JSON
-    /// context stay small.
-    private final class Extras {
-        var general: [(Value, Value)]? = nil
-        var index: [DictKey: Int]? = nil
-        var cachedKeys: [Value]? = nil
-        var cachedValues: [Value]? = nil
-    }
-    private var extras: Extras? = nil
-    private static let indexThreshold = 16
-
-    private func ensureExtras() -> Extras {
-        if let extras { return extras }
-        let created = Extras()
-        extras = created
-        return created
-    }
-
-    /// All members once a key that is not a str was inserted (then `strings` is empty).
-    private var general: [(Value, Value)]? {
-        get { extras?.general }
-        _modify {
-            let storage = ensureExtras()
-            yield &storage.general
-        }
-    }
-
-    /// Hash index, built on the first lookup once the dict has more than a few entries (most
-    /// dicts of a JSON context are never searched, and small ones are scanned faster).
-    private var index: [DictKey: Int]? {
-        get { extras?.index }
-        _modify {
-            let storage = ensureExtras()
-            yield &storage.index
-        }
-    }
-
-    private var cachedKeys: [Value]? {
-        get { extras?.cachedKeys }
-        _modify {
-            let storage = ensureExtras()
-            yield &storage.cachedKeys
-        }
-    }
-
-    private var cachedValues: [Value]? {
-        get { extras?.cachedValues }
-        _modify {
-            let storage = ensureExtras()
-            yield &storage.cachedValues
-        }
-    }
-
-    public init() {
-        strings = []
-    }
-
-    public init(_ pairs: [(Value, Value)]) {
-        strings = []
-        strings.reserveCapacity(pairs.count)
-        for (key, value) in pairs { self[key] = value }
-    }
-
-    /// String-keyed members, as JSON objects deliver them; a repeated key keeps its first
-    /// position and its last value.
-    public init(stringPairs pairs: [(String, Value)]) {
-        // The reader's own array, as is: a tight copy would save its spare room (about 13 MB
-        // on the benchmark context) but costs more time than the memory it saves.
-        strings = pairs
-        mayRepeat = pairs.count > 1
-    }
-
-    /// Set while the members may contain a repeated key (a JSON object was taken as is);
-    /// checked on first use, so the many dicts of a context nobody looks at cost nothing.
-    private var mayRepeat = false
-
-    /// Set while the dict is still JSON text (LazyJSON.swift): a str-key lookup reads the
-    /// text, anything else decodes the members first.
-    var lazyJSON: LazyJSONObject?
-
-    @inline(__always) private func settle() {
-        if lazyJSON != nil { decodeJSON() }
-        if mayRepeat { removeRepeats() }
-    }
-
-    private func decodeJSON() {
-        guard let lazyJSON else { return }
-        self.lazyJSON = nil
-        strings = lazyJSON.members()
-        mayRepeat = strings.count > 1
-    }
-
-    /// Python keeps one entry per key, at the first key's position with the last value.
-    private func removeRepeats() {
-        mayRepeat = false
-        let pairs = strings
-        var repeated = false
-        if pairs.count <= DictRef.indexThreshold {
-            // Lengths rule out nearly every pair before any bytes are compared.
-            repeated = withUnsafeTemporaryAllocation(of: Int.self, capacity: pairs.count) { lengths in
-                for i in 0..<pairs.count {
-                    let length = pairs[i].0.utf8.count
-                    for j in 0..<i where lengths[j] == length && pyStringEquals(pairs[j].0, pairs[i].0) {
-                        return true
-                    }
-                    lengths[i] = length
-                }
-                return false
-            }
-        } else {
-            var seen = Set<String>(minimumCapacity: pairs.count)
-            for (key, _) in pairs where !seen.insert(key).inserted {
-                repeated = true
-                break
-            }
-        }
-        if repeated {
-            strings = []
-            for (key, value) in pairs { self[string: key] = value }
-        }
-    }
-
-    public var count: Int {
-        settle()
-        return general?.count ?? strings.count
-    }
-
-    /// The key at `position` (insertion order).
-    public func key(at position: Int) -> Value {
-        settle()
-        if let general { return general[position].0 }
-        return .string(strings[position].0)
-    }
-
-    /// The value at `position` (insertion order).
-    public func value(at position: Int) -> Value {
-        settle()
-        if let general { return general[position].1 }
-        return strings[position].1
-    }
-
-    public var keys: [Value] {
-        settle()
-        if let cachedKeys { return cachedKeys }
-        let built: [Value] = general.map { $0.map { $0.0 } } ?? strings.map { .string($0.0) }
-        cachedKeys = built
-        return built
-    }
-
-    public var values: [Value] {
-        settle()
-        if let cachedValues { return cachedValues }
-        let built: [Value] = general.map { $0.map { $0.1 } } ?? strings.map { $0.1 }
-        cachedValues = built
-        return built
-    }
-
-    public var pairs: [(Value, Value)] {
-        settle()
-        return general ?? strings.map { (.string($0.0), $0.1) }
-    }
-
-    public func copy() -> DictRef {
-        settle()
-        let other = DictRef()
-        other.strings = strings
-        if let general { other.general = general }
-        return other
-    }
-
-    private func changed() {
-        if let extras {
-            extras.cachedKeys = nil
-            extras.cachedValues = nil
-        }
-    }
-
-    @inline(__always) private func buildIndexIfNeeded() {
-        let total = count
-        if index == nil, total > DictRef.indexThreshold {
-            var built: [DictKey: Int] = [:]
-            built.reserveCapacity(total)
-            for position in 0..<total {
-                let key = DictKey(self.key(at: position))
-                if built[key] == nil { built[key] = position }
-            }
-            index = built
-        }
-    }
-
-    public func position(of key: Value) -> Int? {
-        settle()
-        switch key {
-        case .string(let text), .markup(let text): return position(ofString: text)
-        default: break
-        }
-        guard let general else {
-            // Only str keys here; 1 == 1.0 == True never equals a str.
-            return nil
-        }
-        buildIndexIfNeeded()
-        if let index { return index[DictKey(key)] }
-        for position in general.indices where pyEquals(general[position].0, key) { return position }
-        return nil
-    }
-
-    public func position(ofString text: String) -> Int? {
-        settle()
-        buildIndexIfNeeded()
-        if let index { return index[DictKey(.string(text))] }
-        if let general {
-            for position in general.indices {
-                switch general[position].0 {
-                case .string(let other), .markup(let other): if pyStringEquals(other, text) { return position }
-                default: continue
-                }
-            }
-            return nil
-        }
-        for position in strings.indices where pyStringEquals(strings[position].0, text) { return position }
-        return nil
-    }
-
-    public subscript(key: Value) -> Value? {
-        get {
-            if let lazyJSON, !lazyJSON.prefersDecoding, let text = key.stringValue { return lazyJSON.lookup(text) }
-            return position(of: key).map { value(at: $0) }
-        }
-        set {
-            settle()
-            changed()
-            if let position = position(of: key) {
-                if let newValue {
-                    if general != nil { general?[position].1 = newValue } else { strings[position].1 = newValue }
-                } else {
-                    remove(at: position)
-                }
-                return
-            }
-            guard let newValue else { return }
-            if general == nil, case .string(let text) = key {
-                strings.append((text, newValue))
-            } else {
-                if general == nil {
-                    general = strings.map { (.string($0.0), $0.1) }
-                    strings = []
-                }
-                general?.append((key, newValue))
-            }
-            if index != nil { index?[DictKey(key)] = count - 1 }
-        }
-    }
-
-    /// The value for a str key: the evaluator's `x.name` fast path.
-    @inline(__always) public func lookup(_ key: String) -> Value? {
-        if let lazyJSON, !lazyJSON.prefersDecoding { return lazyJSON.lookup(key) }
-        settle()
-        if extras == nil, strings.count <= DictRef.indexThreshold {
-            return strings.withUnsafeBufferPointer { buffer -> Value? in
-                for i in 0..<buffer.count where pyStringEquals(buffer[i].0, key) { return buffer[i].1 }
-                return nil
-            }
-        }
-        return position(ofString: key).map { value(at: $0) }
-    }
-
-    public subscript(string key: String) -> Value? {
-        get { lookup(key) }
-        set { self[.string(key)] = newValue }
-    }
-
-    public func remove(at position: Int) {
-        settle()
-        changed()
-        if general != nil { general?.remove(at: position) } else { strings.remove(at: position) }
-        index = nil
-    }
-
-    public func removeAll() {
-        lazyJSON = nil
-        mayRepeat = false
-        changed()
-        strings.removeAll()
-        general = nil
-        index = nil
-    }
-}
-
-/// Hashable view of a value with Python's hash/equality rules for dict keys and sets.
-public struct DictKey: Hashable {
-    public let value: Value
-    public init(_ value: Value) { self.value = value }
-    public static func == (lhs: DictKey, rhs: DictKey) -> Bool { pyEquals(lhs.value, rhs.value) }
-    public func hash(into hasher: inout Hasher) { pyHash(value, into: &hasher) }
-}
-
-func pyHash(_ value: Value, into hasher: inout Hasher) {
-    switch value {
-    case .none: hasher.combine(0 as UInt8)
-    case .bool(let b): hasher.combine(b ? 1 : 0)
-    case .int(let i): hasher.combine(i)
-    case .bigInt(let b): hasher.combine(b.description)
-    case .float(let d):
-        if d.rounded() == d, let i = Int(exactly: d) { hasher.combine(i) } else { hasher.combine(d) }
-    case .string(let s), .markup(let s): hasher.combine(s)
-    case .tuple(let items):
-        hasher.combine(items.count)
-        for item in items { pyHash(item, into: &hasher) }
-    case .list(let ref):
-        if case .range = ref.kind { hasher.combine(ref.items.count) } else { hasher.combine(ObjectIdentifier(ref)) }
-    case .dict(let ref): hasher.combine(ObjectIdentifier(ref))
-    case .undefined: hasher.combine(1 as UInt8)
-    case .function(let f): hasher.combine(ObjectIdentifier(f))
-    case .namespace(let n): hasher.combine(ObjectIdentifier(n))
-    case .loop(let l): hasher.combine(ObjectIdentifier(l))
-    case .cycler(let c): hasher.combine(ObjectIdentifier(c))
-    case .joiner(let j): hasher.combine(ObjectIdentifier(j))
-    }
-}
-
-/// `TypeError: unhashable type: 'list'` for values Python refuses as dict keys.
-func requireHashable(_ value: Value) throws(TemplateError) {
-    switch value {
-    case .list(let ref):
-        switch ref.kind {
-        case .range, .iterator: return
-        default: throw TemplateError(.type, "unhashable type: '\(value.typeName)'")
-        }
-    case .dict: throw TemplateError(.type, "unhashable type: '\(value.typeName)'")
-    case .tuple(let items): for item in items { try requireHashable(item) }
-    default: return
-    }
-}
-
-// MARK: - Undefined
-
-/// Jinja2's `Undefined`: prints empty, iterates empty, is falsy; anything more raises
-/// `UndefinedError` with the message Jinja2 builds from what was looked up where.
-public struct Undefined {
-    /// An explicit message (Jinja2's `hint`), used as is.
-    public var hint: String?
-    /// `object_type_repr` of the object the lookup was made on; nil for a plain missing name.
-    public var owner: String?
-    /// The name or key looked up.
-    public var name: String
-    /// False when the key was not a string (`x[0]`): Jinja2 then says "has no element".
-    public var nameIsString: Bool
-
-    public init(name: String) {
-        self.hint = nil; self.owner = nil; self.name = name; self.nameIsString = true
-    }
-
-    public init(hint: String) {
-        self.hint = hint; self.owner = nil; self.name = ""; self.nameIsString = true
-    }
-
-    /// A failed attribute or item lookup on `object`.
-    public init(owner object: Value, key: Value) {
-        self.hint = nil
-        self.owner = object.objectTypeRepr
-        if case .string(let s) = key { name = s; nameIsString = true } else { name = repr(key); nameIsString = false }
-    }
-
-    public init(owner object: Value, attribute: String) {
-        self.hint = nil
-        self.owner = object.objectTypeRepr
-        self.name = attribute
-        self.nameIsString = true
-    }
-
-    public var message: String {
-        if let hint { return hint }
-        guard let owner else { return "\(reprString(name)) is undefined" }
-        if !nameIsString { return "\(owner) has no element \(name)" }
-        return "\(reprString(owner)) has no attribute \(reprString(name))"
-    }
-
-    public var error: TemplateError { TemplateError(.undefined, message) }
-}
-
-// MARK: - Callables and runtime objects
-
-public struct Arguments {
-    public var positional: [Value]
-    public var keywords: [(String, Value)]
-
-    public init(_ positional: [Value] = [], keywords: [(String, Value)] = []) {
-        self.positional = positional
-        self.keywords = keywords
-    }
-
-    public func keyword(_ name: String) -> Value? {
-        for (key, value) in keywords where key == name { return value }
-        return nil
-    }
-
-    /// The argument at `position` or named `name`, the way Python binds a parameter.
-    public func argument(_ position: Int, _ name: String) -> Value? {
-        if position < positional.count { return positional[position] }
-        return keyword(name)
-    }
-
-    public var isEmpty: Bool { positional.isEmpty && keywords.isEmpty }
-}
-
-/// Anything callable from a template. The evaluator runs macros and `caller`; builtins carry
-/// their Swift implementation.
-public final class Function {
-    public enum Kind {
-        /// A global like `range` or `lipsum`.
-        case builtin(@Sendable (Arguments) throws(TemplateError) -> Value)
-        /// `receiver.name` taken without calling it; calling dispatches to `callMethod`.
-        case boundMethod(receiver: Value, name: String)
-        /// A macro or `caller` block; the evaluator knows what to do with it.
-        case macro(MacroClosure)
-        /// `loop` in a recursive for loop, and `loop.cycle`/`loop.changed` are methods of it.
-        case loopRecurse(LoopContext)
-    }
-
-    public let name: String
-    public let kind: Kind
-
-    public init(name: String, kind: Kind) {
-        self.name = name
-        self.kind = kind
-    }
-}
-
-/// A macro bound to the scope it was defined in (opaque outside the evaluator).
-public final class MacroClosure {
-    let macro: MacroDefinition
-    /// The scope the macro was defined in; nil at the template's top level.
-    let scope: Scope?
-    let isCaller: Bool
-    init(macro: MacroDefinition, scope: Scope?, isCaller: Bool) {
-        self.macro = macro
-        self.scope = scope
-        self.isCaller = isCaller
-    }
-}
-
-/// `namespace(...)`: the one object templates may assign attributes to.
-public final class Namespace {
-    public let attributes: DictRef
-    public init(_ attributes: DictRef = DictRef()) { self.attributes = attributes }
-}
-
-/// The `loop` variable of a for loop.
-public final class LoopContext {
-    public let items: [Value]
-    public var index0: Int = 0
-    public let depth0: Int
-    /// Re-entry point for `loop(...)` in a recursive loop.
-    let recurse: ((Value) throws(TemplateError) -> String)?
-    var lastChanged: [Value]? = nil
-
-    init(items: [Value], depth0: Int, recurse: ((Value) throws(TemplateError) -> String)?) {
-        self.items = items
-        self.depth0 = depth0
-        self.recurse = recurse
-    }
-
-    public var length: Int { items.count }
-    public var first: Bool { index0 == 0 }
-    public var last: Bool { index0 == items.count - 1 }
-    public var previtem: Value {
-        index0 > 0 ? items[index0 - 1] : .undefined(Undefined(hint: "there is no previous item"))
-    }
-    public var nextitem: Value {
-        index0 + 1 < items.count ? items[index0 + 1] : .undefined(Undefined(hint: "there is no next item"))
-    }
-}
-
-public final class Cycler {
-    public let items: [Value]
-    public var position = 0
-    public init(_ items: [Value]) { self.items = items }
-    public var current: Value { items.isEmpty ? .none : items[position] }
-    public func next() -> Value {
-        guard !items.isEmpty else { return .none }
-        let value = items[position]
-        position = (position + 1) % items.count
-        return value
-    }
-    public func reset() { position = 0 }
-}
-
-public final class Joiner {
-    public let separator: String
-    public var used = false
-    public init(_ separator: String) { self.separator = separator }
-    public func call() -> String {
-        if used { return separator }
-        used = true
-        return ""
-    }
+    /// `self`.
+    case templateReference(TemplateReference)
 }
 
 // MARK: - Python behaviour
@@ -616,11 +68,13 @@ extension Value {
             case .boundMethod: return "builtin_function_or_method"
             case .macro: return "Macro"
             case .loopRecurse: return "method"
+            case .block: return "BlockReference"
             }
         case .namespace: return "Namespace"
         case .loop: return "LoopContext"
         case .cycler: return "Cycler"
         case .joiner: return "Joiner"
+        case .templateReference: return "TemplateReference"
         }
     }
 
@@ -634,8 +88,10 @@ extension Value {
         case .loop: return "jinja2.runtime.LoopContext object"
         case .cycler: return "jinja2.utils.Cycler object"
         case .joiner: return "jinja2.utils.Joiner object"
+        case .templateReference: return "jinja2.runtime.TemplateReference object"
         case .function(let f):
             if case .macro = f.kind { return "jinja2.runtime.Macro object" }
+            if case .block = f.kind { return "jinja2.runtime.BlockReference object" }
             return "\(typeName) object"
         default: return "\(typeName) object"
         }
@@ -812,6 +268,7 @@ public func pyEquals(_ lhs: Value, _ rhs: Value) -> Bool {
     case (.loop(let a), .loop(let b)): return a === b
     case (.cycler(let a), .cycler(let b)): return a === b
     case (.joiner(let a), .joiner(let b)): return a === b
+    case (.templateReference(let a), .templateReference(let b)): return a === b
     default: return false
     }
 }
@@ -838,7 +295,16 @@ public func getAttribute(_ object: Value, _ name: String) -> Value {
         }
     case .undefined(let u):
         return .undefined(u)
+    case .templateReference(let reference):
+        return reference.block(name)
     case .function(let f):
+        if case .block(let block) = f.kind {
+            switch name {
+            case "name": return .string(block.name)
+            case "super": return .undefined(Undefined(hint: "there is no parent block called \(reprString(block.name))."))
+            default: break
+            }
+        }
         if case .macro(let closure) = f.kind {
             let macro = closure.macro
             switch name {
@@ -894,6 +360,8 @@ public func getItem(_ object: Value, _ key: Value) -> Value {
         }
     case .undefined(let u):
         return .undefined(u)
+    case .templateReference(let reference):
+        if case .string(let name) = key { return reference.block(name) }
     default: break
     }
     if case .string(let name) = key {

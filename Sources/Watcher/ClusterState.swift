@@ -233,11 +233,12 @@ struct ClusterState {
                  excluding excluded: Exclusions = Exclusions()) -> [(String, Value)] {
         var serviceValues: [Value] = []
         serviceValues.reserveCapacity(services.count)
+        let candidates = BackendsByLabel(pods: pods, services: services)
         for service in services where !excluded.services.contains(service.name) {
             let object = service.object.copy()
             object[string: "name"] = .string(service.name)
-            let selected = (pods[service.namespace] ?? [:]).values
-                .filter { $0.isBackend && service.selects($0) }
+            let selected = candidates.backends(in: service.namespace, labelled: service.selector.first)
+                .filter { service.selects($0) }
                 .sorted { $0.name < $1.name }
             object[string: "pods"] = .dict(DictRef(stringPairs: selected.compactMap { pod in pod.object.map { (pod.name, $0) } }))
             serviceValues.append(.dict(object))
@@ -249,5 +250,48 @@ struct ClusterState {
             ("stats", .dict(DictRef(stringPairs: [("username", .string("stats")), ("password", .string(statsPassword))]))),
             ("env", .dict(DictRef(stringPairs: environment.map { ($0.0, .string($0.1)) }))),
         ]
+    }
+}
+
+/// The backend pods of the namespaces services name, found by the label each service's
+/// selector names first: a service looks at the pods with that label, not at every pod of its
+/// namespace (1,000 services over 10,000 pods: that scan was half of each render).
+private struct BackendsByLabel {
+    private struct Label: Hashable {
+        let key: String
+        let value: String
+    }
+
+    private var backends: [String: [Pod]] = [:]
+    /// Positions in `backends`, for the label keys selectors start with.
+    private var labelled: [String: [Label: [Int]]] = [:]
+
+    init(pods: [String: [String: Pod]], services: [Service]) {
+        var keys: [String: [String]] = [:]
+        for service in services {
+            var named = keys[service.namespace] ?? []
+            if let key = service.selector.first?.0, !named.contains(key) { named.append(key) }
+            keys[service.namespace] = named
+        }
+        for (namespace, named) in keys {
+            let inNamespace = (pods[namespace] ?? [:]).values.filter(\.isBackend)
+            var byLabel: [Label: [Int]] = [:]
+            for (position, pod) in inNamespace.enumerated() {
+                for (key, value) in pod.labels where named.contains(key) {
+                    // A label repeated in a pod's JSON lists the pod once.
+                    let label = Label(key: key, value: value)
+                    if byLabel[label]?.last != position { byLabel[label, default: []].append(position) }
+                }
+            }
+            backends[namespace] = inNamespace
+            labelled[namespace] = byLabel
+        }
+    }
+
+    /// The backends of `namespace` with the label `label`, or all of them when there is none.
+    func backends(in namespace: String, labelled label: (String, String)?) -> [Pod] {
+        let all = backends[namespace] ?? []
+        guard let label else { return all }
+        return (labelled[namespace]?[Label(key: label.0, value: label.1)] ?? []).map { all[$0] }
     }
 }

@@ -37,4 +37,25 @@ final class JSONTests: XCTestCase {
         XCTAssertEqual(try JSONValue.parse("1e3"), .double(1000))
         XCTAssertEqual(try JSONValue.parse("9223372036854775807"), .integer(Int.max))
     }
+
+    func testContainerEndsSearchedFromAnyHintAgreeWithTheWholeSearch() throws {
+        // Large objects and arrays nested in an array, each long enough to be noted.
+        let padding = String(repeating: "x", count: JSONContainerEnds.minimumLength)
+        let item = #"{"pad": "\#(padding)", "inner": {"pad": "\#(padding)", "list": ["\#(padding)"]}}"#
+        let text = "[" + Array(repeating: item, count: 6).joined(separator: ", ") + "]"
+        let bytes = Array(text.utf8)
+        var ends = JSONContainerEnds()
+        try bytes.withUnsafeBufferPointer { buffer in try JSONReader.validate(buffer, containerEnds: &ends) }
+        let starts = bytes.indices.filter { bytes[$0] == UInt8(ascii: "{") || bytes[$0] == UInt8(ascii: "[") }
+        let noted = starts.filter { ends.end(ofContainerAt: $0) != nil }
+        XCTAssertEqual(noted.count, 1 + 6 * 3, "the outer array, and each item, its inner object and its list")
+        for start in starts {
+            for hint in 0...noted.count + 1 {
+                var moved = hint
+                let found = ends.end(ofContainerAt: start, hint: &moved)
+                XCTAssertEqual(found, ends.end(ofContainerAt: start), "container at \(start) from hint \(hint)")
+                if let index = noted.firstIndex(of: start) { XCTAssertEqual(found == nil ? -1 : moved, index) }
+            }
+        }
+    }
 }
