@@ -160,6 +160,12 @@ final class RuntimeUpdateTests: XCTestCase {
         XCTAssertEqual(answers(port), ["gamma\n", "beta\n"])
         XCTAssertEqual(try supervisor.status()["haproxy_pid"], pid)
         try assertServersMatchAFreshHAProxy(supervisor)
+        // The same address, another port.
+        let delta = try HTTPBackend(address: pods[2].address, name: "delta", directory: directory)
+        assertRuntime(try supervisor.apply(podsConfig(port: port, servers: [server("pod-a", delta, "weight 3"), server("pod-b", pods[1])])))
+        XCTAssertEqual(answers(port), ["delta\n", "beta\n"])
+        XCTAssertEqual(try supervisor.status()["haproxy_pid"], pid)
+        try assertServersMatchAFreshHAProxy(supervisor)
     }
 
     func testPodsOfTheSeedsPositionalNamesShiftWithoutAReload() throws {
