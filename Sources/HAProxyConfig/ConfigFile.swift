@@ -139,13 +139,19 @@ public struct ConfigFile: Sendable {
     /// For each section, the index of the `defaults` section it takes its settings from.
     let defaultsIndexes: [Int?]
 
-    /// The `defaults` section a proxy section takes its settings from: the one its header names
-    /// with `from NAME`, else the last one before it. Nil when there is none.
-    public func defaults(for index: Int) -> ConfigSection? {
-        defaultsIndexes[index].map { sections[$0] }
+    /// The sections a proxy section takes its settings from, nearest first: its `defaults` (the
+    /// one its header names with `from NAME`, else the last one before it), then the one that
+    /// `defaults` names with `from`, and so on (a `defaults` without `from` starts afresh).
+    public func defaultsChain(for index: Int) -> [Int] {
+        var chain: [Int] = []
+        var current = defaultsIndexes[index]
+        while let position = current, !chain.contains(position) {
+            chain.append(position)
+            guard sections[position].header?.words.contains("from") == true else { break }
+            current = defaultsIndexes[position]
+        }
+        return chain
     }
-
-    func defaultsIndex(for index: Int) -> Int? { defaultsIndexes[index] }
 
     /// Each section's `defaults`: the one its header names with `from NAME`, else the last one above it.
     static func defaultsIndexes(_ sections: [ConfigSection]) -> [Int?] {

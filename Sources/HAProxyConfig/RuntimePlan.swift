@@ -21,6 +21,7 @@ public struct ExpectedServer: Equatable, Sendable {
     public var address: ServerAddress?
     public var weight: Int
     public var inMaintenance: Bool
+    public var healthChecks: Bool
     /// Removed: in maintenance until its connections end, or gone.
     public var beingRemoved: Bool
 
@@ -29,6 +30,7 @@ public struct ExpectedServer: Equatable, Sendable {
         address = server.address
         weight = server.weight
         inMaintenance = beingRemoved || server.isDisabled
+        healthChecks = server.hasHealthChecks
         self.beingRemoved = beingRemoved
     }
 }

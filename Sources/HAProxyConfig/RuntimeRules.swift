@@ -113,14 +113,8 @@ public struct Balance: Equatable, Sendable {
     }
 
     static func setting(_ keyword: String, of index: Int, in config: ConfigFile) -> [String]? {
-        var visited: Set<Int> = []
-        var current: Int? = index
-        while let position = current, visited.insert(position).inserted {
-            let section = config.sections[position]
-            if let line = section.last(keyword) { return Array(line.words.dropFirst()) }
-            // A defaults section starts afresh unless it names another with `from`.
-            if section.keyword == "defaults" && !(section.header?.words.contains("from") ?? false) { return nil }
-            current = config.defaultsIndex(for: position)
+        for position in [index] + config.defaultsChain(for: index) {
+            if let line = config.sections[position].last(keyword) { return Array(line.words.dropFirst()) }
         }
         return nil
     }

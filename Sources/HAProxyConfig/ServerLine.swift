@@ -108,6 +108,16 @@ public struct ServerDeclaration: Equatable, Sendable {
         return disabled
     }
 
+    /// Whether health checks run: the last `check` or `no-check` of the `default-server` lines
+    /// and the line.
+    public var hasHealthChecks: Bool {
+        var checks = false
+        for words in defaultServerLines.map({ $0.words.dropFirst() }) + [words.dropFirst(3)] {
+            for word in words where word == "check" || word == "no-check" { checks = word == "check" }
+        }
+        return checks
+    }
+
     static func lastWeight(_ words: ArraySlice<String>) -> Int? {
         var found: Int?
         var index = words.startIndex
@@ -136,7 +146,8 @@ public struct ServerDeclaration: Equatable, Sendable {
 extension ConfigFile {
     /// The servers of a backend or listen section in declaration order.
     public func servers(in index: Int) -> [ServerDeclaration] {
-        var inherited = defaults(for: index)?.body.filter { $0.keyword == "default-server" } ?? []
+        // The farthest defaults first: each nearer one applies over it.
+        var inherited = defaultsChain(for: index).reversed().flatMap { sections[$0].body.filter { $0.keyword == "default-server" } }
         var result: [ServerDeclaration] = []
         for line in sections[index].body {
             switch line.keyword {

@@ -12,9 +12,12 @@ public struct ServerState: Equatable, Sendable {
     public var adminState: Int
     /// The weight in use (`srv_uweight`); `srv_iweight` keeps the one the process started with.
     public var weight: Int
+    /// CHK_ST_* flags of the health check: 0x04 enabled.
+    public var checkState: Int
 
     public var inMaintenance: Bool { adminState & 0x05 != 0 }
     public var isDraining: Bool { adminState & 0x08 != 0 }
+    public var healthChecksEnabled: Bool { checkState & 0x04 != 0 }
 }
 
 public struct ServersStateError: Error, CustomStringConvertible, Equatable, Sendable {
@@ -22,7 +25,7 @@ public struct ServersStateError: Error, CustomStringConvertible, Equatable, Send
 }
 
 public enum ServersState {
-    static let columns = ["be_name", "srv_name", "srv_addr", "srv_admin_state", "srv_uweight", "srv_port"]
+    static let columns = ["be_name", "srv_name", "srv_addr", "srv_admin_state", "srv_uweight", "srv_port", "srv_check_state"]
 
     /// Reads the dump: a version line `1`, a `# column…` header, one row per server.
     public static func parse(_ text: String) throws(ServersStateError) -> [ServerState] {
@@ -45,17 +48,18 @@ public enum ServersState {
         var states: [ServerState] = []
         for row in lines.dropFirst(2) where row.first != "#" {
             guard row.count >= header.count, let admin = Int(field(row, "srv_admin_state")),
-                  let weight = Int(field(row, "srv_uweight")), let port = Int(field(row, "srv_port")) else {
+                  let weight = Int(field(row, "srv_uweight")), let port = Int(field(row, "srv_port")),
+                  let checkState = Int(field(row, "srv_check_state")) else {
                 throw ServersStateError(description: "show servers state: unreadable row \"\(row.joined(separator: " "))\"")
             }
             states.append(ServerState(backend: field(row, "be_name"), name: field(row, "srv_name"), address: field(row, "srv_addr"),
-                                      port: port, adminState: admin, weight: weight))
+                                      port: port, adminState: admin, weight: weight, checkState: checkState))
         }
         return states
     }
 
     /// The differences between what a backend holds and what the config declares, one sentence
-    /// each; empty when they agree in names, addresses, ports, weights and maintenance.
+    /// each; empty when they agree in names, addresses, ports, weights, maintenance and health checks.
     public static func mismatches(backend: String, expected: [ExpectedServer], actual: [ServerState]) -> [String] {
         var problems: [String] = []
         let held = Dictionary(actual.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
@@ -79,6 +83,10 @@ public enum ServersState {
                 problems.append("\(name) is \(state.inMaintenance ? "" : "not ")in maintenance")
             }
             if state.isDraining { problems.append("\(name) is draining") }
+            // Maintenance pauses checks; a server that serves must check as the config says.
+            if !state.inMaintenance && state.healthChecksEnabled != server.healthChecks {
+                problems.append("\(name) has health checks \(state.healthChecksEnabled ? "on" : "off"), not \(server.healthChecks ? "on" : "off")")
+            }
         }
         let declared = Set(expected.map(\.name))
         for state in actual where !declared.contains(state.name) {

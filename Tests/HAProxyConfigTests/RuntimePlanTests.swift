@@ -123,6 +123,21 @@ final class RuntimePlanTests: XCTestCase {
         XCTAssertEqual(commands(plan(before, after)), ["add server pods/a 10.0.0.1:80 inter 1s fall 2 weight 5", "set server pods/a state ready"])
     }
 
+    func testDefaultServerLinesComeThroughDefaultsNamedWithFrom() {
+        let text = """
+            defaults base
+                mode http
+                default-server check inter 3s
+            defaults web from base
+                balance leastconn
+                default-server fall 2
+            backend pods from web
+
+            """
+        XCTAssertEqual(commands(plan(text, text + "    server a 10.0.0.1:80\n")),
+                       ["add server pods/a 10.0.0.1:80 check inter 3s fall 2", "enable health pods/a", "set server pods/a state ready"])
+    }
+
     func testDefaultServerBelowAServerDoesNotApplyToIt() {
         let before = config(backend: [], servers: ["server a 10.0.0.1:80", "default-server weight 9"])
         let after = config(backend: [], servers: ["server a 10.0.0.1:80", "server b 10.0.0.2:80", "default-server weight 9"])

@@ -25,7 +25,7 @@ final class ServersStateTests: XCTestCase {
         XCTAssertEqual(states.map(\.inMaintenance), [true, true, false, true])
     }
 
-    func testAgreementNeedsNamesAddressesPortsWeightsAndMaintenance() throws {
+    func testAgreementNeedsNamesAddressesPortsWeightsMaintenanceAndHealthChecks() throws {
         let states = try fixture()
         let declared = expected("""
             server pod0 127.0.0.2:18081 weight 3 disabled
@@ -38,15 +38,16 @@ final class ServersStateTests: XCTestCase {
         let other = expected("""
             server pod0 127.0.0.2:18081 weight 4
             server pod1 [::2]:18082 disabled
+            server pod2 localhost:18083 check
             server pod3 127.0.0.4:18085 disabled
             server pod4 127.0.0.5:80
             """)
         XCTAssertEqual(ServersState.mismatches(backend: "pods", expected: other, actual: states), [
             "pods/pod0 has weight 3, not 4", "pods/pod0 is in maintenance",
             "pods/pod1 has address ::1:18082, not [::2]:18082",
+            "pods/pod2 has health checks off, not on",
             "pods/pod3 has address 127.0.0.4:18084, not 127.0.0.4:18085",
             "pods/pod4 is missing",
-            "pods/pod2 is not in the config",
         ])
     }
 

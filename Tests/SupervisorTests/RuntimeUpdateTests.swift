@@ -20,9 +20,10 @@ final class RuntimeUpdateTests: XCTestCase {
     /// A config with a frontend on 127.0.0.1:port and the backend `pods`. `http-reuse never`: a
     /// removed server is deleted as soon as its last request ends, not after HAProxy purges idle
     /// server connections (tens of seconds), so tests compare states without waiting.
+    /// `noreuseport`: no other HAProxy on the machine (another test run) can share the port.
     private func podsConfig(port: Int, servers: [String], defaults: [String] = ["balance roundrobin"], backend: [String] = [],
                             frontend: [String] = [], extra: String = "") -> String {
-        var lines = ["global", "    maxconn 2000", "defaults", "    mode http", "    timeout connect 5s", "    timeout client 30s",
+        var lines = ["global", "    maxconn 2000", "    noreuseport", "defaults", "    mode http", "    timeout connect 5s", "    timeout client 30s",
                      "    timeout server 30s", "    option idle-close-on-response", "    http-reuse never"]
         lines += defaults.map { "    " + $0 }
         lines += ["frontend web", "    bind 127.0.0.1:\(port)", "    default_backend pods"] + frontend.map { "    " + $0 }
@@ -57,12 +58,13 @@ final class RuntimeUpdateTests: XCTestCase {
     /// started from the haproxy.cfg the supervisor wrote: names, addresses, ports, weights and
     /// maintenance (server ids and initial weights differ by nature and are left out).
     private func assertServersMatchAFreshHAProxy(_ supervisor: SupervisorProcess, file: StaticString = #filePath, line: UInt = #line) throws {
+        guard getuid() == 0 else { throw XCTSkip("comparing with a fresh HAProxy needs root (a network namespace of its own)") }
         let live = try serverRows(haproxyAdmin(supervisor.runDirectory + "/admin.sock", "show servers state pods"))
         let socket = directory + "/fresh.sock"
         try "global\n    stats socket \(socket) mode 600 level admin\n".write(toFile: directory + "/fresh.cfg", atomically: true, encoding: .utf8)
-        // The fresh process binds the same frontend port beside the supervisor's (SO_REUSEPORT).
-        let fresh = try BackgroundProcess("/usr/sbin/haproxy", ["-db", "-f", supervisor.runDirectory + "/haproxy.cfg", "-f", directory + "/fresh.cfg"],
-                                          logPath: directory + "/fresh.log")
+        // In a network namespace of its own: the frontend port is the supervisor's.
+        let command = "ip link set lo up && exec /usr/sbin/haproxy -db -f \(supervisor.runDirectory)/haproxy.cfg -f \(directory)/fresh.cfg"
+        let fresh = try BackgroundProcess("/usr/bin/unshare", ["--net", "--", "/bin/sh", "-c", command], logPath: directory + "/fresh.log")
         defer { fresh.stop() }
         var expected: [String] = []
         let started = waitUntil(timeout: 10) {
@@ -156,6 +158,12 @@ final class RuntimeUpdateTests: XCTestCase {
         XCTAssertNotEqual(pods[2].port, pods[0].port)
         assertRuntime(try supervisor.apply(podsConfig(port: port, servers: [server("pod-a", pods[2], "weight 3"), server("pod-b", pods[1])])))
         XCTAssertEqual(answers(port), ["gamma\n", "beta\n"])
+        XCTAssertEqual(try supervisor.status()["haproxy_pid"], pid)
+        try assertServersMatchAFreshHAProxy(supervisor)
+        // The same address, another port.
+        let delta = try HTTPBackend(address: pods[2].address, name: "delta", directory: directory)
+        assertRuntime(try supervisor.apply(podsConfig(port: port, servers: [server("pod-a", delta, "weight 3"), server("pod-b", pods[1])])))
+        XCTAssertEqual(answers(port), ["delta\n", "beta\n"])
         XCTAssertEqual(try supervisor.status()["haproxy_pid"], pid)
         try assertServersMatchAFreshHAProxy(supervisor)
     }
