@@ -24,7 +24,10 @@ enum AdminSocket {
         let fd = try UnixSocket.connect(path)
         defer { close(fd) }
         var limit = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1e6))
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        // Without it a silent HAProxy would hold the apply queue forever.
+        if setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size)) != 0 {
+            throw SystemError("setsockopt SO_RCVTIMEO", detail: path)
+        }
         try UnixSocket.send(fd, command + "\n")
         var answer: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)

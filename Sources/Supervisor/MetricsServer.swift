@@ -61,8 +61,12 @@ final class MetricsServer: Sendable {
 
     private func serve(_ fd: Int32) {
         var limit = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        // A connection without its timeouts could hold a connection thread forever: not served.
+        guard setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size)) == 0,
+              setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size)) == 0 else {
+            Log.warning("metrics: could not set a connection's timeouts", ["error": SystemError("setsockopt").description])
+            return
+        }
         var request: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 2048)
         // Up to the end of the headers, at most 8 KiB.

@@ -12,12 +12,10 @@ final class WatcherProcess: Sendable {
         var pid: pid_t?
         var startedAt = 0.0
         var restarts = 0
-        var delay = WatcherProcess.initialDelay
+        var backoff = Backoff(initial: 1, maximum: 30, jitter: 0)
         var stopping = false
     }
 
-    static let initialDelay = 1.0
-    static let maximumDelay = 30.0
     /// A run this long counts as healthy: the next restart starts again from the initial delay.
     static let healthyRun = 60.0
 
@@ -64,7 +62,7 @@ final class WatcherProcess: Sendable {
         reaper.forget(pid)
         let stopping = state.withLock { state -> Bool in
             state.pid = nil
-            if monotonicSeconds() - state.startedAt >= WatcherProcess.healthyRun { state.delay = WatcherProcess.initialDelay }
+            if monotonicSeconds() - state.startedAt >= WatcherProcess.healthyRun { state.backoff.reset() }
             return state.stopping
         }
         if stopping {
@@ -77,10 +75,8 @@ final class WatcherProcess: Sendable {
 
     private func scheduleRestart() {
         let delay = state.withLock { state -> Double in
-            let delay = state.delay
-            state.delay = min(WatcherProcess.maximumDelay, state.delay * 2)
             state.restarts += 1
-            return delay
+            return state.backoff.next()
         }
         Log.info("watcher restart scheduled", ["in_seconds": formatSeconds(delay)])
         queue.asyncAfter(deadline: .now() + delay) { [self] in start() }

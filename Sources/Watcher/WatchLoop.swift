@@ -181,24 +181,3 @@ final class WatchLoop {
     }
 }
 
-/// 1 s doubling to a cap, with up to 20 % jitter so a fleet does not retry in step.
-struct Backoff {
-    let initial: Double
-    let maximum: Double
-    private var current: Double
-
-    init(initial: Double, maximum: Double) {
-        self.initial = initial
-        self.maximum = maximum
-        current = initial
-    }
-
-    mutating func next() -> Double {
-        let delay = current * (1 + Double.random(in: 0..<0.2))
-        current = min(maximum, current * 2)
-        return delay
-    }
-
-    mutating func reset() { current = initial }
-}
-
