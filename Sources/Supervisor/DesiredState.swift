@@ -1,0 +1,25 @@
+// What an apply asks for: the whole config and every certificate, as the watcher (or the CLI)
+// sends them, and the hash `status` shows.
+import Shared
+
+struct DesiredState: Equatable, Sendable {
+    var config: String
+    var certificates: [String: String]
+
+    /// HAProxy rejects a config whose last line has no newline; a template that ends in text
+    /// renders exactly that (Jinja2 drops one trailing newline), so the supervisor adds it.
+    init(config: String, certificates: [String: String]) {
+        self.config = config.hasSuffix("\n") || config.isEmpty ? config : config + "\n"
+        self.certificates = certificates
+    }
+
+    /// FNV-1a over the config and the certificates in name order: shown by `status`.
+    var hash: String {
+        var fingerprint = Fingerprint([config])
+        for name in certificates.keys.sorted() {
+            fingerprint.mix(name)
+            fingerprint.mix(certificates[name] ?? "")
+        }
+        return fingerprint.hex
+    }
+}
