@@ -205,30 +205,27 @@ final class DesiredStateSender {
 
     /// Remembers what this apply left out, logging what is newly skipped and what came back.
     private func remember(_ exclusions: Exclusions, reasons: [String: String], template: String) {
-        var services: [String: SkippedObjects.Entry] = [:]
-        for name in exclusions.services {
-            guard let fingerprint = serviceFingerprint(name, template: template) else { continue }
-            let reason = reasons["service " + name] ?? skipped.services[name]?.reason ?? ""
-            if skipped.services[name] == nil {
-                Log.error("skipping a service that breaks the config; everything else goes live",
-                          ["object": "ConfigMap \(settings.lbNamespace)/services", "key": name, "error": reason])
-                report("ServiceBreaksConfig", ObjectKey(kind: .configmaps, namespace: settings.lbNamespace, name: "services"),
-                       "skipping a service that breaks the config; everything else goes live: key \(name): \(reason)")
+        /// One kind of object: its entries, each newly skipped one logged and reported once.
+        func entries(_ names: Set<String>, kind: String, configMap: String, eventReason: String, known: [String: SkippedObjects.Entry],
+                     fingerprint: (String) -> UInt64?) -> [String: SkippedObjects.Entry] {
+            var result: [String: SkippedObjects.Entry] = [:]
+            for name in names {
+                guard let value = fingerprint(name) else { continue }
+                let reason = reasons["\(kind) \(name)"] ?? known[name]?.reason ?? ""
+                if known[name] == nil {
+                    let message = "skipping a \(kind) that breaks the config; everything else goes live"
+                    Log.error(message, ["object": "ConfigMap \(settings.lbNamespace)/\(configMap)", "key": name, "error": reason])
+                    report(eventReason, ObjectKey(kind: .configmaps, namespace: settings.lbNamespace, name: configMap),
+                           "\(message): key \(name): \(reason)")
+                }
+                result[name] = SkippedObjects.Entry(fingerprint: value, reason: reason)
             }
-            services[name] = SkippedObjects.Entry(fingerprint: fingerprint, reason: reason)
+            return result
         }
-        var certificates: [String: SkippedObjects.Entry] = [:]
-        for name in exclusions.certificates {
-            guard let fingerprint = certificateFingerprint(name) else { continue }
-            let reason = reasons["certificate " + name] ?? skipped.certificates[name]?.reason ?? ""
-            if skipped.certificates[name] == nil {
-                Log.error("skipping a certificate that breaks the config; everything else goes live",
-                          ["object": "ConfigMap \(settings.lbNamespace)/certificates", "key": name, "error": reason])
-                report("CertificateBreaksConfig", ObjectKey(kind: .configmaps, namespace: settings.lbNamespace, name: "certificates"),
-                       "skipping a certificate that breaks the config; everything else goes live: key \(name): \(reason)")
-            }
-            certificates[name] = SkippedObjects.Entry(fingerprint: fingerprint, reason: reason)
-        }
+        let services = entries(exclusions.services, kind: "service", configMap: "services", eventReason: "ServiceBreaksConfig",
+                               known: skipped.services) { serviceFingerprint($0, template: template) }
+        let certificates = entries(exclusions.certificates, kind: "certificate", configMap: "certificates",
+                                   eventReason: "CertificateBreaksConfig", known: skipped.certificates, fingerprint: certificateFingerprint)
         let back = skipped.replace(services: services, certificates: certificates)
         for name in back.services { Log.info("a skipped service is in the config again", ["key": name]) }
         for name in back.certificates { Log.info("a skipped certificate is in the config again", ["key": name]) }
