@@ -324,19 +324,12 @@ final class KubernetesClient {
 
     /// A list page's objects, and its metadata (resourceVersion, continue).
     private static func items(of body: [UInt8], _ watch: ResourceWatch) throws(KubernetesAPIError) -> ([ListedObject], JSONValue?) {
-        let json: JSONValue
         do {
-            json = try JSONReader.parse(body, as: JSONValueBuilder.self)
+            let page = try ListPage(body, kind: watch.kind)
+            return (page.items, page.metadata)
         } catch {
             throw KubernetesAPIError.malformed("list \(watch.path): \(error)")
         }
-        guard case .array(let items)? = json["items"] ?? .array([]) else {
-            throw KubernetesAPIError.malformed("list \(watch.path): \"items\" is not an array")
-        }
-        let objects = items.compactMap { item in
-            item["metadata"]?["name"]?.stringValue.map { ListedObject(name: $0, json: asKubectlShowsIt(item, kind: watch.kind).serialized) }
-        }
-        return (objects, json["metadata"])
     }
 
     /// Follows a watch from `resourceVersion` until the server ends it (after `timeoutSeconds`),

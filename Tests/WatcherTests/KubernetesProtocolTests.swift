@@ -97,6 +97,40 @@ final class WatchProtocolTests: XCTestCase {
                        #"{"kind":"Secret","apiVersion":"v1","metadata":{"name":"keys"},"data":{}}"#)
     }
 
+    func testAListPagesItemsAreCutFromItsTextAsKubectlShowsThem() throws {
+        // Spacing as a pretty printer writes it, escapes, a large object (past the container-end
+        // table's threshold), items in every order the object shapes allow.
+        let big = String(repeating: "x", count: 400)
+        let page = """
+            {
+              "kind": "PodList", "apiVersion": "v1",
+              "metadata": {"resourceVersion": "42", "continue": "next-page"},
+              "items": [
+                {"metadata": {"name": "web-1", "managedFields": [{"manager": "kubelet", "fieldsV1": {"f:status": {}}}], "uid": "u1"},
+                 "spec": {"note": "a \\"quoted\\" \\u00e9 \(big)"}, "status": {"podIP": "10.0.0.1"}},
+                {"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "web-2"}, "status": {}},
+                {"metadata": {"managedFields": [], "name": "web-3"}, "kind": "Pod", "data": [1, 2.5, true, null]},
+                {"metadata": {"uid": "nameless"}},
+                "not an object"
+              ]
+            }
+            """
+        let read = try ListPage(Array(page.utf8), kind: .pods)
+        XCTAssertEqual(read.items.map(\.name), ["web-1", "web-2", "web-3"])
+        XCTAssertEqual(read.metadata?["resourceVersion"], .string("42"))
+        XCTAssertEqual(read.metadata?["continue"], .string("next-page"))
+        // The same objects as the tree path makes them, member for member.
+        guard case .array(let items)? = try JSONValue.parse(page)["items"] else { return XCTFail("no items") }
+        for (listed, item) in zip(read.items, items) {
+            XCTAssertEqual(try JSONValue.parse(listed.json), KubernetesClient.asKubectlShowsIt(item, kind: .pods), listed.json)
+        }
+        XCTAssertTrue(read.items[0].json.hasPrefix(#"{"kind":"Pod","apiVersion":"v1","metadata":{"name": "web-1","uid": "u1"}"#),
+                      read.items[0].json)
+        XCTAssertEqual(try ListPage(Array(#"{"kind":"PodList","metadata":{"resourceVersion":"7"},"items":[]}"#.utf8), kind: .pods).items.count, 0)
+        XCTAssertThrowsError(try ListPage(Array(#"{"items":[{"metadata":"#.utf8), kind: .pods))
+        XCTAssertThrowsError(try ListPage(Array(#"{"items":{}}"#.utf8), kind: .pods))
+    }
+
     func testTheSameProblemAlwaysNamesTheSameEventAndOthersAnother() {
         let object = ObjectKey(kind: .configmaps, namespace: "lb", name: "config")
         let problem = ClusterProblem(object: object, reason: "TemplateError", message: "template error: line 3: unexpected '}'")
