@@ -126,19 +126,8 @@ public struct WatcherReport: Equatable, Sendable {
                 }
             }
         }
-        func names(_ key: String) throws(ControlRequest.ParseError) -> [String] {
-            switch json[key] {
-            case nil, .null?: return []
-            case .array(let items)?:
-                return try items.map { (item: JSONValue) throws(ControlRequest.ParseError) -> String in
-                    guard let name = item.stringValue else {
-                        throw ControlRequest.ParseError(description: "report: \"\(key)\" must be an array of strings")
-                    }
-                    return name
-                }
-            default: throw ControlRequest.ParseError(description: "report: \"\(key)\" must be an array of strings")
-            }
-        }
+        let fields = MessageFields(json, "report")
+        func names(_ key: String) throws(ControlRequest.ParseError) -> [String] { try fields.optionalStrings(key) ?? [] }
         skippedServices = try names("skipped_services")
         skippedCertificates = try names("skipped_certificates")
         switch json["stale_since"] {
@@ -156,6 +145,65 @@ public struct WatcherReport: Equatable, Sendable {
                  ("stale_since", staleSince.map { .double($0) } ?? .null),
                  ("skipped_services", .array(skippedServices.map { .string($0) })),
                  ("skipped_certificates", .array(skippedCertificates.map { .string($0) }))])
+    }
+}
+
+/// Typed reads of a control message's members (a reply's, a report's), each failure naming the
+/// message, the member and what it must be. Absent and null members are nil.
+struct MessageFields {
+    let json: JSONValue
+    /// "reply" or "report": how errors name the message.
+    let message: String
+
+    init(_ json: JSONValue, _ message: String) {
+        self.json = json
+        self.message = message
+    }
+
+    func wrong(_ key: String, _ expected: String) -> ControlRequest.ParseError {
+        ControlRequest.ParseError(description: "\(message): \"\(key)\" must be \(expected)")
+    }
+
+    func optional<T>(_ key: String, _ expected: String, _ read: (JSONValue) -> T?) throws(ControlRequest.ParseError) -> T? {
+        switch json[key] {
+        case nil, .null?: return nil
+        case let value?:
+            guard let result = read(value) else { throw wrong(key, expected) }
+            return result
+        }
+    }
+
+    func required<T>(_ key: String, _ expected: String, _ read: (JSONValue) -> T?) throws(ControlRequest.ParseError) -> T {
+        guard let value = try optional(key, expected, read) else { throw wrong(key, expected) }
+        return value
+    }
+
+    /// Every element of an array read by `read`, or nil when one is not of its type.
+    static func all<T>(_ value: JSONValue, _ read: (JSONValue) -> T?) -> [T]? {
+        guard case .array(let items) = value else { return nil }
+        let read = items.compactMap(read)
+        return read.count == items.count ? read : nil
+    }
+
+    func bool(_ key: String) throws(ControlRequest.ParseError) -> Bool { try required(key, "a boolean", \.boolValue) }
+    func optionalBool(_ key: String) throws(ControlRequest.ParseError) -> Bool? { try optional(key, "a boolean", \.boolValue) }
+    func integer(_ key: String) throws(ControlRequest.ParseError) -> Int { try required(key, "an integer", \.intValue) }
+    func optionalInteger(_ key: String) throws(ControlRequest.ParseError) -> Int? { try optional(key, "an integer", \.intValue) }
+    func string(_ key: String) throws(ControlRequest.ParseError) -> String { try required(key, "a string", \.stringValue) }
+    func optionalString(_ key: String) throws(ControlRequest.ParseError) -> String? { try optional(key, "a string", \.stringValue) }
+
+    func optionalNumber(_ key: String) throws(ControlRequest.ParseError) -> Double? {
+        try optional(key, "a number") { value in
+            switch value {
+            case .integer(let number): return Double(number)
+            case .double(let number): return number
+            default: return nil
+            }
+        }
+    }
+
+    func optionalStrings(_ key: String) throws(ControlRequest.ParseError) -> [String]? {
+        try optional(key, "an array of strings") { MessageFields.all($0, \.stringValue) }
     }
 }
 

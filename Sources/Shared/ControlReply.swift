@@ -75,7 +75,7 @@ public struct AppliedState: Equatable, Sendable {
     }
 
     init(json: JSONValue) throws(ControlRequest.ParseError) {
-        let fields = ReplyFields(json)
+        let fields = MessageFields(json, "reply")
         changed = try fields.bool("changed")
         reloaded = try fields.bool("reloaded")
         runtime = try fields.optionalBool("runtime") ?? false
@@ -118,7 +118,7 @@ public struct HistoryEntry: Equatable, Sendable {
     }
 
     public init(json: JSONValue) throws(ControlRequest.ParseError) {
-        let fields = ReplyFields(json)
+        let fields = MessageFields(json, "reply")
         appliedAt = try fields.string("applied_at")
         hash = try fields.string("hash")
         guard let path = Path(rawValue: try fields.string("path")) else {
@@ -159,7 +159,7 @@ public struct ControlFailure: Error, Equatable, Sendable, CustomStringConvertibl
     }
 
     init(json: JSONValue) throws(ControlRequest.ParseError) {
-        let fields = ReplyFields(json)
+        let fields = MessageFields(json, "reply")
         message = try fields.string("error")
         // A reason this side does not know yet still reads as a failure.
         reason = Reason(rawValue: json["reason"]?.stringValue ?? "") ?? .internal
@@ -215,19 +215,11 @@ public struct SupervisorStatus: Equatable, Sendable {
     }
 
     init(json: JSONValue) throws(ControlRequest.ParseError) {
-        let fields = ReplyFields(json)
+        let fields = MessageFields(json, "reply")
         pid = try fields.integer("pid")
         haproxyPid = try fields.optionalInteger("haproxy_pid")
         generation = try fields.integer("generation")
-        guard case .array(let draining)? = json["draining_pids"] else {
-            throw ControlRequest.ParseError(description: "reply: \"draining_pids\" must be an array of integers")
-        }
-        drainingPids = try draining.map { (item: JSONValue) throws(ControlRequest.ParseError) -> Int in
-            guard let pid = item.intValue else {
-                throw ControlRequest.ParseError(description: "reply: \"draining_pids\" must be an array of integers")
-            }
-            return pid
-        }
+        drainingPids = try fields.required("draining_pids", "an array of integers") { MessageFields.all($0, \.intValue) }
         reloads = try fields.integer("reloads")
         runtimeUpdates = try fields.optionalInteger("runtime_updates") ?? 0
         runtimeFallbacks = try fields.optionalInteger("runtime_fallbacks") ?? 0
@@ -263,75 +255,5 @@ public struct SupervisorStatus: Equatable, Sendable {
             ("skipped_services", .array(skippedServices.map { .string($0) })),
             ("skipped_certificates", .array(skippedCertificates.map { .string($0) })),
         ])
-    }
-}
-
-/// Typed reads of a reply's members, each failure naming the member and what it must be.
-private struct ReplyFields {
-    let json: JSONValue
-    init(_ json: JSONValue) { self.json = json }
-
-    private func wrong(_ key: String, _ expected: String) -> ControlRequest.ParseError {
-        ControlRequest.ParseError(description: "reply: \"\(key)\" must be \(expected)")
-    }
-
-    func bool(_ key: String) throws(ControlRequest.ParseError) -> Bool {
-        guard let value = try optionalBool(key) else { throw wrong(key, "a boolean") }
-        return value
-    }
-
-    func optionalBool(_ key: String) throws(ControlRequest.ParseError) -> Bool? {
-        switch json[key] {
-        case nil, .null?: return nil
-        case .bool(let value)?: return value
-        default: throw wrong(key, "a boolean")
-        }
-    }
-
-    func integer(_ key: String) throws(ControlRequest.ParseError) -> Int {
-        guard let value = try optionalInteger(key) else { throw wrong(key, "an integer") }
-        return value
-    }
-
-    func optionalInteger(_ key: String) throws(ControlRequest.ParseError) -> Int? {
-        switch json[key] {
-        case nil, .null?: return nil
-        case .integer(let value)?: return value
-        default: throw wrong(key, "an integer")
-        }
-    }
-
-    func optionalNumber(_ key: String) throws(ControlRequest.ParseError) -> Double? {
-        switch json[key] {
-        case nil, .null?: return nil
-        case .integer(let value)?: return Double(value)
-        case .double(let value)?: return value
-        default: throw wrong(key, "a number")
-        }
-    }
-
-    func string(_ key: String) throws(ControlRequest.ParseError) -> String {
-        guard let value = try optionalString(key) else { throw wrong(key, "a string") }
-        return value
-    }
-
-    func optionalStrings(_ key: String) throws(ControlRequest.ParseError) -> [String]? {
-        switch json[key] {
-        case nil, .null?: return nil
-        case .array(let items)?:
-            return try items.map { (item: JSONValue) throws(ControlRequest.ParseError) -> String in
-                guard let text = item.stringValue else { throw wrong(key, "an array of strings") }
-                return text
-            }
-        default: throw wrong(key, "an array of strings")
-        }
-    }
-
-    func optionalString(_ key: String) throws(ControlRequest.ParseError) -> String? {
-        switch json[key] {
-        case nil, .null?: return nil
-        case .string(let value)?: return value
-        default: throw wrong(key, "a string")
-        }
     }
 }

@@ -2,6 +2,7 @@
 // `kube-haproxy diff`) and, with a state directory, the last-good bundle. Written off the apply
 // path, in order, on a queue of its own: an apply never waits for a disk, and PID 1 keeps only
 // the entries' few fields in memory, never the configs.
+import CSystem
 import Dispatch
 import JSON
 import Shared
@@ -60,6 +61,8 @@ final class ApplyHistory: Sendable {
             } catch {
                 Log.warning("could not record the applied config in the history", ["directory": directory, "error": error.description])
             }
+            // The config's copies made for the disk go back to the system: PID 1 stays small.
+            defer { _ = csystem_malloc_trim() }
             guard let bundle, path != .bundle else { return }
             do throws(SystemError) {
                 try bundle.save(desired, appliedAt: appliedAt)

@@ -86,7 +86,7 @@ enum UnifiedDiff {
 
     /// The edits that turn `old` into `new`: a common prefix and suffix, and between them a
     /// shortest edit script (Myers), or, past `limit` differences, all removed then all added.
-    static func edits(_ old: [String], _ new: [String], limit: Int = 4000) -> [Edit] {
+    static func edits(_ old: [String], _ new: [String], limit: Int = 2000) -> [Edit] {
         var prefix = 0
         while prefix < old.count, prefix < new.count, old[prefix] == new[prefix] { prefix += 1 }
         var suffix = 0
@@ -108,10 +108,12 @@ enum UnifiedDiff {
         let maximum = min(n + m, limit)
         let offset = maximum + 1
         var v = [Int](repeating: 0, count: 2 * maximum + 3)
+        // Each step keeps only the diagonals it can reach (-d-1...d+1): D steps cost about D²
+        // numbers, not D times the whole array.
         var trace: [[Int]] = []
         var reached = false
         search: for d in 0...maximum {
-            trace.append(v)
+            trace.append(Array(v[(offset - d - 1)...(offset + d + 1)]))
             for k in stride(from: -d, through: d, by: 2) {
                 var x = (k == -d || (k != d && v[offset + k - 1] < v[offset + k + 1])) ? v[offset + k + 1] : v[offset + k - 1] + 1
                 var y = x - k
@@ -131,10 +133,11 @@ enum UnifiedDiff {
         var edits: [Edit] = []
         var x = n, y = m
         for d in stride(from: trace.count - 1, through: 0, by: -1) {
-            let v = trace[d]
+            let step = trace[d]
+            func v(_ k: Int) -> Int { step[k + d + 1] }
             let k = x - y
-            let previousK = (k == -d || (k != d && v[offset + k - 1] < v[offset + k + 1])) ? k + 1 : k - 1
-            let previousX = d == 0 ? 0 : v[offset + previousK]
+            let previousK = (k == -d || (k != d && v(k - 1) < v(k + 1))) ? k + 1 : k - 1
+            let previousX = d == 0 ? 0 : v(previousK)
             let previousY = previousX - previousK
             while x > previousX && y > previousY {
                 x -= 1
