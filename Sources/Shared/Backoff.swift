@@ -1,6 +1,6 @@
 // Retry delays: from an initial delay, doubling to a cap, with optional jitter so that a fleet
-// does not retry in step. The watcher's sources (1 s to 32 s, 20 % jitter) and the supervisor's
-// watcher restarts (1 s to 30 s, none) use it.
+// does not retry in step. The watcher's sources (1 s to 32 s, 20 % jitter), the supervisor's
+// watcher restarts (1 s to 30 s, none) and HAProxy crash restarts (0.1 s to 30 s, none) use it.
 public struct Backoff: Sendable {
     public let initial: Double
     public let maximum: Double

@@ -27,7 +27,10 @@ final class HAProxyGenerations: Sendable {
         var lastReloadSeconds: Double?
         var lastError: String?
         var reloads = 0
-        var consecutiveCrashes = 0
+        /// Delays between restarts after HAProxy died: 0.1 s after the first crash, doubling with
+        /// each consecutive one (a failed restart counts), at most 30 s; a run of over a minute
+        /// starts again from 0.1 s.
+        var crashBackoff = HAProxyGenerations.crashBackoff
         var restartPending = false
         /// The generation a starting one was told to replace (-sf): it may finish before the new
         /// one is made current, and that is no crash.
@@ -311,9 +314,8 @@ final class HAProxyGenerations: Sendable {
             defer { state.superseded = nil }
             guard let superseded = state.superseded, superseded.exited, state.current?.pid == superseded.pid else { return nil }
             state.current = nil
-            state.consecutiveCrashes += 1
             state.restartPending = true
-            return HAProxyGenerations.restartDelay(afterCrashes: state.consecutiveCrashes)
+            return state.crashBackoff.next()
         }
         if let delay {
             Log.error("haproxy exited while a new generation failed to start; restarting it with the last good config",
@@ -347,10 +349,9 @@ final class HAProxyGenerations: Sendable {
             state.current = nil
             if state.shuttingDown { return .shuttingDown }
             let ranFor = monotonicSeconds() - current.startedAt
-            if ranFor > 60 { state.consecutiveCrashes = 0 }
-            state.consecutiveCrashes += 1
+            if ranFor > 60 { state.crashBackoff.reset() }
             state.restartPending = true
-            let delay = HAProxyGenerations.restartDelay(afterCrashes: state.consecutiveCrashes)
+            let delay = state.crashBackoff.next()
             return .crashed(delay: delay, ranFor: ranFor)
         }
         switch outcome {
@@ -383,19 +384,17 @@ final class HAProxyGenerations: Sendable {
                 return
             }
             let nextDelay: Double = state.withLock { state in
-                state.consecutiveCrashes += 1
                 state.restartPending = true
-                return HAProxyGenerations.restartDelay(afterCrashes: state.consecutiveCrashes)
+                return state.crashBackoff.next()
             }
             Log.error("could not restart haproxy", ["error": failure.message, "retry_in_seconds": formatSeconds(nextDelay)])
             scheduleRestart(after: nextDelay)
         }
     }
 
-    /// 0.1 s after the first crash, doubling with each consecutive one, at most 30 s.
-    static func restartDelay(afterCrashes crashes: Int) -> Double {
-        min(30, 0.1 * Double(1 << min(max(crashes, 1) - 1, 9)))
-    }
+    /// HAProxy's restart delays after crashes: 0.1 s doubling to 30 s, without jitter (one
+    /// HAProxy per pod, nothing to spread).
+    static let crashBackoff = Backoff(initial: 0.1, maximum: 30, jitter: 0)
 
     // MARK: Shutdown and status
 

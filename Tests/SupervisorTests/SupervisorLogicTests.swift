@@ -19,10 +19,12 @@ final class SupervisorLogicTests: XCTestCase {
     }
 
     func testCrashRestartsWaitLongerEachTimeUpToThirtySeconds() {
-        XCTAssertEqual(HAProxyGenerations.restartDelay(afterCrashes: 1), 0.1, accuracy: 1e-9)
-        XCTAssertEqual(HAProxyGenerations.restartDelay(afterCrashes: 2), 0.2, accuracy: 1e-9)
-        XCTAssertEqual(HAProxyGenerations.restartDelay(afterCrashes: 5), 1.6, accuracy: 1e-9)
-        XCTAssertEqual(HAProxyGenerations.restartDelay(afterCrashes: 40), 30)
+        var backoff = HAProxyGenerations.crashBackoff
+        let delays = (1...12).map { _ in backoff.next() }
+        let expected = [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 30, 30, 30]
+        for (delay, wanted) in zip(delays, expected) { XCTAssertEqual(delay, wanted, accuracy: 1e-9) }
+        backoff.reset()
+        XCTAssertEqual(backoff.next(), 0.1, accuracy: 1e-9)
     }
 
     func testTheMetricsAddressIsHostAndPort() {
