@@ -282,10 +282,12 @@ private struct BackendsByLabel {
             let inNamespace = (pods[namespace] ?? [:]).values.filter(\.isBackend)
             var byLabel: [Label: [Int]] = [:]
             for (position, pod) in inNamespace.enumerated() {
-                for (key, value) in pod.labels where named.contains(key) {
-                    // A label repeated in a pod's JSON lists the pod once.
-                    let label = Label(key: key, value: value)
-                    if byLabel[label]?.last != position { byLabel[label, default: []].append(position) }
+                for key in named {
+                    pod.labels.forEachValue(of: key) { (value: String) in
+                        // A label repeated in a pod's JSON lists the pod once.
+                        let label = Label(key: key, value: value)
+                        if byLabel[label]?.last != position { byLabel[label, default: []].append(position) }
+                    }
                 }
             }
             backends[namespace] = inNamespace

@@ -52,6 +52,23 @@ final class ClusterModelTests: XCTestCase {
         XCTAssertTrue(everything.selects(try pod(#"{"metadata":{},\#(ready)}"#)), "an empty selector selects the namespace")
     }
 
+    func testPackedLabelsCompareAsSwiftStringsDo() throws {
+        let long = String(repeating: "v", count: 300)
+        // "é" composed in the pod, decomposed in the selector: equal strings, different bytes.
+        let labels = PodLabels([("app", "web"), ("tier", "caf\u{E9}"), ("long", long), ("app", "api"), ("", "")])
+        XCTAssertTrue(labels.contains(("app", "web")))
+        XCTAssertTrue(labels.contains(("app", "api")), "a repeated key keeps each value")
+        XCTAssertTrue(labels.contains(("tier", "cafe\u{301}")))
+        XCTAssertTrue(labels.contains(("long", long)), "lengths past 127 take two bytes")
+        XCTAssertTrue(labels.contains(("", "")))
+        XCTAssertFalse(labels.contains(("app", "we")))
+        XCTAssertFalse(labels.contains(("tier", "cafe")))
+        XCTAssertFalse(labels.contains(("web", "app")))
+        var values: [String] = []
+        labels.forEachValue(of: "app") { (value: String) in values.append(value) }
+        XCTAssertEqual(values, ["web", "api"])
+    }
+
     func testServiceEntriesAreCheckedAndNamed() {
         func problem(_ json: String) -> String {
             do {
