@@ -52,10 +52,9 @@ struct ObjectProblem: Error, Equatable, CustomStringConvertible, Sendable {
 }
 
 /// What the watcher keeps of a pod: enough to select it, and the whole object for the
-/// template when it is a backend.
+/// template when it is a backend. Its name and namespace are the keys it is kept under (not
+/// repeated in each of thousands of entries).
 struct Pod {
-    var name: String
-    var namespace: String
     /// Label → value pairs, in the order the JSON has them.
     var labels: PodLabels
     /// Has status.podIP, a non-empty status.containerStatuses, every container ready, and no
@@ -77,8 +76,6 @@ struct Pod {
             throw ObjectProblem(object: key.description, message: "not valid JSON: \(error)")
         }
         guard case .dict(let root) = document.value() else { throw ObjectProblem(object: key.description, message: "not a JSON object") }
-        name = key.name
-        namespace = key.namespace
         var terminating = false
         var pairs: [(String, String)] = []
         if case .dict(let metadata)? = root[string: "metadata"] {
@@ -219,8 +216,9 @@ struct Service {
         self.object = object
     }
 
-    func selects(_ pod: Pod) -> Bool {
-        pod.namespace == namespace && selector.allSatisfy { pod.labels.contains($0) }
+    /// Whether the service selects `pod` of `namespace`.
+    func selects(_ pod: Pod, in namespace: String) -> Bool {
+        namespace == self.namespace && selector.allSatisfy { pod.labels.contains($0) }
     }
 }
 
