@@ -52,13 +52,11 @@ struct ObjectProblem: Error, Equatable, CustomStringConvertible, Sendable {
 }
 
 /// What the watcher keeps of a pod: enough to select it, and the whole object for the
-/// template when it is a backend.
+/// template when it is a backend. Its name and namespace are the keys it is kept under (not
+/// repeated in each of thousands of entries).
 struct Pod {
-    var name: String
-    var namespace: String
-    /// Label → value pairs; a handful per pod, so an array (smaller than a dictionary for
-    /// each of thousands of pods, and as fast to search at this size).
-    var labels: [(String, String)]
+    /// Label → value pairs, in the order the JSON has them.
+    var labels: PodLabels
     /// Has status.podIP, a non-empty status.containerStatuses, every container ready, and no
     /// metadata.deletionTimestamp.
     var isBackend: Bool
@@ -78,18 +76,17 @@ struct Pod {
             throw ObjectProblem(object: key.description, message: "not valid JSON: \(error)")
         }
         guard case .dict(let root) = document.value() else { throw ObjectProblem(object: key.description, message: "not a JSON object") }
-        name = key.name
-        namespace = key.namespace
-        labels = []
         var terminating = false
+        var pairs: [(String, String)] = []
         if case .dict(let metadata)? = root[string: "metadata"] {
             if case .dict(let labelDict)? = metadata[string: "labels"] {
                 for (labelKey, labelValue) in zip(labelDict.keys, labelDict.values) {
-                    if case .string(let text) = labelKey, case .string(let value) = labelValue { labels.append((text, value)) }
+                    if case .string(let text) = labelKey, case .string(let value) = labelValue { pairs.append((text, value)) }
                 }
             }
             if let deletion = metadata[string: "deletionTimestamp"], !deletion.isNone { terminating = true }
         }
+        labels = PodLabels(pairs)
         isBackend = !terminating && Pod.isReady(root[string: "status"])
         self.document = isBackend ? document : nil
     }
@@ -102,6 +99,85 @@ struct Pod {
             guard case .dict(let container) = container, case .bool(true)? = container[string: "ready"] else { return false }
             return true
         }
+    }
+}
+
+/// A pod's labels in one buffer of bytes, each key and value as its length (LEB128) and its
+/// UTF-8: thousands of pods keep a handful each, and one allocation a pod is less than half of
+/// an array of string pairs and the strings too long to be kept inline.
+struct PodLabels {
+    private let bytes: [UInt8]
+    private let isASCII: Bool
+
+    init(_ pairs: [(String, String)]) {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(pairs.reduce(0) { $0 + $1.0.utf8.count + $1.1.utf8.count + 4 })
+        for (key, value) in pairs {
+            PodLabels.append(key, to: &bytes)
+            PodLabels.append(value, to: &bytes)
+        }
+        self.bytes = bytes
+        isASCII = bytes.allSatisfy { $0 < 0x80 }
+    }
+
+    private static func append(_ text: String, to bytes: inout [UInt8]) {
+        var length = text.utf8.count
+        while length >= 0x80 {
+            bytes.append(UInt8(truncatingIfNeeded: length) | 0x80)
+            length >>= 7
+        }
+        bytes.append(UInt8(length))
+        bytes.append(contentsOf: text.utf8)
+    }
+
+    /// Whether the pod has the label.
+    func contains(_ label: (String, String)) -> Bool {
+        var found = false
+        forEachValue(of: label.0) { value in found = found || holds(value, label.1) }
+        return found
+    }
+
+    /// Calls `body` with the value of each label named `key`, in order (a key may be repeated
+    /// in the JSON).
+    func forEachValue(of key: String, _ body: (Range<Int>) -> Void) {
+        var position = 0
+        while position < bytes.count {
+            let name = text(at: position)
+            let value = text(at: name.upperBound)
+            if holds(name, key) { body(value) }
+            position = value.upperBound
+        }
+    }
+
+    func forEachValue(of key: String, _ body: (String) -> Void) {
+        forEachValue(of: key) { (value: Range<Int>) in body(string(value)) }
+    }
+
+    /// The range of the text that starts at `position` (its length first).
+    private func text(at position: Int) -> Range<Int> {
+        var position = position
+        var length = 0
+        var shift = 0
+        while true {
+            let byte = bytes[position]
+            position += 1
+            length |= Int(byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80 { break }
+        }
+        return position..<(position + length)
+    }
+
+    private func string(_ range: Range<Int>) -> String {
+        bytes.withUnsafeBufferPointer { String(decoding: UnsafeBufferPointer(rebasing: $0[range]), as: UTF8.self) }
+    }
+
+    /// Whether `range` holds `text`, as Swift compares strings (canonical equivalence, which
+    /// can make different bytes equal only beyond ASCII).
+    private func holds(_ range: Range<Int>, _ text: String) -> Bool {
+        if range.count == text.utf8.count && bytes[range].elementsEqual(text.utf8) { return true }
+        if isASCII && text.utf8.allSatisfy({ $0 < 0x80 }) { return false }
+        return string(range) == text
     }
 }
 
@@ -140,8 +216,9 @@ struct Service {
         self.object = object
     }
 
-    func selects(_ pod: Pod) -> Bool {
-        pod.namespace == namespace && selector.allSatisfy { wanted in pod.labels.contains { $0 == wanted } }
+    /// Whether the service selects `pod` of `namespace`.
+    func selects(_ pod: Pod, in namespace: String) -> Bool {
+        namespace == self.namespace && selector.allSatisfy { pod.labels.contains($0) }
     }
 }
 

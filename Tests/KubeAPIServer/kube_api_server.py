@@ -61,6 +61,7 @@ The port files are written (atomically) once the listener listens. Exits 0 on SI
 """
 import argparse
 import base64
+import bisect
 import collections
 import copy
 import datetime
@@ -471,11 +472,21 @@ class Watch:
         return None
 
 
+def item_json(obj):
+    """An object as a list's item: without kind and apiVersion, serialised as the list is."""
+    return json.dumps({name: value for name, value in obj.items() if name not in ("kind", "apiVersion")},
+                      separators=(",", ":")).encode()
+
+
 class Store:
     def __init__(self, history_size):
         self.lock = threading.RLock()
         self.rv = 1
         self.objects = {resource: {} for resource in RESOURCES}
+        # Kept on write, so that a list costs its page, not the whole resource: each namespace's
+        # keys in order, and each current object's item JSON with its resourceVersion.
+        self.keys = {resource: {} for resource in RESOURCES}
+        self.items = {resource: {} for resource in RESOURCES}
         self.history = collections.deque()
         self.history_size = history_size
         # Every event after `floor` is in the history.
@@ -500,22 +511,53 @@ class Store:
             self.rv += 1
             self.floor = self.rv
 
-    def snapshot(self, resource, rv):
-        """The resource's objects as they were at rv, or None when that is compacted away."""
+    def stored(self, resource, key, obj):
+        """Keeps obj as the object at key, in the key index and with its item JSON."""
+        objects = self.objects[resource]
+        if key not in objects:
+            bisect.insort(self.keys[resource].setdefault(key.split("/", 1)[0], []), key)
+        objects[key] = obj
+        self.items[resource][key] = (obj["metadata"]["resourceVersion"], item_json(obj))
+
+    def removed(self, resource, key):
+        current = self.objects[resource].pop(key, None)
+        if current is not None:
+            keys = self.keys[resource][key.split("/", 1)[0]]
+            del keys[bisect.bisect_left(keys, key)]
+            del self.items[resource][key]
+        return current
+
+    def item_json(self, resource, key, obj):
+        """obj's item JSON; from the cache when obj is the version written last."""
+        cached = self.items[resource].get(key)
+        if cached is not None and cached[0] == obj["metadata"]["resourceVersion"]:
+            return cached[1]
+        return item_json(obj)
+
+    def snapshot(self, resource, namespace, rv, start=""):
+        """The resource's objects (of namespace, unless None) as they were at rv, from key start
+        on, as sorted (key, object) pairs; None when rv is compacted away."""
         with self.lock:
             if rv < self.floor:
                 return None
-            items = dict(self.objects[resource])
+            objects = self.objects[resource]
+            if namespace is None:
+                keys = sorted(objects)
+            else:
+                keys = self.keys[resource].get(namespace, [])
+            then = {}
             for event in reversed(self.history):
                 if event.rv <= rv:
                     break
-                if event.resource != resource:
+                if event.resource != resource or (namespace is not None and event.key.split("/", 1)[0] != namespace):
                     continue
-                if event.prev is None:
-                    items.pop(event.key, None)
-                else:
-                    items[event.key] = event.prev
-            return items
+                then[event.key] = event.prev
+            if then:
+                keys = sorted(set(keys).union(then))
+            keys = keys[bisect.bisect_left(keys, start):]
+            if not then:
+                return [(key, objects[key]) for key in keys]
+            return [(key, obj) for key in keys for obj in [then[key] if key in then else objects[key]] if obj is not None]
 
     def get(self, resource, namespace, name):
         with self.lock:
@@ -541,7 +583,7 @@ class Store:
             metadata.pop("deletionGracePeriodSeconds", None)
             metadata.pop("managedFields", None)
             with_managed_fields(obj, [], manager)
-            self.objects[resource][key] = obj
+            self.stored(resource, key, obj)
             self.record("ADDED", resource, key, obj, None)
             return obj
 
@@ -572,7 +614,7 @@ class Store:
             with_managed_fields(new, current["metadata"].get("managedFields") or [], manager)
             self.rv += 1
             metadata["resourceVersion"] = str(self.rv)
-            self.objects[resource][key] = new
+            self.stored(resource, key, new)
             self.record("MODIFIED", resource, key, new, current)
             return new
 
@@ -596,14 +638,14 @@ class Store:
             self.rv += 1
             new = mark(copy.deepcopy(current))
             new["metadata"]["resourceVersion"] = str(self.rv)
-            self.objects[resource][key] = new
+            self.stored(resource, key, new)
             self.record("MODIFIED", resource, key, new, current)
             return new
 
     def delete(self, resource, namespace, name):
         with self.lock:
             key = key_of(namespace, name)
-            current = self.objects[resource].pop(key, None)
+            current = self.removed(resource, key)
             if current is None:
                 raise not_found(resource, name)
             self.rv += 1
@@ -739,6 +781,10 @@ class Server:
 class MainServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog is 5: a client opening its watches at once (one per
+    # namespace) had the rest of its SYNs dropped and resent a second later. Go's net.Listen,
+    # as the real server uses it, takes the system's maximum.
+    request_queue_size = socket.SOMAXCONN
 
     def __init__(self, address, app):
         self.app = app
@@ -823,7 +869,9 @@ class APIHandler(BaseHTTPRequestHandler):
         self.dispatch("DELETE")
 
     def send_json(self, code, value, extra_headers=()):
-        body = json.dumps(value, separators=(",", ":")).encode() + b"\n"
+        self.send_json_bytes(code, json.dumps(value, separators=(",", ":")).encode() + b"\n", extra_headers)
+
+    def send_json_bytes(self, code, body, extra_headers=()):
         self.send_response(code)
         # As the real server: responses from 128 KiB on are gzipped for clients that accept it.
         if len(body) >= 128 * 1024 and "gzip" in (self.headers.get("Accept-Encoding") or "").lower():
@@ -1126,34 +1174,32 @@ class APIHandler(BaseHTTPRequestHandler):
                 except ValueError:
                     raise bad_request("invalid resource version: %s" % requested)
         with store.lock:
-            snapshot = store.snapshot(resource, rv)
+            snapshot = store.snapshot(resource, namespace, rv, start)
             current = store.rv
         if snapshot is None:
             if token:
                 fresh = self.continue_token(current, start)
                 raise expired(CONTINUE_TOO_OLD, {"continue": fresh})
             raise expired("too old resource version: %d (%d)" % (rv, store.floor))
-        keys = sorted(key for key in snapshot if namespace is None or key.split("/", 1)[0] == namespace)
-        keys = [key for key in keys if key >= start]
-        items, next_key, remaining = [], None, 0
-        for index, key in enumerate(keys):
-            obj = snapshot[key]
-            if not (labels.matches(obj) and fields.matches(obj)):
+        everything = not labels.requirements and not fields.requirements
+        items, last, more = [], None, False
+        for index, (key, obj) in enumerate(snapshot):
+            if not (everything or (labels.matches(obj) and fields.matches(obj))):
                 continue
             if limit and len(items) == limit:
-                next_key = key
-                remaining = sum(1 for later in keys[index:]
-                                if labels.matches(snapshot[later]) and fields.matches(snapshot[later]))
+                more = True
                 break
-            items.append({name: value for name, value in obj.items() if name not in ("kind", "apiVersion")})
+            items.append(store.item_json(resource, key, obj))
+            last = obj
         metadata = {"resourceVersion": str(rv)}
-        if next_key is not None:
-            metadata["continue"] = self.continue_token(rv, items[-1]["metadata"]["namespace"] + "/"
-                                                       + items[-1]["metadata"]["name"] + "\x00")
-            if not labels.requirements and not fields.requirements:
-                metadata["remainingItemCount"] = remaining
-        self.send_json(200, {"kind": RESOURCES[resource][0] + "List", "apiVersion": "v1", "metadata": metadata,
-                             "items": items})
+        if more:
+            metadata["continue"] = self.continue_token(rv, last["metadata"]["namespace"] + "/" + last["metadata"]["name"] + "\x00")
+            if everything:
+                metadata["remainingItemCount"] = len(snapshot) - index
+        # The list as json.dumps would write it, joined from the items' JSON kept by the store.
+        head = json.dumps({"kind": RESOURCES[resource][0] + "List", "apiVersion": "v1", "metadata": metadata},
+                          separators=(",", ":")).encode()
+        self.send_json_bytes(200, head[:-1] + b',"items":[' + b",".join(items) + b"]}\n")
 
     @staticmethod
     def continue_token(rv, start):

@@ -42,14 +42,31 @@ final class ClusterModelTests: XCTestCase {
 
     func testASelectorMatchesWhenEveryLabelMatchesInTheServicesNamespace() throws {
         let service = try Service(name: "web", json: #"{"namespace":"web","selector":{"app":"web","tier":"front"}}"#)
-        XCTAssertTrue(service.selects(try pod(#"{"metadata":{"labels":{"tier":"front","app":"web","extra":"x"}},\#(ready)}"#)))
-        XCTAssertFalse(service.selects(try pod(#"{"metadata":{"labels":{"app":"web"}},\#(ready)}"#)), "one label missing")
-        XCTAssertFalse(service.selects(try pod(#"{"metadata":{"labels":{"app":"web","tier":"back"}},\#(ready)}"#)))
+        XCTAssertTrue(service.selects(try pod(#"{"metadata":{"labels":{"tier":"front","app":"web","extra":"x"}},\#(ready)}"#), in: "web"))
+        XCTAssertFalse(service.selects(try pod(#"{"metadata":{"labels":{"app":"web"}},\#(ready)}"#), in: "web"), "one label missing")
+        XCTAssertFalse(service.selects(try pod(#"{"metadata":{"labels":{"app":"web","tier":"back"}},\#(ready)}"#), in: "web"))
         let elsewhere = try Pod(key: ObjectKey(kind: .pods, namespace: "other", name: "web-1"),
                                 json: #"{"metadata":{"labels":{"app":"web","tier":"front"}},\#(ready)}"#)
-        XCTAssertFalse(service.selects(elsewhere), "another namespace")
+        XCTAssertFalse(service.selects(elsewhere, in: "other"), "another namespace")
         let everything = try Service(name: "all", json: #"{"namespace":"web","selector":{}}"#)
-        XCTAssertTrue(everything.selects(try pod(#"{"metadata":{},\#(ready)}"#)), "an empty selector selects the namespace")
+        XCTAssertTrue(everything.selects(try pod(#"{"metadata":{},\#(ready)}"#), in: "web"), "an empty selector selects the namespace")
+    }
+
+    func testPackedLabelsCompareAsSwiftStringsDo() throws {
+        let long = String(repeating: "v", count: 300)
+        // "é" composed in the pod, decomposed in the selector: equal strings, different bytes.
+        let labels = PodLabels([("app", "web"), ("tier", "caf\u{E9}"), ("long", long), ("app", "api"), ("", "")])
+        XCTAssertTrue(labels.contains(("app", "web")))
+        XCTAssertTrue(labels.contains(("app", "api")), "a repeated key keeps each value")
+        XCTAssertTrue(labels.contains(("tier", "cafe\u{301}")))
+        XCTAssertTrue(labels.contains(("long", long)), "lengths past 127 take two bytes")
+        XCTAssertTrue(labels.contains(("", "")))
+        XCTAssertFalse(labels.contains(("app", "we")))
+        XCTAssertFalse(labels.contains(("tier", "cafe")))
+        XCTAssertFalse(labels.contains(("web", "app")))
+        var values: [String] = []
+        labels.forEachValue(of: "app") { (value: String) in values.append(value) }
+        XCTAssertEqual(values, ["web", "api"])
     }
 
     func testServiceEntriesAreCheckedAndNamed() {
