@@ -76,21 +76,34 @@ struct Output {
             bytes.append(UInt8(truncatingIfNeeded: value) &+ 48)
             return
         }
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
-        var count = 0
-        var magnitude = value.magnitude
-        withUnsafeMutableBytes(of: &digits) { buffer in
-            repeat {
-                buffer[23 - count] = UInt8(truncatingIfNeeded: magnitude % 10) &+ 48
-                magnitude /= 10
-                count += 1
-            } while magnitude > 0
-            if value < 0 {
-                buffer[23 - count] = UInt8(ascii: "-")
-                count += 1
-            }
-            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[(24 - count)...]))
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Output.maximumDecimalLength) { buffer in
+            guard let base = buffer.baseAddress else { return }
+            bytes.append(contentsOf: UnsafeBufferPointer(start: base, count: Output.writeDecimal(value, to: base)))
         }
+    }
+
+    /// `Int.min` has 19 digits and a sign.
+    static let maximumDecimalLength = 20
+
+    /// Writes `value` in decimal at `destination` (room for `maximumDecimalLength` bytes);
+    /// returns how many bytes it wrote.
+    static func writeDecimal(_ value: Int, to destination: UnsafeMutablePointer<UInt8>) -> Int {
+        var magnitude = value.magnitude
+        var digits = 1
+        var rest = magnitude / 10
+        while rest > 0 {
+            digits += 1
+            rest /= 10
+        }
+        let sign = value < 0 ? 1 : 0
+        if sign == 1 { destination[0] = UInt8(ascii: "-") }
+        var position = sign + digits
+        repeat {
+            position -= 1
+            destination[position] = UInt8(truncatingIfNeeded: magnitude % 10) &+ 48
+            magnitude /= 10
+        } while magnitude > 0
+        return sign + digits
     }
 
     var string: String { String(decoding: bytes, as: UTF8.self) }

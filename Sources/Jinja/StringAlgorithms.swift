@@ -17,30 +17,44 @@ private func lowerMapping(_ scalars: [Unicode.Scalar], _ i: Int) -> String {
 
 /// Python's `str.lower()`.
 func pyLower(_ s: String) -> String {
-    if s.utf8.allSatisfy({ $0 < 0x80 }) { return asciiMapped(s, from: 0x41, to: 0x5A, flip: 0x20, setting: true) }
+    if let mapped = asciiMapped(s, from: 0x41, to: 0x5A, flip: 0x20, setting: true) { return mapped }
     let scalars = Array(s.unicodeScalars)
     var out = ""
     for i in scalars.indices { out += lowerMapping(scalars, i) }
     return out
 }
 
-/// ASCII case change: bytes in `from...to` get `flip` set (lowering) or cleared (uppering).
-private func asciiMapped(_ s: String, from: UInt8, to: UInt8, flip: UInt8, setting: Bool) -> String {
-    let utf8 = s.utf8
-    guard utf8.contains(where: { $0 >= from && $0 <= to }) else { return s }
-    return String(unsafeUninitializedCapacity: utf8.count) { buffer in
-        var i = 0
+/// ASCII case change: bytes in `from...to` get `flip` set (lowering) or cleared (uppering);
+/// nil when `s` is not all ASCII. One pass over the contiguous UTF-8 (a template's `upper`
+/// runs once per server line), and `s` itself when nothing changes.
+private func asciiMapped(_ s: String, from: UInt8, to: UInt8, flip: UInt8, setting: Bool) -> String? {
+    var text = s
+    var ascii = true
+    let mapped = text.withUTF8 { utf8 -> String? in
+        var changes = false
         for byte in utf8 {
-            buffer[i] = (byte >= from && byte <= to) ? (setting ? byte | flip : byte & ~flip) : byte
-            i += 1
+            if byte >= 0x80 {
+                ascii = false
+                return nil
+            }
+            if byte >= from && byte <= to { changes = true }
         }
-        return i
+        guard changes else { return nil }
+        return String(unsafeUninitializedCapacity: utf8.count) { buffer in
+            for i in 0..<utf8.count {
+                let byte = utf8[i]
+                buffer[i] = (byte >= from && byte <= to) ? (setting ? byte | flip : byte & ~flip) : byte
+            }
+            return utf8.count
+        }
     }
+    if let mapped { return mapped }
+    return ascii ? s : nil
 }
 
 /// Python's `str.upper()`.
 func pyUpper(_ s: String) -> String {
-    if s.utf8.allSatisfy({ $0 < 0x80 }) { return asciiMapped(s, from: 0x61, to: 0x7A, flip: 0x20, setting: false) }
+    if let mapped = asciiMapped(s, from: 0x61, to: 0x7A, flip: 0x20, setting: false) { return mapped }
     var out = ""
     for c in s.unicodeScalars { out += c.properties.uppercaseMapping }
     return out
