@@ -282,6 +282,15 @@ public final class DictRef {
         return position(ofString: key).map { value(at: $0) }
     }
 
+    /// `x.name`: a JSON object's keys are compared with the name's UTF-8 as it was prepared
+    /// at parse time.
+    @inline(__always) func lookup(_ name: AttributeName) -> Value? {
+        if let lazyJSON, !lazyJSON.prefersDecoding {
+            return name.utf8.withUnsafeBufferPointer { lazyJSON.lookup(utf8: $0, name.text) }
+        }
+        return lookup(name.text)
+    }
+
     public subscript(string key: String) -> Value? {
         get { lookup(key) }
         set { self[.string(key)] = newValue }

@@ -465,16 +465,16 @@ final class Renderer {
         case .name(let slot):
             if let value = lookup(slot, scope) { return value }
             return .undefined(Undefined(name: program.names[slot]))
-        case .getattr(let objectExpr, let name, let dictMethod):
+        case .getattr(let objectExpr, let name):
             let object = try evaluate(objectExpr, scope)
             switch object {
-            case .dict(let ref) where !dictMethod:
+            case .dict(let ref) where name.dictMethod == nil:
                 if let value = ref.lookup(name) { return value }
-                return .undefined(Undefined(owner: object, attribute: name))
+                return .undefined(Undefined(owner: object, attribute: name.text))
             case .undefined(let u):
                 throw u.error
             default:
-                return getAttribute(object, name)
+                return getAttribute(object, name.text)
             }
         case .getitem(let objectExpr, let argument):
             let object = try evaluate(objectExpr, scope)
@@ -591,22 +591,31 @@ final class Renderer {
             }
         case .call(let calleeExpr, let arguments, _):
             // `x.method(...)`: call the Python method without materialising a bound method.
-            if case .getattr(let objectExpr, let name, let dictMethod) = calleeExpr {
+            // The str and dict methods were found by name at parse time.
+            if case .getattr(let objectExpr, let name) = calleeExpr {
                 let object = try evaluate(objectExpr, scope)
                 switch object {
                 case .undefined(let u): throw u.error
-                case .dict(let ref) where !dictMethod:
-                    let callee = ref[string: name] ?? .undefined(Undefined(owner: object, attribute: name))
+                case .dict(let ref):
+                    if let method = name.dictMethod {
+                        return try method(DictMethodCall(ref: ref, name: name.text, args: try evaluateArguments(arguments, scope)))
+                    }
+                    let callee = ref.lookup(name) ?? .undefined(Undefined(owner: object, attribute: name.text))
                     return try callValue(callee, try evaluateArguments(arguments, scope), calleeExpr: calleeExpr)
+                case .string(let text), .markup(let text):
+                    if let method = name.stringMethod {
+                        let isMarkup = if case .markup = object { true } else { false }
+                        return try callStringMethod(method, text, markup: isMarkup, name.text, try evaluateArguments(arguments, scope))
+                    }
                 case .loop, .cycler, .joiner, .namespace, .function:
                     break
                 default:
-                    if methodExists(object, name) {
+                    if methodExists(object, name.text) {
                         let args = try evaluateArguments(arguments, scope)
-                        if let result = try callMethod(object, name, args) { return result }
+                        if let result = try callMethod(object, name.text, args) { return result }
                     }
                 }
-                let callee = getAttribute(object, name)
+                let callee = getAttribute(object, name.text)
                 return try callValue(callee, try evaluateArguments(arguments, scope), calleeExpr: calleeExpr)
             }
             let callee = try evaluate(calleeExpr, scope)

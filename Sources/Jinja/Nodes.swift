@@ -8,8 +8,8 @@ indirect enum Expr: Sendable {
     case list([Expr])
     case tuple([Expr])
     case dict([(Expr, Expr)])
-    /// `node.attr`; `dictMethod` caches whether a dict has a Python method of that name.
-    case getattr(Expr, String, dictMethod: Bool)
+    /// `node.attr`.
+    case getattr(Expr, AttributeName)
     case getitem(Expr, Expr)
     case slice(start: Expr?, stop: Expr?, step: Expr?)
     case binary(BinaryOperator, Expr, Expr)
@@ -56,6 +56,23 @@ enum CompareOperator: Sendable {
         case .in: return "in"
         case .notin: return "not in"
         }
+    }
+}
+
+/// The name of `node.attr`, prepared at parse time for what it does at render time: its
+/// UTF-8 to compare with the keys of JSON objects, and the str and dict methods of that name
+/// (a dict's method wins over its key, as Python's getattr comes before Jinja2's getitem).
+final class AttributeName: Sendable {
+    let text: String
+    let utf8: [UInt8]
+    let stringMethod: StringMethod?
+    let dictMethod: DictMethod?
+
+    init(_ text: String) {
+        self.text = text
+        self.utf8 = Array(text.utf8)
+        self.stringMethod = stringMethods[text]
+        self.dictMethod = dictMethods[text]
     }
 }
 
