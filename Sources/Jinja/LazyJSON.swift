@@ -195,9 +195,10 @@ final class LazyJSONObject {
         var position = JSONReader.skipValidatedWhitespace(bytes, from: start + 1)
         guard bytes[position] != UInt8(ascii: "}") else { return members }
         while true {
-            // Keys are short: one pass finds the closing quote and whether the key is plain.
+            // Keys are short: one pass finds the closing quote and whether the key is plain,
+            // eight bytes at a time while they are plain ASCII.
             let keyStart = position + 1
-            var keyEnd = keyStart
+            var keyEnd = keyStart + JSONReader.plainBytes(bytes, from: keyStart, stoppingAtControlCharacters: false, stoppingAtNonASCII: true)
             var plain = true
             while true {
                 let byte = bytes[keyEnd]
@@ -212,7 +213,10 @@ final class LazyJSONObject {
             }
             position = JSONReader.skipValidatedWhitespace(bytes, from: keyEnd + 1) + 1 // past ':'
             let valueStart = JSONReader.skipValidatedWhitespace(bytes, from: position)
-            let valueEnd = JSONDocument.endOfValue(bytes, ends, from: valueStart, hint: &hint)
+            // Strings, most values, are stepped over here without a call.
+            let valueEnd = bytes[valueStart] == UInt8(ascii: "\"")
+                ? JSONReader.endOfValidatedString(bytes, from: valueStart)
+                : JSONDocument.endOfValue(bytes, ends, from: valueStart, hint: &hint)
             members.append(Member(keyStart: UInt32(keyStart), keyEnd: UInt32(keyEnd | (plain ? 0 : Member.escapedKey)),
                                   valueStart: UInt32(valueStart), valueEnd: UInt32(valueEnd)))
             position = JSONReader.skipValidatedWhitespace(bytes, from: valueEnd)
