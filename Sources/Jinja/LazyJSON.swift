@@ -145,7 +145,9 @@ private func decodeValidatedScalar(_ bytes: UnsafeBufferPointer<UInt8>, from sta
 /// A JSON object not decoded yet: its text, the positions of its members once a lookup has
 /// needed them, and the values lookups returned (a container is the same object each time,
 /// as Python returns the same dict; a string is not decoded again for each line that prints it).
-final class LazyJSONObject {
+/// Kept inside its DictRef, not as an object of its own: a template reading 10,000 pods makes
+/// 20,000 of these.
+struct LazyJSONObject {
     struct Member {
         /// Where the key's text starts, inside its quotes; the high bit of `keyEnd` marks a
         /// key whose text is not its UTF-8 as is (an escape, or non-ASCII bytes that may need
@@ -177,10 +179,12 @@ final class LazyJSONObject {
     }
 
     private var table: [Member] {
-        if let memberTable { return memberTable }
-        let built = scanMembers()
-        memberTable = built
-        return built
+        mutating get {
+            if let memberTable { return memberTable }
+            let built = scanMembers()
+            memberTable = built
+            return built
+        }
     }
 
     /// On a large document checked whole just before, the text of an object is out of the
@@ -232,14 +236,14 @@ final class LazyJSONObject {
     }
 
     /// The value of `key`, or nil: the last member of that name, as Python keeps it.
-    func lookup(_ key: String) -> Value? {
+    mutating func lookup(_ key: String) -> Value? {
         var utf8Key = key
         return utf8Key.withUTF8 { lookup(utf8: $0, key) }
     }
 
     /// `lookup(key)` with the key's UTF-8 at hand. A linear search: the objects templates
     /// look into have few members, and comparing a member's length first makes each miss cheap.
-    func lookup(utf8 wanted: UnsafeBufferPointer<UInt8>, _ key: String) -> Value? {
+    mutating func lookup(utf8 wanted: UnsafeBufferPointer<UInt8>, _ key: String) -> Value? {
         lookups += 1
         let members = table
         let bytes = document.bytes
@@ -272,7 +276,7 @@ final class LazyJSONObject {
         return (try? JSONReader.parse(UnsafeBufferPointer(rebasing: document.bytes[quoted]), as: JSONValueBuilder.self))?.stringValue ?? ""
     }
 
-    private func value(of index: Int, in members: [Member]) -> Value {
+    private mutating func value(of index: Int, in members: [Member]) -> Value {
         if let given = handedOutValue(of: index) { return given }
         var hint = spanHint
         let created = memberValue(members[index], hint: &hint)
@@ -287,7 +291,7 @@ final class LazyJSONObject {
         return nil
     }
 
-    private func keepHandedOut(_ index: Int, _ value: Value) {
+    private mutating func keepHandedOut(_ index: Int, _ value: Value) {
         if firstHandedOut == nil { firstHandedOut = (index, value) } else { handedOut.append((index, value)) }
     }
 
@@ -305,7 +309,7 @@ final class LazyJSONObject {
 
     /// The values in document order, without decoding a key, when no key repeats (checked on
     /// the bytes of keys without escapes or non-ASCII bytes); nil otherwise.
-    func valuesIfKeysAreUnique() -> [Value]? {
+    mutating func valuesIfKeysAreUnique() -> [Value]? {
         let members = table
         guard members.count <= 64 else { return nil }
         let bytes = document.bytes
@@ -338,7 +342,7 @@ final class LazyJSONObject {
 
     /// Every member in document order, repeats included, for the dict to take as its own;
     /// values already handed out by lookups are kept.
-    func members() -> [(String, Value)] {
+    mutating func members() -> [(String, Value)] {
         let members = table
         let given = Dictionary((firstHandedOut.map { [$0] } ?? []) + handedOut, uniquingKeysWith: { first, _ in first })
         var pairs: [(String, Value)] = []
@@ -353,7 +357,7 @@ final class LazyJSONObject {
 }
 
 /// A JSON array not decoded yet.
-final class LazyJSONArray {
+struct LazyJSONArray {
     let document: JSONDocument
     /// The position of the opening bracket.
     let start: Int
