@@ -61,25 +61,50 @@ final class Scope {
     }
 }
 
-/// The rendered text as UTF-8 bytes: appending to a byte array is cheaper than to a String.
-struct Output {
-    var bytes: [UInt8] = []
+/// The rendered text as UTF-8 bytes, in a buffer of its own: a render appends a hundred
+/// thousand short pieces, and a capacity check and a copy is all each costs.
+struct Output: ~Copyable {
+    private var base: UnsafeMutablePointer<UInt8>
+    private var count = 0
+    private var capacity: Int
+
+    init(capacity: Int = 256) {
+        self.capacity = Swift.max(capacity, Output.maximumDecimalLength)
+        base = .allocate(capacity: self.capacity)
+    }
+
+    deinit { base.deallocate() }
+
+    private mutating func reserve(_ more: Int) {
+        guard count + more > capacity else { return }
+        let grown = Swift.max(capacity * 2, count + more)
+        let moved = UnsafeMutablePointer<UInt8>.allocate(capacity: grown)
+        moved.initialize(from: base, count: count)
+        base.deallocate()
+        base = moved
+        capacity = grown
+    }
+
+    @inline(__always) mutating func append(_ bytes: UnsafeBufferPointer<UInt8>) {
+        guard let source = bytes.baseAddress else { return }
+        if count + bytes.count > capacity { reserve(bytes.count) }
+        (base + count).initialize(from: source, count: bytes.count)
+        count += bytes.count
+    }
+
+    @inline(__always) mutating func append(_ bytes: [UInt8]) {
+        bytes.withUnsafeBufferPointer { append($0) }
+    }
 
     @inline(__always) mutating func append(_ text: String) {
-        let done: Void? = text.utf8.withContiguousStorageIfAvailable { bytes.append(contentsOf: $0) }
-        if done == nil { bytes.append(contentsOf: text.utf8) }
+        var text = text
+        text.withUTF8 { append($0) }
     }
 
     /// An int in decimal, without building a String for it.
     mutating func append(_ value: Int) {
-        if value >= 0 && value < 10 {
-            bytes.append(UInt8(truncatingIfNeeded: value) &+ 48)
-            return
-        }
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Output.maximumDecimalLength) { buffer in
-            guard let base = buffer.baseAddress else { return }
-            bytes.append(contentsOf: UnsafeBufferPointer(start: base, count: Output.writeDecimal(value, to: base)))
-        }
+        if count + Output.maximumDecimalLength > capacity { reserve(Output.maximumDecimalLength) }
+        count += Output.writeDecimal(value, to: base + count)
     }
 
     /// `Int.min` has 19 digits and a sign.
@@ -106,7 +131,7 @@ struct Output {
         return sign + digits
     }
 
-    var string: String { String(decoding: bytes, as: UTF8.self) }
+    var string: String { String(decoding: UnsafeBufferPointer(start: base, count: count), as: UTF8.self) }
 }
 
 /// glibc's `pthread_getattr_np`, which the Glibc module does not import.
@@ -169,8 +194,7 @@ final class Renderer {
         }
         // Jinja2's root render function binds `self` itself, over any variable of that name.
         if let selfSlot, let templateReference { globals[selfSlot] = .templateReference(templateReference) }
-        var out = Output()
-        out.bytes.reserveCapacity(1 << 16)
+        var out = Output(capacity: 1 << 16)
         try execute(program.body, nil, &out)
         return out.string
     }
@@ -196,7 +220,7 @@ final class Renderer {
         if stackPosition() < stackLimit { throw TemplateError(.recursion, "maximum recursion depth exceeded") }
         switch node {
         case .templateData(let bytes):
-            out.bytes.append(contentsOf: bytes)
+            out.append(bytes)
         case .output(let expr, let line):
             do {
                 try write(try evaluate(expr, scope), &out)
