@@ -533,6 +533,9 @@ final class Renderer {
             return .dict(ref)
         case .binary(let op, let leftExpr, let rightExpr):
             let left = try evaluate(leftExpr, scope)
+            if op == .mod, case .string(let format) = left, case .tuple(let itemExprs) = rightExpr {
+                return try formatTuple(format, itemExprs, scope)
+            }
             let right = try evaluate(rightExpr, scope)
             switch op {
             case .add: return try pyAdd(left, right)
@@ -645,6 +648,25 @@ final class Renderer {
             let callee = try evaluate(calleeExpr, scope)
             return try callValue(callee, try evaluateArguments(arguments, scope), calleeExpr: calleeExpr)
         }
+    }
+
+    /// Where `formatTuple` puts a tuple's items; kept between calls so that a `"%d_%d" % (a, b)`
+    /// run for every server line allocates no tuple.
+    private var formatArguments: [Value] = []
+
+    /// `format % (items...)`, as `pyMod` does it, without making the tuple when the format is
+    /// simple.
+    func formatTuple(_ format: String, _ itemExprs: [Expr], _ scope: Scope?) throws(TemplateError) -> Value {
+        // Taken out while in use: an item may format another tuple.
+        var arguments = formatArguments
+        formatArguments = []
+        arguments.removeAll(keepingCapacity: true)
+        for item in itemExprs { arguments.append(try evaluate(item, scope)) }
+        if let text = simplePercentFormat(format, arguments: arguments) {
+            formatArguments = arguments
+            return .string(text)
+        }
+        return try pyMod(.string(format), .tuple(arguments))
     }
 
     func compare(_ op: CompareOperator, _ left: Value, _ right: Value) throws(TemplateError) -> Bool {

@@ -433,12 +433,16 @@ public func percentFormat(_ format: String, _ values: Value) throws(TemplateErro
 /// The common case without flags or widths (`"%d_%d" % (a, b)`, `"%s" % name`) in one pass
 /// over the bytes; nil sends anything else to the general implementation.
 func simplePercentFormat(_ format: String, _ values: Value) -> String? {
-    let arguments: [Value]
     switch values {
-    case .tuple(let items): arguments = items
+    case .tuple(let items): return simplePercentFormat(format, arguments: items)
     case .dict, .list, .undefined: return nil
-    default: arguments = [values]
+    default: return simplePercentFormat(format, arguments: CollectionOfOne(values))
     }
+}
+
+/// `simplePercentFormat` of the items of a tuple (or of one value), however they are held.
+func simplePercentFormat<Arguments: RandomAccessCollection<Value>>(_ format: String, arguments: Arguments) -> String?
+where Arguments.Index == Int {
     // Written straight into a buffer as long as the longest result can be (on the stack for a
     // `"%d_%d"` of a loop's counters), and the String made from it once.
     var capacity = format.utf8.count
