@@ -101,6 +101,18 @@ struct Output: ~Copyable {
         text.withUTF8 { append($0) }
     }
 
+    /// `text` with its case changed; false, and nothing written, when it is not all ASCII.
+    mutating func append(_ text: String, changing change: ASCIICaseChange) -> Bool {
+        var text = text
+        return text.withUTF8 { utf8 -> Bool in
+            for byte in utf8 where byte >= 0x80 { return false }
+            if count + utf8.count > capacity { reserve(utf8.count) }
+            for i in 0..<utf8.count { base[count + i] = change.apply(utf8[i]) }
+            count += utf8.count
+            return true
+        }
+    }
+
     /// An int in decimal, without building a String for it.
     mutating func append(_ value: Int) {
         if count + Output.maximumDecimalLength > capacity { reserve(Output.maximumDecimalLength) }
@@ -223,7 +235,7 @@ final class Renderer {
             out.append(bytes)
         case .output(let expr, let line):
             do {
-                try write(try evaluate(expr, scope), &out)
+                try writeOutput(expr, scope, &out)
             } catch {
                 throw located(error, line)
             }
@@ -307,6 +319,18 @@ final class Renderer {
         case .needsLoader(let line):
             throw TemplateError(kind: .type, message: "no loader for this environment specified", line: line)
         }
+    }
+
+    /// `{{ expr }}`.
+    func writeOutput(_ expr: Expr, _ scope: Scope?, _ out: inout Output) throws(TemplateError) {
+        if case .filter(let base?, let node) = expr, let change = node.asciiCaseChange, !autoescape {
+            // `{{ name|upper }}` of an ASCII str: its bytes go to the output changed.
+            let value = try evaluate(base, scope)
+            if case .string(let text) = value, out.append(text, changing: change) { return }
+            try write(try applyFilter(node, value, scope), &out)
+            return
+        }
+        try write(try evaluate(expr, scope), &out)
     }
 
     func write(_ value: Value, _ out: inout Output) throws(TemplateError) {

@@ -100,12 +100,20 @@ final class FilterNode: Sendable {
     let arguments: CallArguments
     /// nil when no such filter exists (an error at compile time, or at run time inside `if`).
     let function: Filter?
+    /// For `upper` and `lower` without arguments: what they do to ASCII text, which
+    /// `{{ x|upper }}` then writes to the output without making a String.
+    let asciiCaseChange: ASCIICaseChange?
     let line: Int
 
     init(name: String, arguments: CallArguments, function: Filter?, line: Int) {
         self.name = name
         self.arguments = arguments
         self.function = function
+        switch name {
+        case "upper" where arguments.isEmpty: asciiCaseChange = .upper
+        case "lower" where arguments.isEmpty: asciiCaseChange = .lower
+        default: asciiCaseChange = nil
+        }
         self.line = line
     }
 }

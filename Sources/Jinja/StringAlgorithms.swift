@@ -17,17 +17,31 @@ private func lowerMapping(_ scalars: [Unicode.Scalar], _ i: Int) -> String {
 
 /// Python's `str.lower()`.
 func pyLower(_ s: String) -> String {
-    if let mapped = asciiMapped(s, from: 0x41, to: 0x5A, flip: 0x20, setting: true) { return mapped }
+    if let mapped = asciiMapped(s, .lower) { return mapped }
     let scalars = Array(s.unicodeScalars)
     var out = ""
     for i in scalars.indices { out += lowerMapping(scalars, i) }
     return out
 }
 
-/// ASCII case change: bytes in `from...to` get `flip` set (lowering) or cleared (uppering);
-/// nil when `s` is not all ASCII. One pass over the contiguous UTF-8 (a template's `upper`
-/// runs once per server line), and `s` itself when nothing changes.
-private func asciiMapped(_ s: String, from: UInt8, to: UInt8, flip: UInt8, setting: Bool) -> String? {
+/// Python's `upper` or `lower` of ASCII text: the letters in `letters` get bit 0x20 set
+/// (lowering) or cleared (uppering); no other byte changes.
+struct ASCIICaseChange: Sendable {
+    let letters: ClosedRange<UInt8>
+    let lowering: Bool
+
+    static let upper = ASCIICaseChange(letters: 0x61...0x7A, lowering: false)
+    static let lower = ASCIICaseChange(letters: 0x41...0x5A, lowering: true)
+
+    @inline(__always) func apply(_ byte: UInt8) -> UInt8 {
+        guard letters.contains(byte) else { return byte }
+        return lowering ? byte | 0x20 : byte & ~0x20
+    }
+}
+
+/// `s` with its case changed, in one pass over its contiguous UTF-8 (a template's `upper` runs
+/// once per server line), and `s` itself when nothing changes; nil when `s` is not all ASCII.
+private func asciiMapped(_ s: String, _ change: ASCIICaseChange) -> String? {
     var text = s
     var ascii = true
     let mapped = text.withUTF8 { utf8 -> String? in
@@ -37,14 +51,11 @@ private func asciiMapped(_ s: String, from: UInt8, to: UInt8, flip: UInt8, setti
                 ascii = false
                 return nil
             }
-            if byte >= from && byte <= to { changes = true }
+            if change.letters.contains(byte) { changes = true }
         }
         guard changes else { return nil }
         return String(unsafeUninitializedCapacity: utf8.count) { buffer in
-            for i in 0..<utf8.count {
-                let byte = utf8[i]
-                buffer[i] = (byte >= from && byte <= to) ? (setting ? byte | flip : byte & ~flip) : byte
-            }
+            for i in 0..<utf8.count { buffer[i] = change.apply(utf8[i]) }
             return utf8.count
         }
     }
@@ -54,7 +65,7 @@ private func asciiMapped(_ s: String, from: UInt8, to: UInt8, flip: UInt8, setti
 
 /// Python's `str.upper()`.
 func pyUpper(_ s: String) -> String {
-    if let mapped = asciiMapped(s, from: 0x61, to: 0x7A, flip: 0x20, setting: false) { return mapped }
+    if let mapped = asciiMapped(s, .upper) { return mapped }
     var out = ""
     for c in s.unicodeScalars { out += c.properties.uppercaseMapping }
     return out
