@@ -14,11 +14,17 @@ final class Scope {
     private var value0 = Value.none, value1 = Value.none, value2 = Value.none
     private var moreSlots: [Int] = []
     private var moreValues: [Value] = []
-    let parent: Scope?
+    private(set) var parent: Scope?
     /// Set when a macro or caller (or a recursive loop) keeps this scope alive past its block.
     var captured = false
 
     init(parent: Scope?) { self.parent = parent }
+
+    /// Empty again, under another parent: a loop's scope that nothing kept, for the next loop.
+    func reuse(parent: Scope?) {
+        reset()
+        self.parent = parent
+    }
 
     @inline(__always) func get(_ slot: Int) -> Value? {
         if slot0 == slot { return value0 }
@@ -467,9 +473,23 @@ final class Renderer {
                 return output.string
             }
         }
-        let loop = LoopContext(items: items, depth0: depth0, recurse: recurse)
-        let loopValue = Value.loop(loop)
-        var iterationScope = Scope(parent: scope)
+        var loop: LoopContext
+        if let spare = spareLoop {
+            spareLoop = nil
+            spare.reuse(items: items, depth0: depth0, recurse: recurse)
+            loop = spare
+        } else {
+            loop = LoopContext(items: items, depth0: depth0, recurse: recurse)
+        }
+        var loopValue = Value.loop(loop)
+        var iterationScope: Scope
+        if let spare = spareScope {
+            spareScope = nil
+            spare.reuse(parent: scope)
+            iterationScope = spare
+        } else {
+            iterationScope = Scope(parent: scope)
+        }
         for (index, item) in items.enumerated() {
             loop.index0 = index
             if iterationScope.captured { iterationScope = Scope(parent: scope) } else if index > 0 { iterationScope.reset() }
@@ -481,6 +501,14 @@ final class Renderer {
             }
             try execute(node.body, iterationScope, &out)
         }
+        // What nothing kept (a macro, `set outer = loop`, a list) serves the next loop: a loop
+        // run for every pod then allocates neither.
+        loopValue = .none
+        if !iterationScope.captured {
+            iterationScope.reuse(parent: nil)
+            if isKnownUniquelyReferenced(&iterationScope) { spareScope = iterationScope }
+        }
+        if isKnownUniquelyReferenced(&loop) { spareLoop = loop }
     }
 
     // MARK: Expressions
@@ -673,6 +701,10 @@ final class Renderer {
             return try callValue(callee, try evaluateArguments(arguments, scope), calleeExpr: calleeExpr)
         }
     }
+
+    /// A loop's scope and LoopContext that nothing kept when it ended (see `runLoop`).
+    private var spareScope: Scope? = nil
+    private var spareLoop: LoopContext? = nil
 
     /// Where `formatTuple` puts a tuple's items; kept between calls so that a `"%d_%d" % (a, b)`
     /// run for every server line allocates no tuple.
