@@ -220,10 +220,13 @@ final class Renderer {
     // MARK: Statements
 
     func execute(_ nodes: [Node], _ scope: Scope?, _ out: inout Output) throws(TemplateError) {
-        var i = 0
-        while i < nodes.count {
-            try execute(nodes[i], scope, &out)
-            i += 1
+        // Each node borrowed from the array's storage, not copied out of it.
+        try nodes.withUnsafeBufferPointer { (buffer) throws(TemplateError) in
+            var i = 0
+            while i < buffer.count {
+                try execute(buffer[i], scope, &out)
+                i += 1
+            }
         }
     }
 
@@ -490,16 +493,24 @@ final class Renderer {
         } else {
             iterationScope = Scope(parent: scope)
         }
-        for (index, item) in items.enumerated() {
+        // The node's parts read once, not once per item.
+        let body = node.body
+        let target = node.target
+        let loopSlot = node.loopSlot
+        for index in items.indices {
             loop.index0 = index
             if iterationScope.captured { iterationScope = Scope(parent: scope) } else if index > 0 { iterationScope.reset() }
-            iterationScope.set(node.loopSlot, loopValue)
-            do {
-                try assign(node.target, item, iterationScope)
-            } catch {
-                throw located(error, node.line)
+            iterationScope.set(loopSlot, loopValue)
+            if case .name(let slot) = target {
+                iterationScope.set(slot, items[index])
+            } else {
+                do {
+                    try assign(target, items[index], iterationScope)
+                } catch {
+                    throw located(error, node.line)
+                }
             }
-            try execute(node.body, iterationScope, &out)
+            try execute(body, iterationScope, &out)
         }
         // What nothing kept (a macro, `set outer = loop`, a list) serves the next loop: a loop
         // run for every pod then allocates neither.
