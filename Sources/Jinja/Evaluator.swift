@@ -963,11 +963,25 @@ final class Renderer {
             return .list(ListRef(items))
         case .tuple(let items): return .tuple(indices(items.count).map { items[$0] })
         case .string(let s), .markup(let s):
-            let scalars = Array(s.unicodeScalars)
-            var view = String.UnicodeScalarView()
-            for i in indices(scalars.count) { view.append(scalars[i]) }
-            if case .markup = object { return .markup(String(view)) }
-            return .string(String(view))
+            // `hostname[1:]` of ASCII text: its bytes are its code points.
+            var text = s
+            let asciiSlice = stepValue != 1 ? nil : text.withUTF8 { utf8 -> String? in
+                for byte in utf8 where byte >= 0x80 { return nil }
+                let (lower, upper) = bounds(utf8.count)
+                guard lower < upper else { return "" }
+                return String(decoding: UnsafeBufferPointer(rebasing: utf8[lower..<upper]), as: UTF8.self)
+            }
+            let sliced: String
+            if let asciiSlice {
+                sliced = asciiSlice
+            } else {
+                let scalars = Array(s.unicodeScalars)
+                var view = String.UnicodeScalarView()
+                for i in indices(scalars.count) { view.append(scalars[i]) }
+                sliced = String(view)
+            }
+            if case .markup = object { return .markup(sliced) }
+            return .string(sliced)
         default:
             return .undefined(Undefined(owner: object, key: .string("slice")))
         }
