@@ -38,7 +38,7 @@ extension JSONReader {
 
     /// The end of the string whose opening quote is at `position` (the position after its
     /// closing quote), in text `validate` accepted.
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func endOfValidatedString(_ bytes: UnsafeBufferPointer<UInt8>, from position: Int) -> Int {
         var position = position + 1
         while position < bytes.count {
@@ -52,10 +52,11 @@ extension JSONReader {
     }
 
     /// How many bytes from `position` on, read eight at a time, are no quote, backslash or
-    /// (when asked) control character; the bytes after the last whole eight are left to the
-    /// caller. Strings are most of a Kubernetes object's text.
-    @inline(__always)
-    static func plainBytes(_ bytes: UnsafeBufferPointer<UInt8>, from position: Int, stoppingAtControlCharacters: Bool) -> Int {
+    /// (when asked) control character or non-ASCII byte; the bytes after the last whole eight
+    /// are left to the caller. Strings are most of a Kubernetes object's text.
+    @inlinable @inline(__always)
+    public static func plainBytes(_ bytes: UnsafeBufferPointer<UInt8>, from position: Int, stoppingAtControlCharacters: Bool,
+                                  stoppingAtNonASCII: Bool = false) -> Int {
         #if _endian(big)
         // The lowest flagged byte below is the first in memory only on little-endian machines.
         return 0
@@ -73,6 +74,7 @@ extension JSONReader {
             let backslash = word ^ (ones &* 0x5C)
             var found = ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash)
             if stoppingAtControlCharacters { found |= (word &- ones &* 0x20) & ~word }
+            if stoppingAtNonASCII { found |= word }
             found &= highBits
             if found != 0 { return offset + found.trailingZeroBitCount / 8 }
             offset += 8

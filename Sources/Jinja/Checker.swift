@@ -83,7 +83,7 @@ struct Checker {
         case .list(let items), .tuple(let items), .concat(let items): for item in items { try check(item, soft: soft) }
         case .dict(let pairs):
             for (key, value) in pairs { try check(key, soft: soft); try check(value, soft: soft) }
-        case .getattr(let node, _, _): try check(node, soft: soft)
+        case .getattr(let node, _): try check(node, soft: soft)
         case .getitem(let node, let argument): try check(node, soft: soft); try check(argument, soft: soft)
         case .slice(let start, let stop, let step):
             if let start { try check(start, soft: soft) }

@@ -94,7 +94,7 @@ public final class DictRef {
     }
 
     private func decodeJSON() {
-        guard let lazyJSON else { return }
+        guard var lazyJSON else { return }
         self.lazyJSON = nil
         strings = lazyJSON.members()
         mayRepeat = strings.count > 1
@@ -158,10 +158,10 @@ public final class DictRef {
     }
 
     public var values: [Value] {
-        if let lazyJSON {
+        if lazyJSON != nil {
             // `pods.values()` of a JSON object: its values without decoding its keys.
             if let cachedValues { return cachedValues }
-            if let values = lazyJSON.valuesIfKeysAreUnique() {
+            if let values = lazyJSON!.valuesIfKeysAreUnique() {
                 cachedValues = values
                 return values
             }
@@ -241,7 +241,7 @@ public final class DictRef {
 
     public subscript(key: Value) -> Value? {
         get {
-            if let lazyJSON, !lazyJSON.prefersDecoding, let text = key.stringValue { return lazyJSON.lookup(text) }
+            if lazyJSON?.prefersDecoding == false, let text = key.stringValue { return lazyJSON!.lookup(text) }
             return position(of: key).map { value(at: $0) }
         }
         set {
@@ -271,7 +271,7 @@ public final class DictRef {
 
     /// The value for a str key: the evaluator's `x.name` fast path.
     @inline(__always) public func lookup(_ key: String) -> Value? {
-        if let lazyJSON, !lazyJSON.prefersDecoding { return lazyJSON.lookup(key) }
+        if lazyJSON?.prefersDecoding == false { return lazyJSON!.lookup(key) }
         settle()
         if extras == nil, strings.count <= DictRef.indexThreshold {
             return strings.withUnsafeBufferPointer { buffer -> Value? in
@@ -280,6 +280,15 @@ public final class DictRef {
             }
         }
         return position(ofString: key).map { value(at: $0) }
+    }
+
+    /// `x.name`: a JSON object's keys are compared with the name's UTF-8 as it was prepared
+    /// at parse time.
+    @inline(__always) func lookup(_ name: AttributeName) -> Value? {
+        if lazyJSON?.prefersDecoding == false {
+            return name.utf8.withUnsafeBufferPointer { self.lazyJSON!.lookup(utf8: $0, name.text) }
+        }
+        return lookup(name.text)
     }
 
     public subscript(string key: String) -> Value? {

@@ -14,11 +14,17 @@ final class Scope {
     private var value0 = Value.none, value1 = Value.none, value2 = Value.none
     private var moreSlots: [Int] = []
     private var moreValues: [Value] = []
-    let parent: Scope?
+    private(set) var parent: Scope?
     /// Set when a macro or caller (or a recursive loop) keeps this scope alive past its block.
     var captured = false
 
     init(parent: Scope?) { self.parent = parent }
+
+    /// Empty again, under another parent: a loop's scope that nothing kept, for the next loop.
+    func reuse(parent: Scope?) {
+        reset()
+        self.parent = parent
+    }
 
     @inline(__always) func get(_ slot: Int) -> Value? {
         if slot0 == slot { return value0 }
@@ -61,39 +67,89 @@ final class Scope {
     }
 }
 
-/// The rendered text as UTF-8 bytes: appending to a byte array is cheaper than to a String.
-struct Output {
-    var bytes: [UInt8] = []
+/// The rendered text as UTF-8 bytes, in a buffer of its own: a render appends a hundred
+/// thousand short pieces, and a capacity check and a copy is all each costs.
+struct Output: ~Copyable {
+    private var base: UnsafeMutablePointer<UInt8>
+    private var count = 0
+    private var capacity: Int
+
+    init(capacity: Int = 256) {
+        self.capacity = Swift.max(capacity, Output.maximumDecimalLength)
+        base = .allocate(capacity: self.capacity)
+    }
+
+    deinit { base.deallocate() }
+
+    private mutating func reserve(_ more: Int) {
+        guard count + more > capacity else { return }
+        let grown = Swift.max(capacity * 2, count + more)
+        let moved = UnsafeMutablePointer<UInt8>.allocate(capacity: grown)
+        moved.initialize(from: base, count: count)
+        base.deallocate()
+        base = moved
+        capacity = grown
+    }
+
+    @inline(__always) mutating func append(_ bytes: UnsafeBufferPointer<UInt8>) {
+        guard let source = bytes.baseAddress else { return }
+        if count + bytes.count > capacity { reserve(bytes.count) }
+        (base + count).initialize(from: source, count: bytes.count)
+        count += bytes.count
+    }
+
+    @inline(__always) mutating func append(_ bytes: [UInt8]) {
+        bytes.withUnsafeBufferPointer { append($0) }
+    }
 
     @inline(__always) mutating func append(_ text: String) {
-        let done: Void? = text.utf8.withContiguousStorageIfAvailable { bytes.append(contentsOf: $0) }
-        if done == nil { bytes.append(contentsOf: text.utf8) }
+        var text = text
+        text.withUTF8 { append($0) }
+    }
+
+    /// `text` with its case changed; false, and nothing written, when it is not all ASCII.
+    mutating func append(_ text: String, changing change: ASCIICaseChange) -> Bool {
+        var text = text
+        return text.withUTF8 { utf8 -> Bool in
+            for byte in utf8 where byte >= 0x80 { return false }
+            if count + utf8.count > capacity { reserve(utf8.count) }
+            for i in 0..<utf8.count { base[count + i] = change.apply(utf8[i]) }
+            count += utf8.count
+            return true
+        }
     }
 
     /// An int in decimal, without building a String for it.
     mutating func append(_ value: Int) {
-        if value >= 0 && value < 10 {
-            bytes.append(UInt8(truncatingIfNeeded: value) &+ 48)
-            return
-        }
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
-        var count = 0
-        var magnitude = value.magnitude
-        withUnsafeMutableBytes(of: &digits) { buffer in
-            repeat {
-                buffer[23 - count] = UInt8(truncatingIfNeeded: magnitude % 10) &+ 48
-                magnitude /= 10
-                count += 1
-            } while magnitude > 0
-            if value < 0 {
-                buffer[23 - count] = UInt8(ascii: "-")
-                count += 1
-            }
-            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[(24 - count)...]))
-        }
+        if count + Output.maximumDecimalLength > capacity { reserve(Output.maximumDecimalLength) }
+        count += Output.writeDecimal(value, to: base + count)
     }
 
-    var string: String { String(decoding: bytes, as: UTF8.self) }
+    /// `Int.min` has 19 digits and a sign.
+    static let maximumDecimalLength = 20
+
+    /// Writes `value` in decimal at `destination` (room for `maximumDecimalLength` bytes);
+    /// returns how many bytes it wrote.
+    static func writeDecimal(_ value: Int, to destination: UnsafeMutablePointer<UInt8>) -> Int {
+        var magnitude = value.magnitude
+        var digits = 1
+        var rest = magnitude / 10
+        while rest > 0 {
+            digits += 1
+            rest /= 10
+        }
+        let sign = value < 0 ? 1 : 0
+        if sign == 1 { destination[0] = UInt8(ascii: "-") }
+        var position = sign + digits
+        repeat {
+            position -= 1
+            destination[position] = UInt8(truncatingIfNeeded: magnitude % 10) &+ 48
+            magnitude /= 10
+        } while magnitude > 0
+        return sign + digits
+    }
+
+    var string: String { String(decoding: UnsafeBufferPointer(start: base, count: count), as: UTF8.self) }
 }
 
 /// glibc's `pthread_getattr_np`, which the Glibc module does not import.
@@ -156,8 +212,7 @@ final class Renderer {
         }
         // Jinja2's root render function binds `self` itself, over any variable of that name.
         if let selfSlot, let templateReference { globals[selfSlot] = .templateReference(templateReference) }
-        var out = Output()
-        out.bytes.reserveCapacity(1 << 16)
+        var out = Output(capacity: 1 << 16)
         try execute(program.body, nil, &out)
         return out.string
     }
@@ -165,10 +220,13 @@ final class Renderer {
     // MARK: Statements
 
     func execute(_ nodes: [Node], _ scope: Scope?, _ out: inout Output) throws(TemplateError) {
-        var i = 0
-        while i < nodes.count {
-            try execute(nodes[i], scope, &out)
-            i += 1
+        // Each node borrowed from the array's storage, not copied out of it.
+        try nodes.withUnsafeBufferPointer { (buffer) throws(TemplateError) in
+            var i = 0
+            while i < buffer.count {
+                try execute(buffer[i], scope, &out)
+                i += 1
+            }
         }
     }
 
@@ -183,10 +241,10 @@ final class Renderer {
         if stackPosition() < stackLimit { throw TemplateError(.recursion, "maximum recursion depth exceeded") }
         switch node {
         case .templateData(let bytes):
-            out.bytes.append(contentsOf: bytes)
+            out.append(bytes)
         case .output(let expr, let line):
             do {
-                try write(try evaluate(expr, scope), &out)
+                try writeOutput(expr, scope, &out)
             } catch {
                 throw located(error, line)
             }
@@ -270,6 +328,18 @@ final class Renderer {
         case .needsLoader(let line):
             throw TemplateError(kind: .type, message: "no loader for this environment specified", line: line)
         }
+    }
+
+    /// `{{ expr }}`.
+    func writeOutput(_ expr: Expr, _ scope: Scope?, _ out: inout Output) throws(TemplateError) {
+        if case .filter(let base?, let node) = expr, let change = node.asciiCaseChange, !autoescape {
+            // `{{ name|upper }}` of an ASCII str: its bytes go to the output changed.
+            let value = try evaluate(base, scope)
+            if case .string(let text) = value, out.append(text, changing: change) { return }
+            try write(try applyFilter(node, value, scope), &out)
+            return
+        }
+        try write(try evaluate(expr, scope), &out)
     }
 
     func write(_ value: Value, _ out: inout Output) throws(TemplateError) {
@@ -406,20 +476,50 @@ final class Renderer {
                 return output.string
             }
         }
-        let loop = LoopContext(items: items, depth0: depth0, recurse: recurse)
-        let loopValue = Value.loop(loop)
-        var iterationScope = Scope(parent: scope)
-        for (index, item) in items.enumerated() {
+        var loop: LoopContext
+        if let spare = spareLoop {
+            spareLoop = nil
+            spare.reuse(items: items, depth0: depth0, recurse: recurse)
+            loop = spare
+        } else {
+            loop = LoopContext(items: items, depth0: depth0, recurse: recurse)
+        }
+        var loopValue = Value.loop(loop)
+        var iterationScope: Scope
+        if let spare = spareScope {
+            spareScope = nil
+            spare.reuse(parent: scope)
+            iterationScope = spare
+        } else {
+            iterationScope = Scope(parent: scope)
+        }
+        // The node's parts read once, not once per item.
+        let body = node.body
+        let target = node.target
+        let loopSlot = node.loopSlot
+        for index in items.indices {
             loop.index0 = index
             if iterationScope.captured { iterationScope = Scope(parent: scope) } else if index > 0 { iterationScope.reset() }
-            iterationScope.set(node.loopSlot, loopValue)
-            do {
-                try assign(node.target, item, iterationScope)
-            } catch {
-                throw located(error, node.line)
+            iterationScope.set(loopSlot, loopValue)
+            if case .name(let slot) = target {
+                iterationScope.set(slot, items[index])
+            } else {
+                do {
+                    try assign(target, items[index], iterationScope)
+                } catch {
+                    throw located(error, node.line)
+                }
             }
-            try execute(node.body, iterationScope, &out)
+            try execute(body, iterationScope, &out)
         }
+        // What nothing kept (a macro, `set outer = loop`, a list) serves the next loop: a loop
+        // run for every pod then allocates neither.
+        loopValue = .none
+        if !iterationScope.captured {
+            iterationScope.reuse(parent: nil)
+            if isKnownUniquelyReferenced(&iterationScope) { spareScope = iterationScope }
+        }
+        if isKnownUniquelyReferenced(&loop) { spareLoop = loop }
     }
 
     // MARK: Expressions
@@ -452,16 +552,16 @@ final class Renderer {
         case .name(let slot):
             if let value = lookup(slot, scope) { return value }
             return .undefined(Undefined(name: program.names[slot]))
-        case .getattr(let objectExpr, let name, let dictMethod):
+        case .getattr(let objectExpr, let name):
             let object = try evaluate(objectExpr, scope)
             switch object {
-            case .dict(let ref) where !dictMethod:
+            case .dict(let ref) where name.dictMethod == nil:
                 if let value = ref.lookup(name) { return value }
-                return .undefined(Undefined(owner: object, attribute: name))
+                return .undefined(Undefined(owner: object, attribute: name.text))
             case .undefined(let u):
                 throw u.error
             default:
-                return getAttribute(object, name)
+                return getAttribute(object, name.text)
             }
         case .getitem(let objectExpr, let argument):
             let object = try evaluate(objectExpr, scope)
@@ -496,6 +596,9 @@ final class Renderer {
             return .dict(ref)
         case .binary(let op, let leftExpr, let rightExpr):
             let left = try evaluate(leftExpr, scope)
+            if op == .mod, case .string(let format) = left, case .tuple(let itemExprs) = rightExpr {
+                return try formatTuple(format, itemExprs, scope)
+            }
             let right = try evaluate(rightExpr, scope)
             switch op {
             case .add: return try pyAdd(left, right)
@@ -578,27 +681,59 @@ final class Renderer {
             }
         case .call(let calleeExpr, let arguments, _):
             // `x.method(...)`: call the Python method without materialising a bound method.
-            if case .getattr(let objectExpr, let name, let dictMethod) = calleeExpr {
+            // The str and dict methods were found by name at parse time.
+            if case .getattr(let objectExpr, let name) = calleeExpr {
                 let object = try evaluate(objectExpr, scope)
                 switch object {
                 case .undefined(let u): throw u.error
-                case .dict(let ref) where !dictMethod:
-                    let callee = ref[string: name] ?? .undefined(Undefined(owner: object, attribute: name))
+                case .dict(let ref):
+                    if let method = name.dictMethod {
+                        return try method(DictMethodCall(ref: ref, name: name.text, args: try evaluateArguments(arguments, scope)))
+                    }
+                    let callee = ref.lookup(name) ?? .undefined(Undefined(owner: object, attribute: name.text))
                     return try callValue(callee, try evaluateArguments(arguments, scope), calleeExpr: calleeExpr)
+                case .string(let text), .markup(let text):
+                    if let method = name.stringMethod {
+                        let isMarkup = if case .markup = object { true } else { false }
+                        return try callStringMethod(method, text, markup: isMarkup, name.text, try evaluateArguments(arguments, scope))
+                    }
                 case .loop, .cycler, .joiner, .namespace, .function:
                     break
                 default:
-                    if methodExists(object, name) {
+                    if methodExists(object, name.text) {
                         let args = try evaluateArguments(arguments, scope)
-                        if let result = try callMethod(object, name, args) { return result }
+                        if let result = try callMethod(object, name.text, args) { return result }
                     }
                 }
-                let callee = getAttribute(object, name)
+                let callee = getAttribute(object, name.text)
                 return try callValue(callee, try evaluateArguments(arguments, scope), calleeExpr: calleeExpr)
             }
             let callee = try evaluate(calleeExpr, scope)
             return try callValue(callee, try evaluateArguments(arguments, scope), calleeExpr: calleeExpr)
         }
+    }
+
+    /// A loop's scope and LoopContext that nothing kept when it ended (see `runLoop`).
+    private var spareScope: Scope? = nil
+    private var spareLoop: LoopContext? = nil
+
+    /// Where `formatTuple` puts a tuple's items; kept between calls so that a `"%d_%d" % (a, b)`
+    /// run for every server line allocates no tuple.
+    private var formatArguments: [Value] = []
+
+    /// `format % (items...)`, as `pyMod` does it, without making the tuple when the format is
+    /// simple.
+    func formatTuple(_ format: String, _ itemExprs: [Expr], _ scope: Scope?) throws(TemplateError) -> Value {
+        // Taken out while in use: an item may format another tuple.
+        var arguments = formatArguments
+        formatArguments = []
+        arguments.removeAll(keepingCapacity: true)
+        for item in itemExprs { arguments.append(try evaluate(item, scope)) }
+        if let text = simplePercentFormat(format, arguments: arguments) {
+            formatArguments = arguments
+            return .string(text)
+        }
+        return try pyMod(.string(format), .tuple(arguments))
     }
 
     func compare(_ op: CompareOperator, _ left: Value, _ right: Value) throws(TemplateError) -> Bool {
@@ -828,11 +963,25 @@ final class Renderer {
             return .list(ListRef(items))
         case .tuple(let items): return .tuple(indices(items.count).map { items[$0] })
         case .string(let s), .markup(let s):
-            let scalars = Array(s.unicodeScalars)
-            var view = String.UnicodeScalarView()
-            for i in indices(scalars.count) { view.append(scalars[i]) }
-            if case .markup = object { return .markup(String(view)) }
-            return .string(String(view))
+            // `hostname[1:]` of ASCII text: its bytes are its code points.
+            var text = s
+            let asciiSlice = stepValue != 1 ? nil : text.withUTF8 { utf8 -> String? in
+                for byte in utf8 where byte >= 0x80 { return nil }
+                let (lower, upper) = bounds(utf8.count)
+                guard lower < upper else { return "" }
+                return String(decoding: UnsafeBufferPointer(rebasing: utf8[lower..<upper]), as: UTF8.self)
+            }
+            let sliced: String
+            if let asciiSlice {
+                sliced = asciiSlice
+            } else {
+                let scalars = Array(s.unicodeScalars)
+                var view = String.UnicodeScalarView()
+                for i in indices(scalars.count) { view.append(scalars[i]) }
+                sliced = String(view)
+            }
+            if case .markup = object { return .markup(sliced) }
+            return .string(sliced)
         default:
             return .undefined(Undefined(owner: object, key: .string("slice")))
         }

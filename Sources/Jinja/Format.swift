@@ -433,50 +433,72 @@ public func percentFormat(_ format: String, _ values: Value) throws(TemplateErro
 /// The common case without flags or widths (`"%d_%d" % (a, b)`, `"%s" % name`) in one pass
 /// over the bytes; nil sends anything else to the general implementation.
 func simplePercentFormat(_ format: String, _ values: Value) -> String? {
-    let arguments: [Value]
     switch values {
-    case .tuple(let items): arguments = items
+    case .tuple(let items): return simplePercentFormat(format, arguments: items)
     case .dict, .list, .undefined: return nil
-    default: arguments = [values]
+    default: return simplePercentFormat(format, arguments: CollectionOfOne(values))
+    }
+}
+
+/// `simplePercentFormat` of the items of a tuple (or of one value), however they are held.
+func simplePercentFormat<Arguments: RandomAccessCollection<Value>>(_ format: String, arguments: Arguments) -> String?
+where Arguments.Index == Int {
+    // Written straight into a buffer as long as the longest result can be (on the stack for a
+    // `"%d_%d"` of a loop's counters), and the String made from it once.
+    var capacity = format.utf8.count
+    for argument in arguments {
+        switch argument {
+        case .int: capacity += Output.maximumDecimalLength
+        case .string(let text): capacity += text.utf8.count
+        default: return nil
+        }
     }
     var format = format
     return format.withUTF8 { (utf8: UnsafeBufferPointer<UInt8>) -> String? in
-        var out = Output()
-        out.bytes.reserveCapacity(utf8.count + 8 * arguments.count)
-        var next = 0
-        var literalStart = 0
-        var index = 0
-        while index < utf8.count {
-            if utf8[index] != UInt8(ascii: "%") {
-                index += 1
-                continue
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: capacity) { buffer -> String? in
+            guard let base = buffer.baseAddress else { return nil }
+            var length = 0
+            func write(_ bytes: UnsafeBufferPointer<UInt8>) {
+                guard let source = bytes.baseAddress else { return }
+                (base + length).update(from: source, count: bytes.count)
+                length += bytes.count
             }
-            out.bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[literalStart..<index]))
-            guard index + 1 < utf8.count else { return nil }
-            switch utf8[index + 1] {
-            case UInt8(ascii: "%"):
-                out.bytes.append(UInt8(ascii: "%"))
-            case UInt8(ascii: "s"):
-                guard next < arguments.count else { return nil }
-                switch arguments[next] {
-                case .string(let text): out.append(text)
-                case .int(let i): out.append(i)
-                default: return nil
+            var next = 0
+            var literalStart = 0
+            var index = 0
+            while index < utf8.count {
+                if utf8[index] != UInt8(ascii: "%") {
+                    index += 1
+                    continue
                 }
-                next += 1
-            case UInt8(ascii: "d"):
-                guard next < arguments.count, case .int(let i) = arguments[next] else { return nil }
-                out.append(i)
-                next += 1
-            default:
-                return nil
+                write(UnsafeBufferPointer(rebasing: utf8[literalStart..<index]))
+                guard index + 1 < utf8.count else { return nil }
+                switch utf8[index + 1] {
+                case UInt8(ascii: "%"):
+                    base[length] = UInt8(ascii: "%")
+                    length += 1
+                case UInt8(ascii: "s"):
+                    guard next < arguments.count else { return nil }
+                    switch arguments[next] {
+                    case .string(var text): text.withUTF8 { write($0) }
+                    case .int(let i): length += Output.writeDecimal(i, to: base + length)
+                    default: return nil
+                    }
+                    next += 1
+                case UInt8(ascii: "d"):
+                    guard next < arguments.count, case .int(let i) = arguments[next] else { return nil }
+                    length += Output.writeDecimal(i, to: base + length)
+                    next += 1
+                default:
+                    return nil
+                }
+                index += 2
+                literalStart = index
             }
-            index += 2
-            literalStart = index
+            guard next == arguments.count else { return nil }
+            write(UnsafeBufferPointer(rebasing: utf8[literalStart...]))
+            return String(decoding: UnsafeBufferPointer(start: base, count: length), as: UTF8.self)
         }
-        guard next == arguments.count else { return nil }
-        out.bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[literalStart...]))
-        return out.string
     }
 }
 

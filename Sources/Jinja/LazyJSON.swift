@@ -143,9 +143,11 @@ private func decodeValidatedScalar(_ bytes: UnsafeBufferPointer<UInt8>, from sta
 }
 
 /// A JSON object not decoded yet: its text, the positions of its members once a lookup has
-/// needed them, and the containers lookups returned (the same object each time, as Python
-/// returns the same dict).
-final class LazyJSONObject {
+/// needed them, and the values lookups returned (a container is the same object each time,
+/// as Python returns the same dict; a string is not decoded again for each line that prints it).
+/// Kept inside its DictRef, not as an object of its own: a template reading 10,000 pods makes
+/// 20,000 of these.
+struct LazyJSONObject {
     struct Member {
         /// Where the key's text starts, inside its quotes; the high bit of `keyEnd` marks a
         /// key whose text is not its UTF-8 as is (an escape, or non-ASCII bytes that may need
@@ -165,9 +167,9 @@ final class LazyJSONObject {
     let start: Int
     let spanHint: Int
     private var memberTable: [Member]? = nil
-    /// The first container handed out, and any after it (most objects hand out one, if any).
-    private var firstContainer: (member: Int, value: Value)? = nil
-    private var containers: [(member: Int, value: Value)] = []
+    /// The first value handed out, and any after it (most objects hand out one, if any).
+    private var firstHandedOut: (member: Int, value: Value)? = nil
+    private var handedOut: [(member: Int, value: Value)] = []
     private var lookups = 0
 
     init(document: JSONDocument, start: Int, spanHint: Int) {
@@ -177,10 +179,12 @@ final class LazyJSONObject {
     }
 
     private var table: [Member] {
-        if let memberTable { return memberTable }
-        let built = scanMembers()
-        memberTable = built
-        return built
+        mutating get {
+            if let memberTable { return memberTable }
+            let built = scanMembers()
+            memberTable = built
+            return built
+        }
     }
 
     /// On a large document checked whole just before, the text of an object is out of the
@@ -195,9 +199,10 @@ final class LazyJSONObject {
         var position = JSONReader.skipValidatedWhitespace(bytes, from: start + 1)
         guard bytes[position] != UInt8(ascii: "}") else { return members }
         while true {
-            // Keys are short: one pass finds the closing quote and whether the key is plain.
+            // Keys are short: one pass finds the closing quote and whether the key is plain,
+            // eight bytes at a time while they are plain ASCII.
             let keyStart = position + 1
-            var keyEnd = keyStart
+            var keyEnd = keyStart + JSONReader.plainBytes(bytes, from: keyStart, stoppingAtControlCharacters: false, stoppingAtNonASCII: true)
             var plain = true
             while true {
                 let byte = bytes[keyEnd]
@@ -212,7 +217,10 @@ final class LazyJSONObject {
             }
             position = JSONReader.skipValidatedWhitespace(bytes, from: keyEnd + 1) + 1 // past ':'
             let valueStart = JSONReader.skipValidatedWhitespace(bytes, from: position)
-            let valueEnd = JSONDocument.endOfValue(bytes, ends, from: valueStart, hint: &hint)
+            // Strings, most values, are stepped over here without a call.
+            let valueEnd = bytes[valueStart] == UInt8(ascii: "\"")
+                ? JSONReader.endOfValidatedString(bytes, from: valueStart)
+                : JSONDocument.endOfValue(bytes, ends, from: valueStart, hint: &hint)
             members.append(Member(keyStart: UInt32(keyStart), keyEnd: UInt32(keyEnd | (plain ? 0 : Member.escapedKey)),
                                   valueStart: UInt32(valueStart), valueEnd: UInt32(valueEnd)))
             position = JSONReader.skipValidatedWhitespace(bytes, from: valueEnd)
@@ -227,30 +235,30 @@ final class LazyJSONObject {
         lookups > 8 && (memberTable?.count ?? 0) > 32
     }
 
-    /// The value of `key`, or nil: the last member of that name, as Python keeps it. A
-    /// linear search: the objects templates look into have few members, and comparing a
-    /// member's length first makes each miss cheap.
-    func lookup(_ key: String) -> Value? {
+    /// The value of `key`, or nil: the last member of that name, as Python keeps it.
+    mutating func lookup(_ key: String) -> Value? {
+        var utf8Key = key
+        return utf8Key.withUTF8 { lookup(utf8: $0, key) }
+    }
+
+    /// `lookup(key)` with the key's UTF-8 at hand. A linear search: the objects templates
+    /// look into have few members, and comparing a member's length first makes each miss cheap.
+    mutating func lookup(utf8 wanted: UnsafeBufferPointer<UInt8>, _ key: String) -> Value? {
         lookups += 1
         let members = table
-        var utf8Key = key
-        let found: Int? = utf8Key.withUTF8 { wanted -> Int? in
-            let bytes = document.bytes
-            var index = members.count - 1
-            while index >= 0 {
-                let member = members[index]
-                let range = member.keyRange
-                if member.isPlain {
-                    if range.count == wanted.count, Self.sameBytes(bytes, range, wanted) { return index }
-                } else if pyStringEquals(decodedKey(member), key) {
-                    return index
-                }
-                index -= 1
+        let bytes = document.bytes
+        var index = members.count - 1
+        while index >= 0 {
+            let member = members[index]
+            let range = member.keyRange
+            if member.isPlain {
+                if range.count == wanted.count, Self.sameBytes(bytes, range, wanted) { return value(of: index, in: members) }
+            } else if pyStringEquals(decodedKey(member), key) {
+                return value(of: index, in: members)
             }
-            return nil
+            index -= 1
         }
-        guard let found else { return nil }
-        return value(of: found, in: members)
+        return nil
     }
 
     @inline(__always)
@@ -268,27 +276,30 @@ final class LazyJSONObject {
         return (try? JSONReader.parse(UnsafeBufferPointer(rebasing: document.bytes[quoted]), as: JSONValueBuilder.self))?.stringValue ?? ""
     }
 
-    private func value(of index: Int, in members: [Member]) -> Value {
-        let member = members[index]
-        let first = document.bytes[Int(member.valueStart)]
-        guard first == UInt8(ascii: "{") || first == UInt8(ascii: "[") else {
-            return lazyJSONValue(document, from: Int(member.valueStart), to: Int(member.valueEnd), spanHint: 0)
-        }
-        if let firstContainer {
-            if firstContainer.member == index { return firstContainer.value }
-            for (cachedIndex, cached) in containers where cachedIndex == index { return cached }
-        }
-        let created = memberValue(member)
-        if firstContainer == nil { firstContainer = (index, created) } else { containers.append((index, created)) }
+    private mutating func value(of index: Int, in members: [Member]) -> Value {
+        if let given = handedOutValue(of: index) { return given }
+        var hint = spanHint
+        let created = memberValue(members[index], hint: &hint)
+        keepHandedOut(index, created)
         return created
     }
 
+    private func handedOutValue(of index: Int) -> Value? {
+        guard let firstHandedOut else { return nil }
+        if firstHandedOut.member == index { return firstHandedOut.value }
+        for (cachedIndex, cached) in handedOut where cachedIndex == index { return cached }
+        return nil
+    }
+
+    private mutating func keepHandedOut(_ index: Int, _ value: Value) {
+        if firstHandedOut == nil { firstHandedOut = (index, value) } else { handedOut.append((index, value)) }
+    }
+
     /// The member's value, made afresh. Where an object or array's members' ends may be
-    /// searched from is found again from this object's own place (a few entries on), so that
-    /// the member tables stay at 16 bytes a member.
-    private func memberValue(_ member: Member) -> Value {
+    /// searched from is found again from `hint` (this object's own place, or a member's before
+    /// this one), so that the member tables stay at 16 bytes a member.
+    private func memberValue(_ member: Member, hint: inout Int) -> Value {
         let start = Int(member.valueStart)
-        var hint = spanHint
         let first = document.bytes[start]
         if first == UInt8(ascii: "{") || first == UInt8(ascii: "[") {
             _ = document.containerEnds.end(ofContainerAt: start, hint: &hint)
@@ -298,7 +309,7 @@ final class LazyJSONObject {
 
     /// The values in document order, without decoding a key, when no key repeats (checked on
     /// the bytes of keys without escapes or non-ASCII bytes); nil otherwise.
-    func valuesIfKeysAreUnique() -> [Value]? {
+    mutating func valuesIfKeysAreUnique() -> [Value]? {
         let members = table
         guard members.count <= 64 else { return nil }
         let bytes = document.bytes
@@ -306,26 +317,39 @@ final class LazyJSONObject {
             guard members[i].isPlain else { return nil }
             let range = members[i].keyRange
             for j in 0..<i {
+                // Keys such as pod names differ near their ends: the last byte rules out most.
                 let other = members[j].keyRange
-                if other.count == range.count,
+                if other.count == range.count, range.isEmpty || bytes[other.upperBound - 1] == bytes[range.upperBound - 1],
                    Self.sameBytes(bytes, other, UnsafeBufferPointer(rebasing: bytes[range])) { return nil }
             }
         }
         var values: [Value] = []
         values.reserveCapacity(members.count)
-        for index in members.indices { values.append(value(of: index, in: members)) }
+        if firstHandedOut == nil { handedOut.reserveCapacity(members.count - 1) }
+        // In document order, each container's end is searched for from the one before.
+        var hint = spanHint
+        for index in members.indices {
+            if let given = handedOutValue(of: index) {
+                values.append(given)
+                continue
+            }
+            let created = memberValue(members[index], hint: &hint)
+            keepHandedOut(index, created)
+            values.append(created)
+        }
         return values
     }
 
     /// Every member in document order, repeats included, for the dict to take as its own;
-    /// containers already handed out by lookups are kept.
-    func members() -> [(String, Value)] {
+    /// values already handed out by lookups are kept.
+    mutating func members() -> [(String, Value)] {
         let members = table
-        let handedOut = Dictionary((firstContainer.map { [$0] } ?? []) + containers, uniquingKeysWith: { first, _ in first })
+        let given = Dictionary((firstHandedOut.map { [$0] } ?? []) + handedOut, uniquingKeysWith: { first, _ in first })
         var pairs: [(String, Value)] = []
         pairs.reserveCapacity(members.count)
         for (index, member) in members.enumerated() {
-            let value = handedOut[index] ?? memberValue(member)
+            var hint = spanHint
+            let value = given[index] ?? memberValue(member, hint: &hint)
             pairs.append((decodedKey(member), value))
         }
         return pairs
@@ -333,7 +357,7 @@ final class LazyJSONObject {
 }
 
 /// A JSON array not decoded yet.
-final class LazyJSONArray {
+struct LazyJSONArray {
     let document: JSONDocument
     /// The position of the opening bracket.
     let start: Int

@@ -8,8 +8,8 @@ indirect enum Expr: Sendable {
     case list([Expr])
     case tuple([Expr])
     case dict([(Expr, Expr)])
-    /// `node.attr`; `dictMethod` caches whether a dict has a Python method of that name.
-    case getattr(Expr, String, dictMethod: Bool)
+    /// `node.attr`.
+    case getattr(Expr, AttributeName)
     case getitem(Expr, Expr)
     case slice(start: Expr?, stop: Expr?, step: Expr?)
     case binary(BinaryOperator, Expr, Expr)
@@ -59,6 +59,23 @@ enum CompareOperator: Sendable {
     }
 }
 
+/// The name of `node.attr`, prepared at parse time for what it does at render time: its
+/// UTF-8 to compare with the keys of JSON objects, and the str and dict methods of that name
+/// (a dict's method wins over its key, as Python's getattr comes before Jinja2's getitem).
+final class AttributeName: Sendable {
+    let text: String
+    let utf8: [UInt8]
+    let stringMethod: StringMethod?
+    let dictMethod: DictMethod?
+
+    init(_ text: String) {
+        self.text = text
+        self.utf8 = Array(text.utf8)
+        self.stringMethod = stringMethods[text]
+        self.dictMethod = dictMethods[text]
+    }
+}
+
 // Node payloads with several fields are classes: the evaluator then binds one reference
 // instead of retaining every field.
 
@@ -83,12 +100,20 @@ final class FilterNode: Sendable {
     let arguments: CallArguments
     /// nil when no such filter exists (an error at compile time, or at run time inside `if`).
     let function: Filter?
+    /// For `upper` and `lower` without arguments: what they do to ASCII text, which
+    /// `{{ x|upper }}` then writes to the output without making a String.
+    let asciiCaseChange: ASCIICaseChange?
     let line: Int
 
     init(name: String, arguments: CallArguments, function: Filter?, line: Int) {
         self.name = name
         self.arguments = arguments
         self.function = function
+        switch name {
+        case "upper" where arguments.isEmpty: asciiCaseChange = .upper
+        case "lower" where arguments.isEmpty: asciiCaseChange = .lower
+        default: asciiCaseChange = nil
+        }
         self.line = line
     }
 }

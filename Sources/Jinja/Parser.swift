@@ -448,8 +448,8 @@ struct Parser {
                 targets.append(target)
             }
             return .tuple(targets)
-        case .getattr(.name(let slot), let attribute, _) where namespaceRefs.contains(names[slot]):
-            return .namespaceAttribute(names[slot], slot: slot, attribute: attribute)
+        case .getattr(.name(let slot), let attribute) where namespaceRefs.contains(names[slot]):
+            return .namespaceAttribute(names[slot], slot: slot, attribute: attribute.text)
         default: return nil
         }
     }
@@ -672,7 +672,7 @@ struct Parser {
                     let attribute = try expect(.name)
                     namespaceRefs.insert(token.text)
                     noteLoad(token.text)
-                    return .getattr(.name(slot: slot(for: token.text)), attribute.text, dictMethod: false)
+                    return .getattr(.name(slot: slot(for: token.text)), AttributeName(attribute.text))
                 }
                 noteLoad(token.text)
                 return .name(slot: slot(for: token.text))
@@ -813,7 +813,7 @@ struct Parser {
             let attribute = current
             next()
             if attribute.kind == .name {
-                return .getattr(node, attribute.text, dictMethod: methodExists(.dict(DictRef()), attribute.text))
+                return .getattr(node, AttributeName(attribute.text))
             }
             guard attribute.kind == .integer else { throw fail("expected name or number", attribute.line) }
             return .getitem(node, .const(attribute.literal))

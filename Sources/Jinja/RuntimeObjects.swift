@@ -85,17 +85,26 @@ public final class Namespace {
 
 /// The `loop` variable of a for loop.
 public final class LoopContext {
-    public let items: [Value]
+    public private(set) var items: [Value]
     public var index0: Int = 0
-    public let depth0: Int
+    public private(set) var depth0: Int
     /// Re-entry point for `loop(...)` in a recursive loop.
-    let recurse: ((Value) throws(TemplateError) -> String)?
+    private(set) var recurse: ((Value) throws(TemplateError) -> String)?
     var lastChanged: [Value]? = nil
 
     init(items: [Value], depth0: Int, recurse: ((Value) throws(TemplateError) -> String)?) {
         self.items = items
         self.depth0 = depth0
         self.recurse = recurse
+    }
+
+    /// As new, for another loop: one that nothing kept after its loop ended.
+    func reuse(items: [Value], depth0: Int, recurse: ((Value) throws(TemplateError) -> String)?) {
+        self.items = items
+        self.index0 = 0
+        self.depth0 = depth0
+        self.recurse = recurse
+        self.lastChanged = nil
     }
 
     public var length: Int { items.count }

@@ -17,30 +17,55 @@ private func lowerMapping(_ scalars: [Unicode.Scalar], _ i: Int) -> String {
 
 /// Python's `str.lower()`.
 func pyLower(_ s: String) -> String {
-    if s.utf8.allSatisfy({ $0 < 0x80 }) { return asciiMapped(s, from: 0x41, to: 0x5A, flip: 0x20, setting: true) }
+    if let mapped = asciiMapped(s, .lower) { return mapped }
     let scalars = Array(s.unicodeScalars)
     var out = ""
     for i in scalars.indices { out += lowerMapping(scalars, i) }
     return out
 }
 
-/// ASCII case change: bytes in `from...to` get `flip` set (lowering) or cleared (uppering).
-private func asciiMapped(_ s: String, from: UInt8, to: UInt8, flip: UInt8, setting: Bool) -> String {
-    let utf8 = s.utf8
-    guard utf8.contains(where: { $0 >= from && $0 <= to }) else { return s }
-    return String(unsafeUninitializedCapacity: utf8.count) { buffer in
-        var i = 0
-        for byte in utf8 {
-            buffer[i] = (byte >= from && byte <= to) ? (setting ? byte | flip : byte & ~flip) : byte
-            i += 1
-        }
-        return i
+/// Python's `upper` or `lower` of ASCII text: the letters in `letters` get bit 0x20 set
+/// (lowering) or cleared (uppering); no other byte changes.
+struct ASCIICaseChange: Sendable {
+    let letters: ClosedRange<UInt8>
+    let lowering: Bool
+
+    static let upper = ASCIICaseChange(letters: 0x61...0x7A, lowering: false)
+    static let lower = ASCIICaseChange(letters: 0x41...0x5A, lowering: true)
+
+    @inline(__always) func apply(_ byte: UInt8) -> UInt8 {
+        guard letters.contains(byte) else { return byte }
+        return lowering ? byte | 0x20 : byte & ~0x20
     }
+}
+
+/// `s` with its case changed, in one pass over its contiguous UTF-8 (a template's `upper` runs
+/// once per server line), and `s` itself when nothing changes; nil when `s` is not all ASCII.
+private func asciiMapped(_ s: String, _ change: ASCIICaseChange) -> String? {
+    var text = s
+    var ascii = true
+    let mapped = text.withUTF8 { utf8 -> String? in
+        var changes = false
+        for byte in utf8 {
+            if byte >= 0x80 {
+                ascii = false
+                return nil
+            }
+            if change.letters.contains(byte) { changes = true }
+        }
+        guard changes else { return nil }
+        return String(unsafeUninitializedCapacity: utf8.count) { buffer in
+            for i in 0..<utf8.count { buffer[i] = change.apply(utf8[i]) }
+            return utf8.count
+        }
+    }
+    if let mapped { return mapped }
+    return ascii ? s : nil
 }
 
 /// Python's `str.upper()`.
 func pyUpper(_ s: String) -> String {
-    if s.utf8.allSatisfy({ $0 < 0x80 }) { return asciiMapped(s, from: 0x61, to: 0x7A, flip: 0x20, setting: false) }
+    if let mapped = asciiMapped(s, .upper) { return mapped }
     var out = ""
     for c in s.unicodeScalars { out += c.properties.uppercaseMapping }
     return out

@@ -116,6 +116,11 @@ let stringMethods: [String: StringMethod] = [
 
 func callStringMethod(_ s: String, markup: Bool, _ name: String, _ args: Arguments) throws(TemplateError) -> Value? {
     guard let method = stringMethods[name] else { return nil }
+    return try callStringMethod(method, s, markup: markup, name, args)
+}
+
+/// `s.name(args)` with the method already found.
+func callStringMethod(_ method: StringMethod, _ s: String, markup: Bool, _ name: String, _ args: Arguments) throws(TemplateError) -> Value {
     let args = markup ? try markupArguments(name, args) : args
     return try method(StringMethodCall(s: s, markup: markup, name: name, args: args))
 }
