@@ -558,6 +558,9 @@ final class Renderer {
             case .dict(let ref) where name.dictMethod == nil:
                 if let value = ref.lookup(name) { return value }
                 return .undefined(Undefined(owner: object, attribute: name.text))
+            case .loop(let loop):
+                if let attribute = name.loopAttribute { return attribute.value(of: loop) }
+                return getAttribute(object, name.text)
             case .undefined(let u):
                 throw u.error
             default:
@@ -717,23 +720,26 @@ final class Renderer {
     private var spareScope: Scope? = nil
     private var spareLoop: LoopContext? = nil
 
-    /// Where `formatTuple` puts a tuple's items; kept between calls so that a `"%d_%d" % (a, b)`
-    /// run for every server line allocates no tuple.
-    private var formatArguments: [Value] = []
-
     /// `format % (items...)`, as `pyMod` does it, without making the tuple when the format is
-    /// simple.
+    /// simple: the items are evaluated into stack memory (a `"%d_%d"` run for every server line
+    /// allocates nothing).
     func formatTuple(_ format: String, _ itemExprs: [Expr], _ scope: Scope?) throws(TemplateError) -> Value {
-        // Taken out while in use: an item may format another tuple.
-        var arguments = formatArguments
-        formatArguments = []
-        arguments.removeAll(keepingCapacity: true)
-        for item in itemExprs { arguments.append(try evaluate(item, scope)) }
-        if let text = simplePercentFormat(format, arguments: arguments) {
-            formatArguments = arguments
-            return .string(text)
+        let count = itemExprs.count
+        let result = withUnsafeTemporaryAllocation(of: Value.self, capacity: count) { items -> Result<Value, TemplateError> in
+            var evaluated = 0
+            defer { items.baseAddress?.deinitialize(count: evaluated) }
+            do throws(TemplateError) {
+                while evaluated < count {
+                    (items.baseAddress! + evaluated).initialize(to: try evaluate(itemExprs[evaluated], scope))
+                    evaluated += 1
+                }
+                if let text = simplePercentFormat(format, arguments: UnsafeBufferPointer(items)) { return .success(.string(text)) }
+                return .success(try pyMod(.string(format), .tuple(Array(items))))
+            } catch {
+                return .failure(error)
+            }
         }
-        return try pyMod(.string(format), .tuple(arguments))
+        return try result.get()
     }
 
     func compare(_ op: CompareOperator, _ left: Value, _ right: Value) throws(TemplateError) -> Bool {

@@ -61,18 +61,21 @@ enum CompareOperator: Sendable {
 
 /// The name of `node.attr`, prepared at parse time for what it does at render time: its
 /// UTF-8 to compare with the keys of JSON objects, and the str and dict methods of that name
-/// (a dict's method wins over its key, as Python's getattr comes before Jinja2's getitem).
+/// (a dict's method wins over its key, as Python's getattr comes before Jinja2's getitem),
+/// and the loop attribute of that name.
 final class AttributeName: Sendable {
     let text: String
     let utf8: [UInt8]
     let stringMethod: StringMethod?
     let dictMethod: DictMethod?
+    let loopAttribute: LoopAttribute?
 
     init(_ text: String) {
         self.text = text
         self.utf8 = Array(text.utf8)
         self.stringMethod = stringMethods[text]
         self.dictMethod = dictMethods[text]
+        self.loopAttribute = LoopAttribute(rawValue: text)
     }
 }
 

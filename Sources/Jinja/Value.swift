@@ -378,20 +378,30 @@ public func getItem(_ object: Value, _ key: Value) -> Value {
 }
 
 func loopAttribute(_ loop: LoopContext, _ name: String) -> Value? {
-    switch name {
-    case "index": return .int(loop.index0 + 1)
-    case "index0": return .int(loop.index0)
-    case "revindex": return .int(loop.length - loop.index0)
-    case "revindex0": return .int(loop.length - loop.index0 - 1)
-    case "first": return .bool(loop.first)
-    case "last": return .bool(loop.last)
-    case "length": return .int(loop.length)
-    case "depth": return .int(loop.depth0 + 1)
-    case "depth0": return .int(loop.depth0)
-    case "previtem": return loop.previtem
-    case "nextitem": return loop.nextitem
-    case "cycle", "changed": return .function(Function(name: name, kind: .boundMethod(receiver: .loop(loop), name: name)))
-    default: return nil
+    LoopAttribute(rawValue: name)?.value(of: loop)
+}
+
+/// The attributes of Jinja2's LoopContext; `loop.index` finds its own at parse time.
+enum LoopAttribute: String, Sendable {
+    case index, index0, revindex, revindex0, first, last, length, depth, depth0, previtem, nextitem
+    case cycle, changed
+
+    func value(of loop: LoopContext) -> Value {
+        switch self {
+        case .index: return .int(loop.index0 + 1)
+        case .index0: return .int(loop.index0)
+        case .revindex: return .int(loop.length - loop.index0)
+        case .revindex0: return .int(loop.length - loop.index0 - 1)
+        case .first: return .bool(loop.first)
+        case .last: return .bool(loop.last)
+        case .length: return .int(loop.length)
+        case .depth: return .int(loop.depth0 + 1)
+        case .depth0: return .int(loop.depth0)
+        case .previtem: return loop.previtem
+        case .nextitem: return loop.nextitem
+        case .cycle, .changed:
+            return .function(Function(name: rawValue, kind: .boundMethod(receiver: .loop(loop), name: rawValue)))
+        }
     }
 }
 
