@@ -332,6 +332,11 @@ final class Renderer {
 
     /// `{{ expr }}`.
     func writeOutput(_ expr: Expr, _ scope: Scope?, _ out: inout Output) throws(TemplateError) {
+        // `{{ name }}` of a bound name: written as found, without the expression machinery.
+        if case .name(let slot) = expr, let value = lookup(slot, scope) {
+            try write(value, &out)
+            return
+        }
         if case .filter(let base?, let node) = expr, let change = node.asciiCaseChange, !autoescape {
             // `{{ name|upper }}` of an ASCII str: its bytes go to the output changed.
             let value = try evaluate(base, scope)
