@@ -286,7 +286,7 @@ public final class DictRef {
     /// at parse time.
     @inline(__always) func lookup(_ name: AttributeName) -> Value? {
         if lazyJSON?.prefersDecoding == false {
-            return name.utf8.withUnsafeBufferPointer { self.lazyJSON!.lookup(utf8: $0, name.text) }
+            return lazyJSON!.lookup(name)
         }
         return lookup(name.text)
     }

@@ -167,9 +167,18 @@ struct LazyJSONObject {
     let start: Int
     let spanHint: Int
     private var memberTable: [Member]? = nil
-    /// The first value handed out, and any after it (most objects hand out one, if any).
-    private var firstHandedOut: (member: Int, value: Value)? = nil
-    private var handedOut: [(member: Int, value: Value)] = []
+    /// The first value handed out, and any after it (most objects hand out one, if any), with
+    /// the template's name for it when `x.name` asked: asking again by that name is answered
+    /// here, without reading the member table.
+    private var firstHandedOut: HandedOut? = nil
+    private var handedOut: [HandedOut] = []
+
+    private struct HandedOut {
+        var member: Int
+        /// `AttributeName.serial`, 0 for none.
+        var name: Int
+        var value: Value
+    }
     private var lookups = 0
 
     init(document: JSONDocument, start: Int, spanHint: Int) {
@@ -191,13 +200,20 @@ struct LazyJSONObject {
     /// caches again when a template looks into it: each member read here is a cache miss or
     /// two, and on the benchmark context (10,000 pods of 3 KB) this is a third of the render.
     private func scanMembers() -> [Member] {
+        var members: [Member] = []
+        members.reserveCapacity(8)
+        forEachMember { members.append($0) }
+        return members
+    }
+
+    /// Calls `body` with each member in document order.
+    @inline(__always)
+    private func forEachMember(_ body: (Member) -> Void) {
         let bytes = document.bytes
         let ends = document.containerEnds
         var hint = spanHint
-        var members: [Member] = []
-        members.reserveCapacity(8)
         var position = JSONReader.skipValidatedWhitespace(bytes, from: start + 1)
-        guard bytes[position] != UInt8(ascii: "}") else { return members }
+        guard bytes[position] != UInt8(ascii: "}") else { return }
         while true {
             // Keys are short: one pass finds the closing quote and whether the key is plain,
             // eight bytes at a time while they are plain ASCII.
@@ -221,10 +237,10 @@ struct LazyJSONObject {
             let valueEnd = bytes[valueStart] == UInt8(ascii: "\"")
                 ? JSONReader.endOfValidatedString(bytes, from: valueStart)
                 : JSONDocument.endOfValue(bytes, ends, from: valueStart, hint: &hint)
-            members.append(Member(keyStart: UInt32(keyStart), keyEnd: UInt32(keyEnd | (plain ? 0 : Member.escapedKey)),
-                                  valueStart: UInt32(valueStart), valueEnd: UInt32(valueEnd)))
+            body(Member(keyStart: UInt32(keyStart), keyEnd: UInt32(keyEnd | (plain ? 0 : Member.escapedKey)),
+                        valueStart: UInt32(valueStart), valueEnd: UInt32(valueEnd)))
             position = JSONReader.skipValidatedWhitespace(bytes, from: valueEnd)
-            if bytes[position] == UInt8(ascii: "}") { return members }
+            if bytes[position] == UInt8(ascii: "}") { return }
             position = JSONReader.skipValidatedWhitespace(bytes, from: position + 1) // past ','
         }
     }
@@ -241,24 +257,58 @@ struct LazyJSONObject {
         return utf8Key.withUTF8 { lookup(utf8: $0, key) }
     }
 
+    /// `x.name`: the value handed out for this name before, or the member's found in the text.
+    /// (Parsing gives each attribute text one AttributeName, and a key names one member.)
+    mutating func lookup(_ name: AttributeName) -> Value? {
+        let serial = name.serial
+        if let first = firstHandedOut {
+            if first.name == serial { return first.value }
+            for entry in handedOut where entry.name == serial { return entry.value }
+        }
+        return name.utf8.withUnsafeBufferPointer { lookup(utf8: $0, name.text, naming: serial) }
+    }
+
     /// `lookup(key)` with the key's UTF-8 at hand. A linear search: the objects templates
     /// look into have few members, and comparing a member's length first makes each miss cheap.
-    mutating func lookup(utf8 wanted: UnsafeBufferPointer<UInt8>, _ key: String) -> Value? {
+    mutating func lookup(utf8 wanted: UnsafeBufferPointer<UInt8>, _ key: String, naming name: Int = 0) -> Value? {
         lookups += 1
+        if memberTable == nil && lookups == 1 {
+            // Most objects are asked for one member (`pod.status`), found in one pass over the
+            // text without the table of every member.
+            var found = -1
+            var foundMember = Member(keyStart: 0, keyEnd: 0, valueStart: 0, valueEnd: 0)
+            var index = 0
+            forEachMember { member in
+                if matches(member, wanted, key) {
+                    found = index
+                    foundMember = member
+                }
+                index += 1
+            }
+            return found < 0 ? nil : value(of: found, foundMember, naming: name)
+        }
         let members = table
-        let bytes = document.bytes
         var index = members.count - 1
         while index >= 0 {
-            let member = members[index]
-            let range = member.keyRange
-            if member.isPlain {
-                if range.count == wanted.count, Self.sameBytes(bytes, range, wanted) { return value(of: index, in: members) }
-            } else if pyStringEquals(decodedKey(member), key) {
-                return value(of: index, in: members)
-            }
+            if matches(members[index], wanted, key) { return value(of: index, members[index], naming: name) }
             index -= 1
         }
         return nil
+    }
+
+    /// Whether the member's key is `key`: plain keys compared by their bytes, length first.
+    @inline(__always)
+    private func matches(_ member: Member, _ wanted: UnsafeBufferPointer<UInt8>, _ key: String) -> Bool {
+        if member.isPlain {
+            let range = member.keyRange
+            return range.count == wanted.count && Self.sameBytes(document.bytes, range, wanted)
+        }
+        return decodedKeyMatches(member, key)
+    }
+
+    @inline(never)
+    private func decodedKeyMatches(_ member: Member, _ key: String) -> Bool {
+        pyStringEquals(decodedKey(member), key)
     }
 
     @inline(__always)
@@ -276,23 +326,28 @@ struct LazyJSONObject {
         return (try? JSONReader.parse(UnsafeBufferPointer(rebasing: document.bytes[quoted]), as: JSONValueBuilder.self))?.stringValue ?? ""
     }
 
-    private mutating func value(of index: Int, in members: [Member]) -> Value {
-        if let given = handedOutValue(of: index) { return given }
+    private mutating func value(of index: Int, _ member: Member, naming name: Int) -> Value {
+        if let given = handedOutValue(of: index) {
+            // Found again under a name of its own: kept under that name too.
+            if name != 0 { keepHandedOut(index, given, naming: name) }
+            return given
+        }
         var hint = spanHint
-        let created = memberValue(members[index], hint: &hint)
-        keepHandedOut(index, created)
+        let created = memberValue(member, hint: &hint)
+        keepHandedOut(index, created, naming: name)
         return created
     }
 
     private func handedOutValue(of index: Int) -> Value? {
         guard let firstHandedOut else { return nil }
         if firstHandedOut.member == index { return firstHandedOut.value }
-        for (cachedIndex, cached) in handedOut where cachedIndex == index { return cached }
+        for entry in handedOut where entry.member == index { return entry.value }
         return nil
     }
 
-    private mutating func keepHandedOut(_ index: Int, _ value: Value) {
-        if firstHandedOut == nil { firstHandedOut = (index, value) } else { handedOut.append((index, value)) }
+    private mutating func keepHandedOut(_ index: Int, _ value: Value, naming name: Int = 0) {
+        let entry = HandedOut(member: index, name: name, value: value)
+        if firstHandedOut == nil { firstHandedOut = entry } else { handedOut.append(entry) }
     }
 
     /// The member's value, made afresh. Where an object or array's members' ends may be
@@ -344,7 +399,7 @@ struct LazyJSONObject {
     /// values already handed out by lookups are kept.
     mutating func members() -> [(String, Value)] {
         let members = table
-        let given = Dictionary((firstHandedOut.map { [$0] } ?? []) + handedOut, uniquingKeysWith: { first, _ in first })
+        let given = Dictionary(((firstHandedOut.map { [$0] } ?? []) + handedOut).map { ($0.member, $0.value) }, uniquingKeysWith: { first, _ in first })
         var pairs: [(String, Value)] = []
         pairs.reserveCapacity(members.count)
         for (index, member) in members.enumerated() {

@@ -1,6 +1,8 @@
 // The template's syntax tree: one node per construct, fields named as Jinja2's nodes.py
 // names them. Names are resolved to slot numbers at parse time.
 
+import Synchronization
+
 indirect enum Expr: Sendable {
     case const(Literal)
     /// A variable by slot; `Program.names[slot]` is its name.
@@ -69,9 +71,15 @@ final class AttributeName: Sendable {
     let stringMethod: StringMethod?
     let dictMethod: DictMethod?
     let loopAttribute: LoopAttribute?
+    /// Unique in the process, never reused (an object's address may be, once it is freed):
+    /// what a JSON object remembers its handed-out values by.
+    let serial: Int
+
+    private static let serials = Atomic<Int>(0)
 
     init(_ text: String) {
         self.text = text
+        self.serial = AttributeName.serials.add(1, ordering: .relaxed).newValue
         self.utf8 = Array(text.utf8)
         self.stringMethod = stringMethods[text]
         self.dictMethod = dictMethods[text]

@@ -7,6 +7,9 @@ struct Parser {
     var tagStack: [String] = []
     var endTokenStack: [[String]] = []
     var slots: [String: Int] = [:]
+    /// One AttributeName per attribute text: a JSON object remembers what it handed out by
+    /// the name's identity, so `service.name` in several places finds the same entry.
+    var attributeNames: [String: AttributeName] = [:]
     var names: [String] = []
     var blocks: [String: BlockDefinition] = [:]
     /// Names loaded inside the macro bodies being parsed (innermost last).
@@ -98,6 +101,13 @@ struct Parser {
         names.append(name)
         slots[name] = slot
         return slot
+    }
+
+    mutating func attributeName(_ text: String) -> AttributeName {
+        if let existing = attributeNames[text] { return existing }
+        let name = AttributeName(text)
+        attributeNames[text] = name
+        return name
     }
 
     // MARK: Errors for unknown and unclosed tags
@@ -672,7 +682,7 @@ struct Parser {
                     let attribute = try expect(.name)
                     namespaceRefs.insert(token.text)
                     noteLoad(token.text)
-                    return .getattr(.name(slot: slot(for: token.text)), AttributeName(attribute.text))
+                    return .getattr(.name(slot: slot(for: token.text)), attributeName(attribute.text))
                 }
                 noteLoad(token.text)
                 return .name(slot: slot(for: token.text))
@@ -813,7 +823,7 @@ struct Parser {
             let attribute = current
             next()
             if attribute.kind == .name {
-                return .getattr(node, AttributeName(attribute.text))
+                return .getattr(node, attributeName(attribute.text))
             }
             guard attribute.kind == .integer else { throw fail("expected name or number", attribute.line) }
             return .getitem(node, .const(attribute.literal))
