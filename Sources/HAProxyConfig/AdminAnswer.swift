@@ -4,13 +4,23 @@
 public enum AdminAnswer {
     /// Whether the answer to a plan's command (not `del server`) says it worked.
     public static func isSuccess(command: String, answer: String) -> Bool {
+        failure(command: command, answer: answer) == nil
+    }
+
+    /// What the answer to a plan's command (not `del server`) says, without the blanks around
+    /// it, when it does not say the command worked; nil when it does.
+    public static func failure(command: String, answer: String) -> String? {
         let text = answer.trimmingBlanks
-        if command.hasPrefix("add server ") { return text == "New server registered." }
-        if command.hasPrefix("set server "), command.contains(" addr ") {
+        let worked: Bool
+        if command.hasPrefix("add server ") {
+            worked = text == "New server registered."
+        } else if command.hasPrefix("set server "), command.contains(" addr ") {
             // "IP changed from 'a' to 'b', port changed from …" or "no need to change the addr, …".
-            return text.hasPrefix("IP changed from") || text.hasPrefix("no need to change the addr")
+            worked = text.hasPrefix("IP changed from") || text.hasPrefix("no need to change the addr")
+        } else {
+            worked = text.isEmpty
         }
-        return text.isEmpty
+        return worked ? nil : text
     }
 
     public enum Deletion: Equatable, Sendable {

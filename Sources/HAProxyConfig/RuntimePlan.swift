@@ -84,7 +84,7 @@ public enum RuntimePlanner {
             if let line = firstDifference(old, next) {
                 return .reload(because: "\(next.label): \(line); only server lines can change at run time")
             }
-            guard next.holdsServers else { continue }
+            // Only server lines differ now: the section is a backend or listen.
             switch backendUpdate(live: live, new: new, index: index, pending: pending.filter { $0.backend == next.name }) {
             case .failure(let refusal): return .reload(because: "\(next.label): \(refusal.reason)")
             case .success(let update?): updates.append(update)

@@ -85,11 +85,6 @@ public struct Balance: Equatable, Sendable {
         hashType = Balance.setting("hash-type", of: index, in: config) ?? ["map-based"]
     }
 
-    public init(algorithm: [String], hashType: [String]) {
-        self.algorithm = algorithm
-        self.hashType = hashType
-    }
-
     /// Dynamic as HAProxy 2.6 defines it: roundrobin, leastconn, first and random, and the
     /// hashing algorithms with `hash-type consistent`; static-rr and map-based hashing are static.
     public var isDynamic: Bool {

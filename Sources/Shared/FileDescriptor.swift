@@ -29,6 +29,20 @@ public struct FileDescriptor: ~Copyable {
         if setsockopt(raw, level, name, &value, socklen_t(MemoryLayout<Int32>.size)) != 0 { throw SystemError("setsockopt \(label)") }
     }
 
+    /// Sets a socket's timeout for reads (`SO_RCVTIMEO`) or writes (`SO_SNDTIMEO`): a call
+    /// blocked longer fails with EAGAIN.
+    public func setTimeout(_ option: Int32, _ label: String, seconds: Double, detail: String = "") throws(SystemError) {
+        try FileDescriptor.setTimeout(of: raw, option, label, seconds: seconds, detail: detail)
+    }
+
+    /// The same for a descriptor owned elsewhere (a connection its accept loop closes).
+    public static func setTimeout(of raw: Int32, _ option: Int32, _ label: String, seconds: Double, detail: String = "") throws(SystemError) {
+        var limit = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - Double(Int(seconds))) * 1e6))
+        if setsockopt(raw, SOL_SOCKET, option, &limit, socklen_t(MemoryLayout<timeval>.size)) != 0 {
+            throw SystemError("setsockopt \(label)", detail: detail)
+        }
+    }
+
     /// Binds to an address and listens: the one way the supervisor's servers start.
     public func bindAndListen(_ address: UnsafePointer<sockaddr>, length: socklen_t, name: String, backlog: Int32 = 16) throws(SystemError) {
         if bind(raw, address, length) != 0 { throw SystemError("bind", detail: name) }

@@ -21,18 +21,12 @@ enum AdminSocket {
 
     /// Sends one command and returns the whole answer.
     static func command(_ path: String, _ command: String, timeout: Double = 2) throws(SystemError) -> String {
-        let fd = try UnixSocket.connect(path)
-        defer { close(fd) }
-        var limit = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1e6))
-        // Without it a silent HAProxy would hold the apply queue forever.
-        if setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size)) != 0 {
-            throw SystemError("setsockopt SO_RCVTIMEO", detail: path)
-        }
-        try UnixSocket.send(fd, command + "\n")
+        let fd = try connect(path, timeout: timeout)
+        try UnixSocket.send(fd.raw, command + "\n")
         var answer: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
-            let count = chunk.withUnsafeMutableBytes { raw in retryingOnInterrupt { read(fd, raw.baseAddress, raw.count) } }
+            let count = chunk.withUnsafeMutableBytes { raw in retryingOnInterrupt { read(fd.raw, raw.baseAddress, raw.count) } }
             if count < 0 { throw SystemError("read", detail: path) }
             if count == 0 { break }
             answer.append(contentsOf: chunk[0..<count])
@@ -40,36 +34,34 @@ enum AdminSocket {
         return String(decoding: answer, as: UTF8.self)
     }
 
+    /// A connection whose reads time out: without the limit a silent HAProxy would hold the
+    /// apply queue forever.
+    private static func connect(_ path: String, timeout: Double) throws(SystemError) -> FileDescriptor {
+        let fd = try FileDescriptor(UnixSocket.connect(path), from: "connect", detail: path)
+        try fd.setTimeout(SO_RCVTIMEO, "SO_RCVTIMEO", seconds: timeout, detail: path)
+        return fd
+    }
+
     /// One connection in HAProxy's interactive mode (`prompt`): each command's answer ends with
     /// a "\n> " prompt, so a plan's commands share the connection instead of one each.
     struct Session: ~Copyable {
-        let fd: Int32
+        let fd: FileDescriptor
         let path: String
 
         init(_ path: String, timeout: Double = 2) throws(SystemError) {
-            let fd = try UnixSocket.connect(path)
-            do throws(SystemError) {
-                var limit = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1e6))
-                if setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size)) != 0 {
-                    throw SystemError("setsockopt SO_RCVTIMEO", detail: path)
-                }
-                _ = try Session.exchange(fd, path, "prompt")
-            } catch {
-                close(fd)
-                throw error
-            }
+            let fd = try AdminSocket.connect(path, timeout: timeout)
+            _ = try Session.exchange(fd.raw, path, "prompt")
             self.fd = fd
             self.path = path
         }
 
         deinit {
-            try? UnixSocket.send(fd, "quit\n")
-            close(fd)
+            try? UnixSocket.send(fd.raw, "quit\n")
         }
 
         /// Sends one command and returns its answer without the prompt.
         func run(_ command: String) throws(SystemError) -> String {
-            try Session.exchange(fd, path, command)
+            try Session.exchange(fd.raw, path, command)
         }
 
         private static func exchange(_ fd: Int32, _ path: String, _ command: String) throws(SystemError) -> String {
@@ -89,7 +81,11 @@ enum AdminSocket {
 
     /// The pid of the HAProxy process answering on the socket, if any answers.
     static func servingPid(_ path: String) -> pid_t? {
-        guard let info = try? command(path, "show info", timeout: 1) else { return nil }
+        (try? command(path, "show info", timeout: 1)).flatMap(pid(inInfo:))
+    }
+
+    /// The `Pid:` line of `show info`.
+    static func pid(inInfo info: String) -> pid_t? {
         for line in info.split(separator: "\n") where line.hasPrefix("Pid: ") {
             return pid_t(line.dropFirst(5).trimmingPrefix(" "))
         }

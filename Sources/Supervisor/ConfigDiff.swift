@@ -15,7 +15,7 @@ struct SecretMask {
             let text = String(line)
             let trimmed = text.drop { $0 == " " || $0 == "\t" }
             if trimmed.hasPrefix("-----BEGIN ") {
-                inPEM = !trimmed.hasPrefix("-----END ")
+                inPEM = true
                 lines.append(text)
                 continue
             }

@@ -56,9 +56,6 @@ final class ConnectionThreads: Sendable {
                     serve(fd)
                     close(fd)
                     active.subtract(1, ordering: .relaxed)
-                    // A connection's buffers live in its thread's malloc arena, which keeps freed
-                    // pages; PID 1 hands them back so that no request leaves it larger.
-                    _ = csystem_malloc_trim()
                 }
             } catch {
                 Log.error("\(name): could not start a connection thread", ["error": error.description])

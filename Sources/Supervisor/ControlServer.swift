@@ -60,6 +60,14 @@ final class ControlServer: Sendable {
     }
 
     private func serve(_ fd: Int32) {
+        serveRequests(fd)
+        // A connection's buffers (an apply's config among them) live in its thread's malloc
+        // arena, which keeps freed pages; PID 1 hands them back so that no request leaves it
+        // larger. Metrics and health probes allocate little and are not trimmed after.
+        _ = csystem_malloc_trim()
+    }
+
+    private func serveRequests(_ fd: Int32) {
         var reader = LineReader(fd: fd, maximumLength: maximumRequestBytes)
         while true {
             let reply: ControlReply

@@ -3,23 +3,23 @@
 import Shared
 
 struct DesiredState: Equatable, Sendable {
-    var config: String
-    var certificates: [String: String]
+    /// FNV-1a over the config and the certificates in name order: shown by `status`, written to
+    /// the history and the bundle. Made once, with the state; declared first, so `==` tells
+    /// most different states apart without comparing whole configs.
+    let hash: String
+    let config: String
+    let certificates: [String: String]
 
     /// HAProxy rejects a config whose last line has no newline; a template that ends in text
     /// renders exactly that (Jinja2 drops one trailing newline), so the supervisor adds it.
     init(config: String, certificates: [String: String]) {
         self.config = config.hasSuffix("\n") || config.isEmpty ? config : config + "\n"
         self.certificates = certificates
-    }
-
-    /// FNV-1a over the config and the certificates in name order: shown by `status`.
-    var hash: String {
-        var fingerprint = Fingerprint([config])
+        var fingerprint = Fingerprint([self.config])
         for name in certificates.keys.sorted() {
             fingerprint.mix(name)
             fingerprint.mix(certificates[name] ?? "")
         }
-        return fingerprint.hex
+        hash = fingerprint.hex
     }
 }

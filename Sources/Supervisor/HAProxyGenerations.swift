@@ -36,13 +36,12 @@ final class HAProxyGenerations: Sendable {
         /// one is made current, and that is no crash.
         var superseded: (pid: pid_t, exited: Bool)?
         var shuttingDown = false
-        /// The live config as sections, kept from the last runtime update.
+        /// The live config as sections, kept from the last runtime update until a reload
+        /// replaces the live config.
         var liveSections: (config: String, file: ConfigFile)?
         /// Removed servers the serving process keeps in maintenance until their connections end.
         var pendingDeletions: [PendingDeletion] = []
         var deletionRetryScheduled = false
-        var runtimeUpdates = 0
-        var runtimeFallbacks = 0
         /// When the live config is the last-good bundle served at start: the time it was saved,
         /// until the first apply from the watcher.
         var servingBundleSince: String?
@@ -87,18 +86,16 @@ final class HAProxyGenerations: Sendable {
         queue.sync { performReload(reason: "requested") }
     }
 
-    /// Serves the last-good bundle at start, before the watcher speaks; false when HAProxy
-    /// refused it (logged).
-    func serveBundle(_ saved: LastGoodBundle.Saved) -> Bool {
+    /// Serves the last-good bundle at start, before the watcher speaks; a bundle HAProxy
+    /// refuses is logged.
+    func serveBundle(_ saved: LastGoodBundle.Saved) {
         queue.sync {
             switch performApply(saved.desired, path: .bundle) {
             case .failed(let failure):
                 Log.error("the last-good bundle was refused; waiting for the watcher", ["saved_at": saved.savedAt, "error": failure.message])
-                return false
             default:
                 state.withLock { $0.servingBundleSince = saved.savedAt }
                 Log.info("serving the last-good bundle until the watcher applies", ["saved_at": saved.savedAt, "hash": saved.desired.hash])
-                return true
             }
         }
     }
@@ -140,7 +137,11 @@ final class HAProxyGenerations: Sendable {
             if rename(paths.candidateConfig, paths.liveConfig) != 0 {
                 Log.warning("could not rename the new config into place", ["error": SystemError("rename").description])
             }
-            state.withLock { $0.live = desired }
+            state.withLock { state in
+                state.live = desired
+                // The sections of the config replaced; the next runtime update reads the live one.
+                state.liveSections = nil
+            }
             removeUnusedCertificates(keeping: Set(desired.certificates.keys))
             history.record(desired, path: path, generation: generation.number)
             return .applied(AppliedState(changed: true, reloaded: true, generation: generation.number))
@@ -415,13 +416,14 @@ final class HAProxyGenerations: Sendable {
 
     /// The supervisor's status as far as HAProxy goes; the watcher's part is left empty.
     func status() -> SupervisorStatus {
-        state.withLock { state in
+        let runtime = metrics.runtimeUpdateCounts()
+        return state.withLock { state in
             SupervisorStatus(pid: Int(getpid()), haproxyPid: state.current.map { Int($0.pid) }, generation: state.current?.number ?? 0,
                              drainingPids: state.draining.keys.sorted().map { Int($0) }, reloads: state.reloads,
                              lastReload: state.lastReloadTime, lastReloadSeconds: state.lastReloadSeconds, lastError: state.lastError,
                              configHash: state.live?.hash, watcherPid: nil, watcherRestarts: 0,
-                             servingBundleSince: state.servingBundleSince, runtimeUpdates: state.runtimeUpdates,
-                             runtimeFallbacks: state.runtimeFallbacks)
+                             servingBundleSince: state.servingBundleSince, runtimeUpdates: runtime.applied,
+                             runtimeFallbacks: runtime.fallbacks)
         }
     }
 }

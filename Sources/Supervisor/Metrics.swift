@@ -75,6 +75,11 @@ final class Metrics: Sendable {
         state.withLock { $0.runtimeUpdates[result, default: 0] += 1 }
     }
 
+    /// The runtime updates so far: applied, and tried but replaced by a reload.
+    func runtimeUpdateCounts() -> (applied: Int, fallbacks: Int) {
+        state.withLock { ($0.runtimeUpdates["success"] ?? 0, $0.runtimeUpdates["fallback"] ?? 0) }
+    }
+
     func recordHAProxyRestart() {
         state.withLock { $0.haproxyRestarts += 1 }
     }

@@ -60,11 +60,12 @@ final class MetricsServer: Sendable {
     }
 
     private func serve(_ fd: Int32) {
-        var limit = timeval(tv_sec: 5, tv_usec: 0)
         // A connection without its timeouts could hold a connection thread forever: not served.
-        guard setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size)) == 0,
-              setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size)) == 0 else {
-            Log.warning("metrics: could not set a connection's timeouts", ["error": SystemError("setsockopt").description])
+        do {
+            try FileDescriptor.setTimeout(of: fd, SO_RCVTIMEO, "SO_RCVTIMEO", seconds: 5)
+            try FileDescriptor.setTimeout(of: fd, SO_SNDTIMEO, "SO_SNDTIMEO", seconds: 5)
+        } catch {
+            Log.warning("metrics: could not set a connection's timeouts", ["error": error.description])
             return
         }
         var request: [UInt8] = []

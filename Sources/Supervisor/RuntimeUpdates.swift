@@ -44,18 +44,19 @@ extension HAProxyGenerations {
         case .runtime(let runtimePlan):
             plan = runtimePlan
         }
-        guard AdminSocket.servingPid(paths.adminSocket) == current.pid else {
+        // One connection asks which process serves and then carries the plan's commands.
+        guard let session = try? AdminSocket.Session(paths.adminSocket),
+              (try? session.run("show info")).flatMap(AdminSocket.pid(inInfo:)) == current.pid else {
             Log.warning("reloading: the serving haproxy does not answer on the admin socket", ["pid": String(current.pid)])
             return .needsReload
         }
         let planned = monotonicSeconds()
         let stillPending: [PendingDeletion]
         do {
-            stillPending = try execute(plan, pending: pending)
+            stillPending = try execute(plan, pending: pending, session: session)
             // A reload or crash restart must give the same servers: the file follows at once.
             try FileIO.writeAtomically(paths.liveConfig, desired.config, mode: 0o644, durable: false)
         } catch {
-            state.withLock { $0.runtimeFallbacks += 1 }
             metrics.recordRuntimeUpdate("fallback")
             Log.warning("runtime update failed; reloading with the new config", ["error": "\(error)"])
             return .failed
@@ -64,7 +65,6 @@ extension HAProxyGenerations {
             state.live = desired
             state.liveSections = (desired.config, new)
             state.pendingDeletions = stillPending
-            state.runtimeUpdates += 1
             state.lastError = nil
         }
         metrics.recordRuntimeUpdate("success")
@@ -80,29 +80,26 @@ extension HAProxyGenerations {
     /// Sends the plan's commands, takes removed servers out, and checks `show servers state` of
     /// every backend touched against the new config. Returns the servers still waiting for their
     /// connections to end before they can be deleted.
-    private func execute(_ plan: RuntimePlan, pending: [PendingDeletion]) throws -> [PendingDeletion] {
+    private func execute(_ plan: RuntimePlan, pending: [PendingDeletion],
+                         session: borrowing AdminSocket.Session) throws -> [PendingDeletion] {
         var stillPending = pending
-        guard !plan.updates.isEmpty else { return stillPending }
-        let session = try AdminSocket.Session(paths.adminSocket)
         func admin(_ command: String) throws(SystemError) -> String {
             Log.debug("admin socket", ["command": command])
             return try session.run(command)
         }
+        /// Runs a command whose answer must say it worked.
+        func expectSuccess(_ command: String) throws {
+            if let answer = AdminAnswer.failure(command: command, answer: try admin(command)) {
+                throw RuntimeFailure(message: "\"\(command)\" answered \"\(answer)\"")
+            }
+        }
         for update in plan.updates {
             stillPending.removeAll { $0.backend == update.backend && update.revived.contains($0.server.name) }
-            for command in update.commands {
-                let answer = try admin(command)
-                guard AdminAnswer.isSuccess(command: command, answer: answer) else {
-                    throw RuntimeFailure(message: "\"\(command)\" answered \"\(Substring(answer).trimmingCharacters(in: " \r\n"))\"")
-                }
-            }
+            for command in update.commands { try expectSuccess(command) }
             for server in update.removals {
                 // In maintenance it gets no new traffic; its requests in flight finish.
                 let target = "\(update.backend)/\(server.name)"
-                let answer = try admin("set server \(target) state maint")
-                guard AdminAnswer.isSuccess(command: "set server \(target) state maint", answer: answer) else {
-                    throw RuntimeFailure(message: "\"set server \(target) state maint\" answered \"\(Substring(answer).trimmingCharacters(in: " \r\n"))\"")
-                }
+                try expectSuccess("set server \(target) state maint")
                 switch AdminAnswer.deletion(try admin("del server \(target)")) {
                 case .deleted: break
                 case .busy: stillPending.append(PendingDeletion(backend: update.backend, server: server))
@@ -134,21 +131,31 @@ extension HAProxyGenerations {
                 return (state.pendingDeletions, state.shuttingDown)
             }
             guard !pending.isEmpty, !shuttingDown else { return }
-            var remaining: [PendingDeletion] = []
-            for deletion in pending {
-                let target = "\(deletion.backend)/\(deletion.server.name)"
-                switch (try? AdminSocket.command(paths.adminSocket, "del server \(target)")).map(AdminAnswer.deletion) {
-                case .deleted?:
-                    Log.debug("removed server deleted", ["server": target])
-                case .failed(let text)?:
-                    Log.warning("could not delete a removed server; it stays in maintenance until the next reload",
-                                ["server": target, "answer": text])
-                case .busy?, nil:
-                    remaining.append(deletion)
-                }
-            }
+            let remaining = deleteRemovedServers(pending)
             state.withLock { $0.pendingDeletions = remaining }
             if !remaining.isEmpty { scheduleDeletionRetry() }
         }
+    }
+
+    /// Tries `del server` on each, over one admin connection; returns those still waiting (all
+    /// of them when the connection fails, those not tried yet when it fails midway).
+    private func deleteRemovedServers(_ pending: [PendingDeletion]) -> [PendingDeletion] {
+        guard let session = try? AdminSocket.Session(paths.adminSocket) else { return pending }
+        var remaining: [PendingDeletion] = []
+        for (index, deletion) in pending.enumerated() {
+            let target = "\(deletion.backend)/\(deletion.server.name)"
+            // After a failed exchange the connection's next answer may be this one's: stop.
+            guard let answer = try? session.run("del server \(target)") else { return remaining + pending[index...] }
+            switch AdminAnswer.deletion(answer) {
+            case .deleted:
+                Log.debug("removed server deleted", ["server": target])
+            case .failed(let text):
+                Log.warning("could not delete a removed server; it stays in maintenance until the next reload",
+                            ["server": target, "answer": text])
+            case .busy:
+                remaining.append(deletion)
+            }
+        }
+        return remaining
     }
 }

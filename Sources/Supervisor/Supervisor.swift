@@ -115,7 +115,7 @@ enum Supervisor {
             Log.error("ignoring the last-good bundle", ["file": bundle.file, "error": error.description])
             return
         }
-        _ = generations.serveBundle(saved)
+        generations.serveBundle(saved)
         _ = csystem_malloc_trim()
     }
 }

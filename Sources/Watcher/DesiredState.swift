@@ -48,38 +48,34 @@ final class DesiredStateSender {
     private var lastProblems: [ClusterProblem] = []
     private var loggedNoTemplate = false
     private var skipped = SkippedObjects()
-    /// The state being applied, for the duration of `apply` only: kept longer, it would make the
-    /// loop's next change copy every pod (copy on write).
-    private var state: ClusterState
 
     init(settings: WatcherSettings, metrics: WatcherMetrics, reporter: ProblemReporter?) {
         self.settings = settings
         self.metrics = metrics
         self.reporter = reporter
-        state = ClusterState(lbNamespace: settings.lbNamespace)
     }
 
     /// Renders and sends the desired state; false when it must be tried again (the supervisor
-    /// could not be reached). The problems found in the objects are reported first.
-    func apply(_ current: inout ClusterState) -> Bool {
-        for problem in current.takeProblems() { reporter?.report(problem, uid: current.uids[problem.object]) }
-        state = current
-        defer { state = ClusterState(lbNamespace: settings.lbNamespace) }
-        return applyDesiredState()
+    /// could not be reached). The problems found in the objects are reported first. The state
+    /// is passed down, never kept: kept, it would make the loop's next change copy every pod
+    /// (copy on write).
+    func apply(_ state: inout ClusterState) -> Bool {
+        for problem in state.takeProblems() { reporter?.report(problem, uid: state.uids[problem.object]) }
+        return applyDesiredState(state)
     }
 
-    private func report(_ reason: String, _ object: ObjectKey, _ message: String) {
+    private func report(_ reason: String, _ object: ObjectKey, _ message: String, _ state: ClusterState) {
         reporter?.report(ClusterProblem(object: object, reason: reason, message: message), uid: state.uids[object])
     }
 
     /// Renders and sends the desired state; false when it must be tried again (the supervisor
     /// could not be reached).
-    private func applyDesiredState() -> Bool {
+    private func applyDesiredState(_ state: ClusterState) -> Bool {
         let problems = state.certificateProblems
         // Each problem is logged once, when it appears.
         for problem in problems where !lastProblems.contains(problem) {
             Log.warning("skipping a certificate", ["problem": problem.message])
-            report(problem.reason, problem.object, problem.message)
+            report(problem.reason, problem.object, problem.message, state)
         }
         lastProblems = problems
         guard let source = state.template else {
@@ -91,8 +87,8 @@ final class DesiredStateSender {
         }
         loggedNoTemplate = false
         let configObject = ObjectKey(kind: .configmaps, namespace: settings.lbNamespace, name: "config")
-        var exclusions = skipped.exclusions(serviceFingerprint: { self.serviceFingerprint($0, template: source) },
-                                            certificateFingerprint: certificateFingerprint)
+        var exclusions = skipped.exclusions(serviceFingerprint: { serviceFingerprint($0, template: source, state) },
+                                            certificateFingerprint: { certificateFingerprint($0, state) })
         var reasons: [String: String] = [:]
         var renders = 0
         var rejections = 0
@@ -101,16 +97,16 @@ final class DesiredStateSender {
             let config: String
             do {
                 renders += 1
-                config = try render(source, excluding: exclusions)
+                config = try render(source, excluding: exclusions, state)
             } catch {
                 metrics.countRenderError()
                 // Without the services at fault, does the template render? Then only they are skipped.
-                let found = isolate(source, exclusions, renders: &renders) { output in output == nil }
+                let found = isolate(source, exclusions, state, renders: &renders) { output in output == nil }
                 guard let found, !found.isEmpty else {
                     Log.error("template error: the last good config stays live",
                               ["object": configObject.description, "key": "template", "line": String(error.line), "error": error.message])
                     report("TemplateError", configObject,
-                           "template error: the last good config stays live: key template, line \(error.line): \(error.message)")
+                           "template error: the last good config stays live: key template, line \(error.line): \(error.message)", state)
                     return true
                 }
                 for name in found { reasons["service " + name] = "the template fails with it: line \(error.line): \(error.message)" }
@@ -121,7 +117,7 @@ final class DesiredStateSender {
             metrics.observeRender(seconds: rendered - started)
             let certificates = state.certificateFiles(excluding: exclusions.certificates)
             if let last = lastAcknowledged, last.config == config, last.certificates == certificates {
-                remember(exclusions, reasons: reasons, template: source)
+                remember(exclusions, reasons: reasons, template: source, state)
                 return true
             }
             let reply: ControlReply
@@ -140,7 +136,7 @@ final class DesiredStateSender {
                          ["generation": String(applied.generation), "render_seconds": formatSeconds(rendered - started),
                           "apply_seconds": formatSeconds(monotonicSeconds() - rendered), "bytes": String(config.utf8.count),
                           "certificates": String(certificates.count)])
-                remember(exclusions, reasons: reasons, template: source)
+                remember(exclusions, reasons: reasons, template: source, state)
                 return true
             case .failed(let failure):
                 if failure.reason == .rejected && rejections < FaultIsolation.maximumRejections {
@@ -157,7 +153,7 @@ final class DesiredStateSender {
                     // A line HAProxy refuses: the services whose absence takes it out of the config.
                     let refused = FaultIsolation.refusedLines(in: failure.message, config: config)
                     if !refused.isEmpty,
-                       let found = isolate(source, exclusions, renders: &renders, stillFails: { output in
+                       let found = isolate(source, exclusions, state, renders: &renders, stillFails: { output in
                            guard let output else { return true }
                            let lines = Set(output.split(separator: "\n", omittingEmptySubsequences: false))
                            return refused.contains { lines.contains(Substring($0)) }
@@ -168,7 +164,8 @@ final class DesiredStateSender {
                     }
                 }
                 Log.error("the supervisor rejected the config; the last good one stays live", ["error": failure.message])
-                report("ConfigRejected", configObject, "the supervisor rejected the config; the last good one stays live: \(failure.message)")
+                report("ConfigRejected", configObject, "the supervisor rejected the config; the last good one stays live: \(failure.message)",
+                       state)
                 return true
             case .status, .history, .acknowledged:
                 Log.error("the supervisor answered an apply with something else; will send again", ["reply": reply.json.serialized])
@@ -181,7 +178,7 @@ final class DesiredStateSender {
     /// The services whose presence keeps `stillFails` true for the render's output (nil: the
     /// render failed), found by rendering without them within the render budget; nil when no
     /// service is to blame (it still fails without any) or the budget is spent.
-    private func isolate(_ source: String, _ exclusions: Exclusions, renders: inout Int,
+    private func isolate(_ source: String, _ exclusions: Exclusions, _ state: ClusterState, renders: inout Int,
                          stillFails: (String?) -> Bool) -> Set<String>? {
         let candidates = state.services.map(\.name).filter { !exclusions.services.contains($0) }
         guard !candidates.isEmpty else { return nil }
@@ -192,7 +189,7 @@ final class DesiredStateSender {
             used += 1
             var without = exclusions
             without.services.formUnion(excluded)
-            return stillFails(try? render(source, excluding: without))
+            return stillFails(try? render(source, excluding: without, state))
         }
         guard trial(Set(candidates)) == false else { return nil }
         let found = FaultIsolation.faultyServices(candidates, fails: trial)
@@ -204,7 +201,7 @@ final class DesiredStateSender {
     }
 
     /// Remembers what this apply left out, logging what is newly skipped and what came back.
-    private func remember(_ exclusions: Exclusions, reasons: [String: String], template: String) {
+    private func remember(_ exclusions: Exclusions, reasons: [String: String], template: String, _ state: ClusterState) {
         /// One kind of object: its entries, each newly skipped one logged and reported once.
         func entries(_ names: Set<String>, kind: String, configMap: String, eventReason: String, known: [String: SkippedObjects.Entry],
                      fingerprint: (String) -> UInt64?) -> [String: SkippedObjects.Entry] {
@@ -216,16 +213,16 @@ final class DesiredStateSender {
                     let message = "skipping a \(kind) that breaks the config; everything else goes live"
                     Log.error(message, ["object": "ConfigMap \(settings.lbNamespace)/\(configMap)", "key": name, "error": reason])
                     report(eventReason, ObjectKey(kind: .configmaps, namespace: settings.lbNamespace, name: configMap),
-                           "\(message): key \(name): \(reason)")
+                           "\(message): key \(name): \(reason)", state)
                 }
                 result[name] = SkippedObjects.Entry(fingerprint: value, reason: reason)
             }
             return result
         }
         let services = entries(exclusions.services, kind: "service", configMap: "services", eventReason: "ServiceBreaksConfig",
-                               known: skipped.services) { serviceFingerprint($0, template: template) }
+                               known: skipped.services) { serviceFingerprint($0, template: template, state) }
         let certificates = entries(exclusions.certificates, kind: "certificate", configMap: "certificates",
-                                   eventReason: "CertificateBreaksConfig", known: skipped.certificates, fingerprint: certificateFingerprint)
+                                   eventReason: "CertificateBreaksConfig", known: skipped.certificates) { certificateFingerprint($0, state) }
         let back = skipped.replace(services: services, certificates: certificates)
         for name in back.services { Log.info("a skipped service is in the config again", ["key": name]) }
         for name in back.certificates { Log.info("a skipped certificate is in the config again", ["key": name]) }
@@ -233,16 +230,16 @@ final class DesiredStateSender {
     }
 
     /// What a service's part of the config depends on: the template, its entry, its backends.
-    private func serviceFingerprint(_ name: String, template: String) -> UInt64? {
+    private func serviceFingerprint(_ name: String, template: String, _ state: ClusterState) -> UInt64? {
         guard let service = state.services.first(where: { $0.name == name }), let entry = state.serviceEntry(name) else { return nil }
         return SkippedObjects.fingerprint([template, entry] + state.backendNames(of: service))
     }
 
-    private func certificateFingerprint(_ name: String) -> UInt64? {
+    private func certificateFingerprint(_ name: String, _ state: ClusterState) -> UInt64? {
         state.certificateNames.contains(name) ? SkippedObjects.fingerprint([state.certificateSource(name)]) : nil
     }
 
-    private func render(_ source: String, excluding exclusions: Exclusions) throws(TemplateError) -> String {
+    private func render(_ source: String, excluding exclusions: Exclusions, _ state: ClusterState) throws(TemplateError) -> String {
         let template: Template
         if let compiled, compiled.source == source {
             template = compiled.template

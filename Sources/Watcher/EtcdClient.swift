@@ -63,9 +63,7 @@ enum EtcdError: Error, CustomStringConvertible, Sendable {
 
 struct EtcdSettings: Sendable {
     var base: String
-    var caFile: String?
-    var certificateFile: String?
-    var keyFile: String?
+    var tls: TLSFiles
 }
 
 final class EtcdClient {
@@ -91,19 +89,14 @@ final class EtcdClient {
         try request(key, query: "wait=true&recursive=true&waitIndex=\(waitIndex)", cancel: cancel, isWatch: true)
     }
 
-    static func percentEncodedPath(_ key: String) -> String {
-        percentEncoded(key, keepingSlashes: true)
-    }
-
     private func request(_ key: String, query: String, cancel: CancelFlag?, isWatch: Bool) throws(EtcdError) -> EtcdResponse {
-        let url = settings.base + "/v2/keys" + EtcdClient.percentEncodedPath(key) + (query.isEmpty ? "" : "?" + query)
+        let url = settings.base + "/v2/keys" + percentEncoded(key, keepingSlashes: true) + (query.isEmpty ? "" : "?" + query)
         // A read answers at once; a wait answers only when something changes.
         let request = CurlRequest(url: url, timeoutMilliseconds: isWatch ? nil : 60_000, cancel: cancel,
                                   clientCertificateHint: "if etcd requires one, set ETCD2_CERT_FILE and ETCD2_KEY_FILE")
         let response: CurlResponse
         do {
-            response = try curl.perform(request, tls: TLSFiles(caFile: settings.caFile, certificateFile: settings.certificateFile,
-                                                               keyFile: settings.keyFile))
+            response = try curl.perform(request, tls: settings.tls)
         } catch {
             switch error {
             case .cancelled: throw EtcdError.cancelled

@@ -86,13 +86,9 @@ struct APIStatus: Equatable, Sendable {
     var code: Int
     var reason: String
     var message: String
+}
 
-    init(code: Int, reason: String, message: String) {
-        self.code = code
-        self.reason = reason
-        self.message = message
-    }
-
+extension APIStatus {
     /// Reads a Status; nil when the JSON is not one.
     init?(_ json: JSONValue) {
         guard json["kind"]?.stringValue == "Status" || json["code"]?.intValue != nil else { return nil }
@@ -117,8 +113,8 @@ struct APIStatus: Equatable, Sendable {
 
 /// One line of a watch stream.
 enum WatchEvent: Equatable {
-    /// ADDED, MODIFIED (`object`: the object) or DELETED (`object` nil).
-    case object(name: String, object: JSONValue?, resourceVersion: String)
+    /// ADDED, MODIFIED (`json`: the object as kubectl shows it) or DELETED (`json` nil).
+    case object(name: String, json: String?, resourceVersion: String)
     /// Nothing changed, but the watch is current up to this resourceVersion.
     case bookmark(resourceVersion: String)
     case error(APIStatus)
@@ -127,28 +123,43 @@ enum WatchEvent: Equatable {
         var description: String
     }
 
-    static func parse(_ line: [UInt8]) throws(Malformed) -> WatchEvent {
-        let json: JSONValue
+    /// Reads an event of a watch on objects of `kind`: its object is cut from the line's text
+    /// as a list page's items are (ListPage.swift).
+    static func parse(_ line: [UInt8], kind: ObjectKind) throws(Malformed) -> WatchEvent {
+        let read = line.withUnsafeBufferPointer { bytes in
+            Result { () throws(Malformed) -> WatchEvent in try parse(bytes, kind: kind) }
+        }
+        return try read.get()
+    }
+
+    private static func parse(_ bytes: UnsafeBufferPointer<UInt8>, kind: ObjectKind) throws(Malformed) -> WatchEvent {
+        let walk: JSONWalk
         do {
-            json = try JSONReader.parse(line, as: JSONValueBuilder.self)
+            walk = try JSONWalk(checking: bytes)
         } catch {
             throw Malformed(description: "a watch event that is not JSON: \(error)")
         }
-        guard let type = json["type"]?.stringValue, let object = json["object"] else {
+        guard let type = walk.member("type", ofObjectAt: walk.root).flatMap({ walk.value($0)?.stringValue }),
+              let object = walk.member("object", ofObjectAt: walk.root) else {
             throw Malformed(description: "a watch event without type and object")
         }
-        let metadata = object["metadata"]
-        let resourceVersion = metadata?["resourceVersion"]?.stringValue ?? ""
+        let metadata = walk.member("metadata", ofObjectAt: object.lowerBound)
+        func metadataString(_ name: StaticString) -> String? {
+            metadata.flatMap { walk.member(name, ofObjectAt: $0.lowerBound) }.flatMap { walk.value($0)?.stringValue }
+        }
+        let resourceVersion = metadataString("resourceVersion") ?? ""
         switch type {
         case "ADDED", "MODIFIED", "DELETED":
-            guard let name = metadata?["name"]?.stringValue, !name.isEmpty else {
-                throw Malformed(description: "a \(type) event whose object has no metadata.name")
-            }
-            return .object(name: name, object: type == "DELETED" ? nil : object, resourceVersion: resourceVersion)
+            let nameless = Malformed(description: "a \(type) event whose object has no metadata.name")
+            guard let name = metadataString("name"), !name.isEmpty else { throw nameless }
+            if type == "DELETED" { return .object(name: name, json: nil, resourceVersion: resourceVersion) }
+            guard let shown = walk.kubectlShape(object, kind: kind) else { throw nameless }
+            return .object(name: name, json: shown.json, resourceVersion: resourceVersion)
         case "BOOKMARK":
             return .bookmark(resourceVersion: resourceVersion)
         case "ERROR":
-            return .error(APIStatus(object) ?? APIStatus(code: 0, reason: "", message: object.serialized))
+            let status = walk.value(object)
+            return .error(status.flatMap { APIStatus($0) } ?? APIStatus(code: 0, reason: "", message: status?.serialized ?? ""))
         default:
             throw Malformed(description: "a watch event of unknown type \(type)")
         }
@@ -346,7 +357,7 @@ final class KubernetesClient {
         func handle(_ line: [UInt8]) -> Bool {
             let event: WatchEvent
             do {
-                event = try WatchEvent.parse(line)
+                event = try WatchEvent.parse(line, kind: watch.kind)
             } catch {
                 failure = .malformed("watch \(watch.path): \(error)")
                 return false
@@ -377,19 +388,5 @@ final class KubernetesClient {
             throw KubernetesAPIError.status(APIStatus(httpStatus: response.status, body: errorBody), verb: "watch", path: watch.path)
         }
         if let last = splitter.finish(), !handle(last), let failure { throw failure }
-    }
-
-    /// The object as `kubectl get -o json` shows it: `kind` and `apiVersion` first (a list's
-    /// items have neither), and no `metadata.managedFields` (kubectl hides them since 1.21; they
-    /// are the server's bookkeeping, as large as the rest of a pod's metadata).
-    static func asKubectlShowsIt(_ object: JSONValue, kind: ObjectKind) -> JSONValue {
-        guard case .object(var members) = object else { return object }
-        if let index = members.firstIndex(where: { $0.0 == "metadata" }), case .object(let metadata) = members[index].1,
-           metadata.contains(where: { $0.0 == "managedFields" }) {
-            members[index].1 = .object(metadata.filter { $0.0 != "managedFields" })
-        }
-        if members.count >= 2, members[0].0 == "kind", members[1].0 == "apiVersion" { return .object(members) }
-        return .object([("kind", .string(kind.kindName)), ("apiVersion", .string("v1"))]
-            + members.filter { $0.0 != "kind" && $0.0 != "apiVersion" })
     }
 }

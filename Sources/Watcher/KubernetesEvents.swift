@@ -117,12 +117,8 @@ struct EventSender {
 
     /// The same problem always gets the same name, so a restarted watcher counts on.
     static func eventName(_ problem: ClusterProblem) -> String {
-        var hash: UInt64 = 0xcbf29ce484222325
-        for byte in "\(problem.object.kind.rawValue)/\(problem.object.name)/\(problem.reason)/\(problem.message)".utf8 {
-            hash = (hash ^ UInt64(byte)) &* 0x100000001b3
-        }
-        let hex = String(hash, radix: 16)
-        return "\(problem.object.name).kube-haproxy.\(String(repeating: "0", count: 16 - hex.count))\(hex)"
+        let fingerprint = Fingerprint([problem.object.kind.rawValue, problem.object.name, problem.reason, problem.message])
+        return "\(problem.object.name).kube-haproxy.\(fingerprint.hex)"
     }
 
     static func event(name: String, namespace: String, report: EventRecorder.Report) -> JSONValue {

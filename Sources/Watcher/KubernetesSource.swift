@@ -52,9 +52,8 @@ struct Reflector {
                         if !received { backoff.reset() }
                         received = true
                         switch event {
-                        case .object(let name, let object, let version):
+                        case .object(let name, let json, let version):
                             resourceVersion = version.isEmpty ? resourceVersion : version
-                            let json = object.map { KubernetesClient.asKubectlShowsIt($0, kind: watch.kind).serialized }
                             queue.push(.changed(id: id, name: name, json: json))
                         case .bookmark(let version):
                             resourceVersion = version.isEmpty ? resourceVersion : version

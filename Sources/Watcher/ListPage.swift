@@ -1,7 +1,8 @@
-// A list page's items as `kubectl get -o json` shows each, cut from the page's own text: the
-// page is checked once, then walked, and each item is copied with `kind` and `apiVersion` put
-// first and `metadata.managedFields` left out. No tree of values is built for a page (at 10,000
-// pods that tree, and writing it back out, were most of the watcher's time to a first config).
+// A list page's items, and a watch event's object, as `kubectl get -o json` shows each, cut from
+// the text as it came: the text is checked once, then walked, and each object is copied with
+// `kind` and `apiVersion` put first and `metadata.managedFields` left out. No tree of values is
+// built for a page (at 10,000 pods that tree, and writing it back out, were most of the
+// watcher's time to a first config).
 import JSON
 
 struct ListPage {
@@ -26,18 +27,16 @@ struct ListPage {
     }
 
     private static func read(_ bytes: UnsafeBufferPointer<UInt8>, kind: ObjectKind) throws(Problem) -> ([ListedObject], JSONValue?) {
-        var ends = JSONContainerEnds()
+        let walk: JSONWalk
         do {
-            try JSONReader.validate(bytes, containerEnds: &ends)
+            walk = try JSONWalk(checking: bytes)
         } catch {
             throw .malformed("\(error)")
         }
-        let walk = Walk(bytes: bytes, ends: ends)
-        let root = JSONReader.skipValidatedWhitespace(bytes, from: 0)
-        guard root < bytes.count, bytes[root] == UInt8(ascii: "{") else { throw .malformed("the list is not a JSON object") }
+        guard walk.isObject(at: walk.root) else { throw .malformed("the list is not a JSON object") }
         var metadata: JSONValue?
         var items: [ListedObject] = []
-        for member in walk.members(ofObjectAt: root) {
+        for member in walk.members(ofObjectAt: walk.root) {
             if walk.key(member, is: "metadata") {
                 metadata = walk.value(member.value)
             } else if walk.key(member, is: "items") {
@@ -49,111 +48,132 @@ struct ListPage {
         }
         return (items, metadata)
     }
+}
 
-    /// Reading a checked text: members, elements and keys by their byte ranges.
-    private struct Walk {
-        let bytes: UnsafeBufferPointer<UInt8>
-        let ends: JSONContainerEnds
+/// Reading a checked text: members, elements and keys by their byte ranges.
+struct JSONWalk {
+    let bytes: UnsafeBufferPointer<UInt8>
+    let ends: JSONContainerEnds
 
-        struct Member {
-            /// The key with its quotes.
-            var key: Range<Int>
-            var value: Range<Int>
-            /// From the key's opening quote to the value's end.
-            var whole: Range<Int> { key.lowerBound..<value.upperBound }
+    /// Checks the text whole, once; the walk reads `bytes`, which must outlive it.
+    init(checking bytes: UnsafeBufferPointer<UInt8>) throws(JSONError) {
+        var ends = JSONContainerEnds()
+        try JSONReader.validate(bytes, containerEnds: &ends)
+        self.bytes = bytes
+        self.ends = ends
+    }
+
+    /// Where the text's value starts.
+    var root: Int { skip(0) }
+
+    func isObject(at position: Int) -> Bool { position < bytes.count && bytes[position] == UInt8(ascii: "{") }
+
+    struct Member {
+        /// The key with its quotes.
+        var key: Range<Int>
+        var value: Range<Int>
+        /// From the key's opening quote to the value's end.
+        var whole: Range<Int> { key.lowerBound..<value.upperBound }
+    }
+
+    func skip(_ position: Int) -> Int { JSONReader.skipValidatedWhitespace(bytes, from: position) }
+
+    func valueRange(at position: Int) -> Range<Int> {
+        position..<JSONReader.endOfValidatedValue(bytes, from: position, containerEnds: ends)
+    }
+
+    func members(ofObjectAt start: Int) -> [Member] {
+        var members: [Member] = []
+        var position = skip(start + 1)
+        while position < bytes.count, bytes[position] == UInt8(ascii: "\"") {
+            let keyEnd = JSONReader.endOfValidatedString(bytes, from: position)
+            let value = valueRange(at: skip(skip(keyEnd) + 1))
+            members.append(Member(key: position..<keyEnd, value: value))
+            position = skip(value.upperBound)
+            guard position < bytes.count, bytes[position] == UInt8(ascii: ",") else { break }
+            position = skip(position + 1)
         }
+        return members
+    }
 
-        func skip(_ position: Int) -> Int { JSONReader.skipValidatedWhitespace(bytes, from: position) }
-
-        func valueRange(at position: Int) -> Range<Int> {
-            position..<JSONReader.endOfValidatedValue(bytes, from: position, containerEnds: ends)
+    func elements(ofArrayAt start: Int) -> [Range<Int>] {
+        var elements: [Range<Int>] = []
+        var position = skip(start + 1)
+        while position < bytes.count, bytes[position] != UInt8(ascii: "]") {
+            let element = valueRange(at: position)
+            elements.append(element)
+            position = skip(element.upperBound)
+            guard position < bytes.count, bytes[position] == UInt8(ascii: ",") else { break }
+            position = skip(position + 1)
         }
+        return elements
+    }
 
-        func members(ofObjectAt start: Int) -> [Member] {
-            var members: [Member] = []
-            var position = skip(start + 1)
-            while position < bytes.count, bytes[position] == UInt8(ascii: "\"") {
-                let keyEnd = JSONReader.endOfValidatedString(bytes, from: position)
-                let value = valueRange(at: skip(skip(keyEnd) + 1))
-                members.append(Member(key: position..<keyEnd, value: value))
-                position = skip(value.upperBound)
-                guard position < bytes.count, bytes[position] == UInt8(ascii: ",") else { break }
-                position = skip(position + 1)
+    /// Whether a key is `name` as written (keys with escapes never match: the API server
+    /// writes none in the keys read here).
+    func key(_ member: Member, is name: StaticString) -> Bool {
+        let inner = (member.key.lowerBound + 1)..<(member.key.upperBound - 1)
+        guard inner.count == name.utf8CodeUnitCount else { return false }
+        return name.withUTF8Buffer { expected in
+            inner.allSatisfy { bytes[$0] == expected[$0 - inner.lowerBound] }
+        }
+    }
+
+    /// The value of the object's member `name` (the first, if repeated); nil when the value at
+    /// `position` is not an object or has no such member.
+    func member(_ name: StaticString, ofObjectAt position: Int) -> Range<Int>? {
+        guard isObject(at: position) else { return nil }
+        return members(ofObjectAt: position).first { key($0, is: name) }?.value
+    }
+
+    func value(_ range: Range<Int>) -> JSONValue? {
+        try? JSONReader.parse(UnsafeBufferPointer(rebasing: bytes[range]), as: JSONValueBuilder.self)
+    }
+
+    func text(_ range: Range<Int>, into output: inout [UInt8]) {
+        output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[range]))
+    }
+
+    /// One object (a list's item, a watch event's object) as kubectl shows it, and its name; nil
+    /// for an object without a name.
+    func kubectlShape(_ item: Range<Int>, kind: ObjectKind) -> ListedObject? {
+        guard bytes[item.lowerBound] == UInt8(ascii: "{") else { return nil }
+        let members = members(ofObjectAt: item.lowerBound)
+        guard let metadata = members.first(where: { key($0, is: "metadata") }),
+              bytes[metadata.value.lowerBound] == UInt8(ascii: "{") else { return nil }
+        let metadataMembers = self.members(ofObjectAt: metadata.value.lowerBound)
+        guard let nameMember = metadataMembers.first(where: { key($0, is: "name") }),
+              let name = value(nameMember.value)?.stringValue else { return nil }
+        var output: [UInt8] = []
+        output.reserveCapacity(item.count + 40)
+        output.append(UInt8(ascii: "{"))
+        var first = true
+        func separate() {
+            if !first { output.append(UInt8(ascii: ",")) }
+            first = false
+        }
+        let ordered = members.count >= 2 && key(members[0], is: "kind") && key(members[1], is: "apiVersion")
+        if !ordered {
+            separate()
+            output += Array("\"kind\":\"\(kind.kindName)\",\"apiVersion\":\"v1\"".utf8)
+        }
+        for member in members where ordered || !(key(member, is: "kind") || key(member, is: "apiVersion")) {
+            separate()
+            guard member.key == metadata.key, metadataMembers.contains(where: { key($0, is: "managedFields") }) else {
+                text(member.whole, into: &output)
+                continue
             }
-            return members
-        }
-
-        func elements(ofArrayAt start: Int) -> [Range<Int>] {
-            var elements: [Range<Int>] = []
-            var position = skip(start + 1)
-            while position < bytes.count, bytes[position] != UInt8(ascii: "]") {
-                let element = valueRange(at: position)
-                elements.append(element)
-                position = skip(element.upperBound)
-                guard position < bytes.count, bytes[position] == UInt8(ascii: ",") else { break }
-                position = skip(position + 1)
-            }
-            return elements
-        }
-
-        /// Whether a key is `name` as written (keys with escapes never match: the API server
-        /// writes none in the keys read here).
-        func key(_ member: Member, is name: StaticString) -> Bool {
-            let inner = (member.key.lowerBound + 1)..<(member.key.upperBound - 1)
-            guard inner.count == name.utf8CodeUnitCount else { return false }
-            return name.withUTF8Buffer { expected in
-                inner.allSatisfy { bytes[$0] == expected[$0 - inner.lowerBound] }
-            }
-        }
-
-        func value(_ range: Range<Int>) -> JSONValue? {
-            try? JSONReader.parse(UnsafeBufferPointer(rebasing: bytes[range]), as: JSONValueBuilder.self)
-        }
-
-        func text(_ range: Range<Int>, into output: inout [UInt8]) {
-            output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[range]))
-        }
-
-        /// One item as kubectl shows it, and its name; nil for an item without a name.
-        func kubectlShape(_ item: Range<Int>, kind: ObjectKind) -> ListedObject? {
-            guard bytes[item.lowerBound] == UInt8(ascii: "{") else { return nil }
-            let members = members(ofObjectAt: item.lowerBound)
-            guard let metadata = members.first(where: { key($0, is: "metadata") }),
-                  bytes[metadata.value.lowerBound] == UInt8(ascii: "{") else { return nil }
-            let metadataMembers = self.members(ofObjectAt: metadata.value.lowerBound)
-            guard let nameMember = metadataMembers.first(where: { key($0, is: "name") }),
-                  let name = value(nameMember.value)?.stringValue else { return nil }
-            var output: [UInt8] = []
-            output.reserveCapacity(item.count + 40)
-            output.append(UInt8(ascii: "{"))
-            var first = true
-            func separate() {
-                if !first { output.append(UInt8(ascii: ",")) }
-                first = false
-            }
-            let ordered = members.count >= 2 && key(members[0], is: "kind") && key(members[1], is: "apiVersion")
-            if !ordered {
-                separate()
-                output += Array("\"kind\":\"\(kind.kindName)\",\"apiVersion\":\"v1\"".utf8)
-            }
-            for member in members where ordered || !(key(member, is: "kind") || key(member, is: "apiVersion")) {
-                separate()
-                guard member.key == metadata.key, metadataMembers.contains(where: { key($0, is: "managedFields") }) else {
-                    text(member.whole, into: &output)
-                    continue
-                }
-                text(member.key, into: &output)
-                output += Array(":{".utf8)
-                var firstField = true
-                for field in metadataMembers where !key(field, is: "managedFields") {
-                    if !firstField { output.append(UInt8(ascii: ",")) }
-                    firstField = false
-                    text(field.whole, into: &output)
-                }
-                output.append(UInt8(ascii: "}"))
+            text(member.key, into: &output)
+            output += Array(":{".utf8)
+            var firstField = true
+            for field in metadataMembers where !key(field, is: "managedFields") {
+                if !firstField { output.append(UInt8(ascii: ",")) }
+                firstField = false
+                text(field.whole, into: &output)
             }
             output.append(UInt8(ascii: "}"))
-            return ListedObject(name: name, json: String(decoding: output, as: UTF8.self))
         }
+        output.append(UInt8(ascii: "}"))
+        return ListedObject(name: name, json: String(decoding: output, as: UTF8.self))
     }
 }

@@ -9,13 +9,11 @@ struct WatcherSettings: Sendable {
     enum Source: Sendable {
         case etcd2(EtcdSettings)
         case kubernetes(KubernetesAPISettings)
+    }
 
-        var name: String {
-            switch self {
-            case .etcd2: return "etcd2"
-            case .kubernetes: return "kubernetes"
-            }
-        }
+    /// Which source, as KUBE_HAPROXY_SOURCE names it.
+    enum SourceKind: String, Sendable {
+        case etcd2, kubernetes
     }
 
     var source: Source
@@ -31,9 +29,9 @@ struct WatcherSettings: Sendable {
         let pairs = Environment.processEnvironment()
         let environment = Environment(Dictionary(pairs, uniquingKeysWith: { first, _ in first }))
         let source: Source
-        switch try sourceName(environment) {
-        case "etcd2": source = .etcd2(try etcdSettings(environment))
-        default: source = .kubernetes(try kubernetesSettings(environment))
+        switch try sourceKind(environment) {
+        case .etcd2: source = .etcd2(try etcdSettings(environment))
+        case .kubernetes: source = .kubernetes(try kubernetesSettings(environment))
         }
         let prefix = environment.string("ETCD2_PREFIX", default: "/registry")
         guard prefix.hasPrefix("/"), prefix == "/" || !prefix.hasSuffix("/") else {
@@ -59,23 +57,31 @@ struct WatcherSettings: Sendable {
 extension WatcherSettings {
     /// Whether the environment names a source (else `render` needs --context).
     static func isSourceSet(_ environment: Environment) -> Bool {
-        ["KUBE_HAPROXY_SOURCE", "ETCD2BASE", "KUBE_HAPROXY_API_SERVER", "KUBERNETES_SERVICE_HOST"].contains { !(environment[$0] ?? "").isEmpty }
+        isSet(environment, "KUBE_HAPROXY_SOURCE") || impliedSourceKind(environment) != nil
     }
 
-    static func sourceName(_ environment: Environment) throws(SettingError) -> String {
+    static func sourceKind(_ environment: Environment) throws(SettingError) -> SourceKind {
         if let name = environment["KUBE_HAPROXY_SOURCE"], !name.isEmpty {
-            guard name == "etcd2" || name == "kubernetes" else {
+            guard let kind = SourceKind(rawValue: name) else {
                 throw SettingError(name: "KUBE_HAPROXY_SOURCE", value: name, expected: "etcd2 or kubernetes")
             }
-            return name
+            return kind
         }
-        if let base = environment["ETCD2BASE"], !base.isEmpty { return "etcd2" }
-        if ["KUBE_HAPROXY_API_SERVER", "KUBERNETES_SERVICE_HOST"].contains(where: { !(environment[$0] ?? "").isEmpty }) {
-            return "kubernetes"
-        }
+        if let kind = impliedSourceKind(environment) { return kind }
         throw SettingError(name: "KUBE_HAPROXY_SOURCE", value: "",
                            expected: "etcd2 or kubernetes: set ETCD2BASE to read etcd2, or KUBE_HAPROXY_API_SERVER (KUBERNETES_SERVICE_HOST "
                                + "inside a pod) to read the Kubernetes API")
+    }
+
+    /// The source the other variables imply, without KUBE_HAPROXY_SOURCE: etcd2 before the API.
+    private static func impliedSourceKind(_ environment: Environment) -> SourceKind? {
+        if isSet(environment, "ETCD2BASE") { return .etcd2 }
+        if isSet(environment, "KUBE_HAPROXY_API_SERVER") || isSet(environment, "KUBERNETES_SERVICE_HOST") { return .kubernetes }
+        return nil
+    }
+
+    private static func isSet(_ environment: Environment, _ name: String) -> Bool {
+        !(environment[name] ?? "").isEmpty
     }
 
     /// A file that must be readable when its variable is set.
@@ -107,7 +113,8 @@ extension WatcherSettings {
         }
         let file = { (name: String) throws(SettingError) in (name, try readableFile(environment, name)) }
         let client = try bothOrNeither(try file("ETCD2_CERT_FILE"), try file("ETCD2_KEY_FILE"))
-        return EtcdSettings(base: base, caFile: try file("ETCD2_CA_FILE").1, certificateFile: client.certificateFile, keyFile: client.keyFile)
+        return EtcdSettings(base: base, tls: TLSFiles(caFile: try file("ETCD2_CA_FILE").1, certificateFile: client.certificateFile,
+                                                      keyFile: client.keyFile))
     }
 
     static func kubernetesSettings(_ environment: Environment) throws(SettingError) -> KubernetesAPISettings {

@@ -103,16 +103,20 @@ public struct CommandResult {
     public var status: Int32
     public var stdout: String
     public var stderr: String
+    /// stdout byte for byte, for output compared exactly.
+    public var stdoutData: Data
 }
 
-/// Runs a command to completion (killed after the timeout) and returns its output.
+/// Runs a command to completion (killed after the timeout) and returns its output;
+/// `currentDirectory` is where it runs (else where the tests run).
 @discardableResult
 public func runCommand(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
-                       input: String? = nil, timeout: Double = 60) throws -> CommandResult {
+                       input: String? = nil, currentDirectory: String? = nil, timeout: Double = 60) throws -> CommandResult {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : "/usr/bin/env")
     process.arguments = executable.hasPrefix("/") ? arguments : [executable] + arguments
     if let environment { process.environment = environment }
+    if let currentDirectory { process.currentDirectoryURL = URL(fileURLWithPath: currentDirectory) }
     let outputFile = try makeTemporaryDirectory("kube-haproxy-command")
     defer { try? FileManager.default.removeItem(atPath: outputFile) }
     _ = FileManager.default.createFile(atPath: outputFile + "/out", contents: nil)
@@ -133,9 +137,11 @@ public func runCommand(_ executable: String, _ arguments: [String], environment:
     }
     try stdout.close()
     try stderr.close()
-    let out = (try? String(contentsOfFile: outputFile + "/out", encoding: .utf8)) ?? ""
-    let err = (try? String(contentsOfFile: outputFile + "/err", encoding: .utf8)) ?? ""
-    return CommandResult(status: finished ? process.terminationStatus : -1, stdout: out, stderr: err + (finished ? "" : "\n(killed after \(timeout) s)"))
+    // Bytes that are not UTF-8 stay visible (as U+FFFD) rather than making the text empty.
+    let out = (try? Data(contentsOf: URL(fileURLWithPath: outputFile + "/out"))) ?? Data()
+    let err = (try? Data(contentsOf: URL(fileURLWithPath: outputFile + "/err"))) ?? Data()
+    return CommandResult(status: finished ? process.terminationStatus : -1, stdout: String(decoding: out, as: UTF8.self),
+                         stderr: String(decoding: err, as: UTF8.self) + (finished ? "" : "\n(killed after \(timeout) s)"), stdoutData: out)
 }
 
 /// An HTTP GET with curl: the status code and body ("000" when no response came).

@@ -6,21 +6,8 @@ import JSON
 import Shared
 import XCTest
 
-final class LastGoodTests: XCTestCase {
-    var directory = ""
+final class LastGoodTests: SupervisorTestCase {
     var stateDirectory: String { directory + "/state" }
-
-    override func setUpWithError() throws {
-        directory = try makeTemporaryDirectory()
-    }
-
-    override func tearDown() {
-        try? FileManager.default.removeItem(atPath: directory)
-    }
-
-    private func ok(_ reply: JSONValue, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(reply["ok"], .bool(true), "reply: \(reply.serialized)", file: file, line: line)
-    }
 
     func testARestartWithTheClusterUnreachableServesTheLastGoodBundleAtOnce() throws {
         let backend = try HTTPBackend(address: "127.0.0.2", name: "alpha", directory: directory)
@@ -35,7 +22,7 @@ final class LastGoodTests: XCTestCase {
                            // The watcher's etcd: a port nothing listens on, as when the cluster is down.
                            "ETCD2BASE": "http://127.0.0.1:\(try freePort())"]
         do {
-            let first = try SupervisorProcess(directory: directory, environment: environment, watcher: TestPaths.watcher)
+            let first = try startSupervisor(environment, watcher: TestPaths.watcher)
             let runConfig = config.replacingOccurrences(of: "RUN/", with: first.runDirectory + "/")
             ok(try first.apply(runConfig, certificates: ["site": site.keyPEM + site.certificatePEM]))
             XCTAssertEqual(httpGet("http://127.0.0.1:\(port)/").body, "alpha\n")
@@ -48,7 +35,7 @@ final class LastGoodTests: XCTestCase {
         XCTAssertFalse(isListening("127.0.0.1", port))
 
         let started = monotonicSeconds()
-        let second = try SupervisorProcess(directory: directory, environment: environment, watcher: TestPaths.watcher)
+        let second = try startSupervisor(environment, watcher: TestPaths.watcher)
         XCTAssertTrue(waitUntil(timeout: 10) { httpGet("http://127.0.0.1:\(port)/", timeout: 1).body == "alpha\n" }, second.log)
         print("last-good bundle: serving \(formatSeconds(monotonicSeconds() - started)) after the supervisor started")
         let https = httpGet("https://site.example.com:\(httpsPort)/",
@@ -72,7 +59,7 @@ final class LastGoodTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
         try "{\"format\":1,\"config\":\"garbage".write(toFile: stateDirectory + "/last-good.json", atomically: true, encoding: .utf8)
         let metricsPort = try freePort()
-        let supervisor = try SupervisorProcess(directory: directory, environment: [
+        let supervisor = try startSupervisor([
             "KUBE_HAPROXY_STATE_DIR": stateDirectory, "KUBE_HAPROXY_METRICS_ADDR": "127.0.0.1:\(metricsPort)"])
         XCTAssertTrue(waitUntil(timeout: 5) { supervisor.log.contains("ignoring the last-good bundle") }, supervisor.log)
         XCTAssertTrue(supervisor.log.contains("not valid JSON"), supervisor.log)
@@ -87,13 +74,13 @@ final class LastGoodTests: XCTestCase {
         XCTAssertTrue(saved.contains("backend pods"), "the apply replaced the garbage with a bundle")
         try saved.replacingOccurrences(of: "backend pods", with: "backend edited")
             .write(toFile: stateDirectory + "/last-good.json", atomically: true, encoding: .utf8)
-        let again = try SupervisorProcess(directory: directory, environment: ["KUBE_HAPROXY_STATE_DIR": stateDirectory])
+        let again = try startSupervisor(["KUBE_HAPROXY_STATE_DIR": stateDirectory])
         XCTAssertTrue(waitUntil(timeout: 5) { again.log.contains("does not match its hash") }, again.log)
         XCTAssertFalse(isListening("127.0.0.1", port), "an edited bundle must not be served")
     }
 
     func testHistoryListsAppliesAndDiffMasksEveryPassword() throws {
-        let supervisor = try SupervisorProcess(directory: directory)
+        let supervisor = try startSupervisor()
         let alpha = try HTTPBackend(address: "127.0.0.2", name: "alpha", directory: directory)
         let port = try freePort()
         let statsPort = try freePort()
@@ -144,7 +131,7 @@ final class LastGoodTests: XCTestCase {
     }
 
     func testTheHistoryKeepsTheLastTwenty() throws {
-        let supervisor = try SupervisorProcess(directory: directory)
+        let supervisor = try startSupervisor()
         let backend = try HTTPBackend(address: "127.0.0.2", name: "alpha", directory: directory)
         let port = try freePort()
         for weight in 1...23 {

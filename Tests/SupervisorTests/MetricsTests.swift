@@ -4,23 +4,13 @@ import IntegrationSupport
 import Shared
 import XCTest
 
-final class MetricsTests: XCTestCase {
-    var directory = ""
-
-    override func setUpWithError() throws {
-        directory = try makeTemporaryDirectory()
-    }
-
-    override func tearDown() {
-        try? FileManager.default.removeItem(atPath: directory)
-    }
-
+final class MetricsTests: SupervisorTestCase {
     func testMetricsMoveWithAppliesReloadsReportsAndRestarts() throws {
         let script = directory + "/watcher.sh"
         try "#!/bin/sh\nexec sleep 1000\n".write(toFile: script, atomically: true, encoding: .utf8)
         chmod(script, 0o755)
         let metricsPort = try freePort()
-        let supervisor = try SupervisorProcess(directory: directory, environment: ["KUBE_HAPROXY_METRICS_ADDR": "127.0.0.1:\(metricsPort)"],
+        let supervisor = try startSupervisor(["KUBE_HAPROXY_METRICS_ADDR": "127.0.0.1:\(metricsPort)"],
                                                watcher: script)
         let base = "http://127.0.0.1:\(metricsPort)"
         XCTAssertTrue(waitUntil(timeout: 5) { isListening("127.0.0.1", metricsPort) }, supervisor.log)

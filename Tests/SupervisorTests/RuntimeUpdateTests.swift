@@ -6,17 +6,7 @@ import JSON
 import Shared
 import XCTest
 
-final class RuntimeUpdateTests: XCTestCase {
-    var directory = ""
-
-    override func setUpWithError() throws {
-        directory = try makeTemporaryDirectory()
-    }
-
-    override func tearDown() {
-        try? FileManager.default.removeItem(atPath: directory)
-    }
-
+final class RuntimeUpdateTests: SupervisorTestCase {
     /// A config with a frontend on 127.0.0.1:port and the backend `pods`. `http-reuse never`: a
     /// removed server is deleted as soon as its last request ends, not after HAProxy purges idle
     /// server connections (tens of seconds), so tests compare states without waiting.
@@ -59,7 +49,7 @@ final class RuntimeUpdateTests: XCTestCase {
     /// maintenance (server ids and initial weights differ by nature and are left out).
     private func assertServersMatchAFreshHAProxy(_ supervisor: SupervisorProcess, file: StaticString = #filePath, line: UInt = #line) throws {
         guard getuid() == 0 else { throw XCTSkip("comparing with a fresh HAProxy needs root (a network namespace of its own)") }
-        let live = try serverRows(haproxyAdmin(supervisor.runDirectory + "/admin.sock", "show servers state pods"))
+        let live = try servers(at: supervisor.runDirectory + "/admin.sock")
         let socket = directory + "/fresh.sock"
         try "global\n    stats socket \(socket) mode 600 level admin\n".write(toFile: directory + "/fresh.cfg", atomically: true, encoding: .utf8)
         // In a network namespace of its own: the frontend port is the supervisor's.
@@ -68,13 +58,18 @@ final class RuntimeUpdateTests: XCTestCase {
         defer { fresh.stop() }
         var expected: [String] = []
         let started = waitUntil(timeout: 10) {
-            guard let text = try? haproxyAdmin(socket, "show servers state pods") else { return false }
-            expected = serverRows(text)
+            guard let rows = try? servers(at: socket) else { return false }
+            expected = rows
             return true
         }
         XCTAssertTrue(started, "the fresh haproxy did not start: \(fresh.log)", file: file, line: line)
         XCTAssertFalse(live.isEmpty, file: file, line: line)
         XCTAssertEqual(live, expected, file: file, line: line)
+    }
+
+    /// The rows of `show servers state pods` of the HAProxy behind an admin socket.
+    private func servers(at socket: String) throws -> [String] {
+        serverRows(try haproxyAdmin(socket, "show servers state pods"))
     }
 
     /// Rows of `show servers state` as "name address:port weight=W ready|maint checks|-", sorted by name.
@@ -96,7 +91,7 @@ final class RuntimeUpdateTests: XCTestCase {
 
     func testPodAddedIsServedWithoutAReload() throws {
         let pods = try backends(["alpha", "beta"])
-        let supervisor = try SupervisorProcess(directory: directory)
+        let supervisor = try startSupervisor()
         let port = try freePort()
         XCTAssertEqual(try supervisor.apply(podsConfig(port: port, servers: [server("pod-a", pods[0], "check inter 1s")]))["ok"], .bool(true))
         let pid = try supervisor.status()["haproxy_pid"]
@@ -117,7 +112,7 @@ final class RuntimeUpdateTests: XCTestCase {
         // add server inherits nothing from default-server: the supervisor puts those settings
         // into the command (here the weight and the health checks of both levels).
         let pods = try backends(["alpha", "beta", "gamma"])
-        let supervisor = try SupervisorProcess(directory: directory)
+        let supervisor = try startSupervisor()
         let port = try freePort()
         let defaults = ["balance leastconn", "default-server check inter 1s weight 4"]
         let backend = ["default-server fall 2"]
@@ -127,7 +122,7 @@ final class RuntimeUpdateTests: XCTestCase {
                                                                             server("pod-c", pods[2], "weight 2 no-check")],
                                                       defaults: defaults, backend: backend)))
         XCTAssertEqual(answers(port, count: 12), ["alpha\n", "beta\n", "gamma\n"])
-        let rows = serverRows(try haproxyAdmin(supervisor.runDirectory + "/admin.sock", "show servers state pods"))
+        let rows = try servers(at: supervisor.runDirectory + "/admin.sock")
         XCTAssertEqual(rows.map { $0.split(separator: " ").dropFirst(2).joined(separator: " ") },
                        ["weight=4 ready checks", "weight=4 ready checks", "weight=2 ready -"])
         try assertServersMatchAFreshHAProxy(supervisor)
@@ -135,7 +130,7 @@ final class RuntimeUpdateTests: XCTestCase {
 
     func testPodRemovedIsServedWithoutAReload() throws {
         let pods = try backends(["alpha", "beta"])
-        let supervisor = try SupervisorProcess(directory: directory)
+        let supervisor = try startSupervisor()
         let port = try freePort()
         XCTAssertEqual(try supervisor.apply(podsConfig(port: port, servers: [server("pod-a", pods[0]), server("pod-b", pods[1])]))["ok"], .bool(true))
         XCTAssertEqual(answers(port), ["alpha\n", "beta\n"])
@@ -143,14 +138,14 @@ final class RuntimeUpdateTests: XCTestCase {
         assertRuntime(try supervisor.apply(podsConfig(port: port, servers: [server("pod-a", pods[0])])))
         XCTAssertEqual(answers(port), ["alpha\n"])
         XCTAssertEqual(try supervisor.status()["haproxy_pid"], pid)
-        XCTAssertTrue(waitUntil(timeout: 5) { self.serverRows((try? haproxyAdmin(supervisor.runDirectory + "/admin.sock", "show servers state pods")) ?? "").count == 1 },
+        XCTAssertTrue(waitUntil(timeout: 5) { (try? self.servers(at: supervisor.runDirectory + "/admin.sock"))?.count == 1 },
                       "the removed server was not deleted")
         try assertServersMatchAFreshHAProxy(supervisor)
     }
 
     func testPodWithANewAddressPortAndWeightIsServedWithoutAReload() throws {
         let pods = try backends(["alpha", "beta", "gamma"])
-        let supervisor = try SupervisorProcess(directory: directory)
+        let supervisor = try startSupervisor()
         let port = try freePort()
         XCTAssertEqual(try supervisor.apply(podsConfig(port: port, servers: [server("pod-a", pods[0]), server("pod-b", pods[1])]))["ok"], .bool(true))
         let pid = try supervisor.status()["haproxy_pid"]
@@ -172,7 +167,7 @@ final class RuntimeUpdateTests: XCTestCase {
         // The seed's templates name servers by position (SERVICE_1_1, SERVICE_2_1, …), with
         // `check`: a pod sorted first moves every address down by one and adds the last server.
         let pods = try backends(["alpha", "beta", "gamma"])
-        let supervisor = try SupervisorProcess(directory: directory)
+        let supervisor = try startSupervisor()
         let port = try freePort()
         let before = podsConfig(port: port, servers: [server("WEB_1_1", pods[1], "check"), server("WEB_2_1", pods[2], "check")],
                                 defaults: ["balance leastconn"])
@@ -189,7 +184,7 @@ final class RuntimeUpdateTests: XCTestCase {
 
     func testRemovedServerWithALongRequestInFlightFinishesIt() throws {
         let pods = try backends(["alpha", "slow"])
-        let supervisor = try SupervisorProcess(directory: directory)
+        let supervisor = try startSupervisor()
         let port = try freePort()
         XCTAssertEqual(try supervisor.apply(podsConfig(port: port, servers: [server("pod-slow", pods[1])]))["ok"], .bool(true))
         let request = try slowRequest(port: port, seconds: 3, logPath: directory + "/curl.log")
@@ -198,13 +193,13 @@ final class RuntimeUpdateTests: XCTestCase {
         assertRuntime(try supervisor.apply(podsConfig(port: port, servers: [server("pod-a", pods[0])])))
         // In maintenance while its request runs: no new traffic, and still there.
         XCTAssertEqual(answers(port), ["alpha\n"])
-        let during = serverRows(try haproxyAdmin(admin, "show servers state pods"))
+        let during = try servers(at: admin)
         XCTAssertEqual(during.count, 2, "\(during)")
         XCTAssertTrue(during.contains { $0.hasPrefix("pod-slow ") && $0.contains(" maint") }, "\(during)")
         XCTAssertEqual(request.waitForExit(timeout: 15), 0, request.log)
         XCTAssertEqual(request.log, "slow\n 200")
         // Deleted once the request is over: the supervisor tries again every second.
-        XCTAssertTrue(waitUntil(timeout: 10) { self.serverRows((try? haproxyAdmin(admin, "show servers state pods")) ?? "").count == 1 },
+        XCTAssertTrue(waitUntil(timeout: 10) { (try? self.servers(at: admin))?.count == 1 },
                       supervisor.log)
         try assertServersMatchAFreshHAProxy(supervisor)
         XCTAssertEqual(try supervisor.status()["reloads"], .integer(1))
@@ -214,7 +209,7 @@ final class RuntimeUpdateTests: XCTestCase {
 
     func testEachChangeTheRuntimeAPICannotMakeReloadsWithTheRightResult() throws {
         let pods = try backends(["alpha", "beta"])
-        let supervisor = try SupervisorProcess(directory: directory)
+        let supervisor = try startSupervisor()
         let port = try freePort()
         let tlsPort = try freePort()
         let first = try makeSelfSignedCertificate(commonName: "localhost", directory: directory).pem
@@ -260,7 +255,7 @@ final class RuntimeUpdateTests: XCTestCase {
     func testRuntimeCommandFailingMidwayFallsBackToAReload() throws {
         let pods = try backends(["alpha", "beta", "gamma", "delta"])
         let metricsPort = try freePort()
-        let supervisor = try SupervisorProcess(directory: directory, environment: ["KUBE_HAPROXY_METRICS_ADDR": "127.0.0.1:\(metricsPort)"])
+        let supervisor = try startSupervisor(["KUBE_HAPROXY_METRICS_ADDR": "127.0.0.1:\(metricsPort)"])
         let port = try freePort()
         XCTAssertEqual(try supervisor.apply(podsConfig(port: port, servers: [server("pod-a", pods[0]), server("pod-b", pods[1])]))["ok"], .bool(true))
         // pod-b goes behind the supervisor's back: the runtime update adds pod-c, then fails to
@@ -291,7 +286,7 @@ final class RuntimeUpdateTests: XCTestCase {
         // with the new config is rejected too, and a generation from the live config replaces the
         // partly updated one, so nothing of the new config stays in service.
         let pods = try backends(["alpha", "beta", "gamma"])
-        let supervisor = try SupervisorProcess(directory: directory)
+        let supervisor = try startSupervisor()
         let port = try freePort()
         let live = podsConfig(port: port, servers: [server("pod-a", pods[0])])
         XCTAssertEqual(try supervisor.apply(live)["ok"], .bool(true))
@@ -309,7 +304,7 @@ final class RuntimeUpdateTests: XCTestCase {
 
     func testStateThatDiffersFromTheConfigAfterTheCommandsFallsBackToAReload() throws {
         let pods = try backends(["alpha", "beta", "gamma"])
-        let supervisor = try SupervisorProcess(directory: directory)
+        let supervisor = try startSupervisor()
         let port = try freePort()
         XCTAssertEqual(try supervisor.apply(podsConfig(port: port, servers: [server("pod-a", pods[0]), server("pod-b", pods[1])]))["ok"], .bool(true))
         // A weight set behind the supervisor's back: every command succeeds, the check does not.
@@ -323,7 +318,7 @@ final class RuntimeUpdateTests: XCTestCase {
 
     func testRuntimeUpdatesOffReloadsForEveryChange() throws {
         let pods = try backends(["alpha", "beta"])
-        let supervisor = try SupervisorProcess(directory: directory, environment: ["KUBE_HAPROXY_RUNTIME_UPDATES": "off"])
+        let supervisor = try startSupervisor(["KUBE_HAPROXY_RUNTIME_UPDATES": "off"])
         let port = try freePort()
         XCTAssertEqual(try supervisor.apply(podsConfig(port: port, servers: [server("pod-a", pods[0])]))["ok"], .bool(true))
         assertReload(try supervisor.apply(podsConfig(port: port, servers: [server("pod-a", pods[0]), server("pod-b", pods[1])])), generation: 2)
@@ -344,7 +339,7 @@ final class RuntimeUpdateTests: XCTestCase {
 
     func testTwoHundredEndpointChangesUnderKeepAliveLoadFailNoRequestAndNeverReload() throws {
         let pods = try backends(["alpha", "beta", "gamma", "delta", "epsilon"])
-        let supervisor = try SupervisorProcess(directory: directory)
+        let supervisor = try startSupervisor()
         let port = try freePort()
         // Positional names over a rotating window of 2 to 5 pods: every change adds, removes or
         // readdresses servers. HAProxy's default connection reuse: removed servers wait in

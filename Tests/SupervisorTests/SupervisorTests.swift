@@ -5,25 +5,7 @@ import JSON
 import Shared
 import XCTest
 
-final class SupervisorTests: XCTestCase {
-    var directory = ""
-
-    override func setUpWithError() throws {
-        directory = try makeTemporaryDirectory()
-    }
-
-    override func tearDown() {
-        try? FileManager.default.removeItem(atPath: directory)
-    }
-
-    private func startSupervisor(_ environment: [String: String] = [:], watcher: String = "none") throws -> SupervisorProcess {
-        try SupervisorProcess(directory: directory, environment: environment, watcher: watcher)
-    }
-
-    private func ok(_ reply: JSONValue, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(reply["ok"], .bool(true), "reply: \(reply.serialized)", file: file, line: line)
-    }
-
+final class SupervisorTests: SupervisorTestCase {
     // MARK: Applying configs
 
     func testApplyRoutesTrafficToTheConfiguredBackend() throws {
@@ -110,7 +92,7 @@ final class SupervisorTests: XCTestCase {
 
     func testCertificatesAreWrittenPrivatelyServedAndRemovedWhenUnused() throws {
         let backend = try HTTPBackend(address: "127.0.0.2", name: "secure", directory: directory)
-        let (pem, certificate) = try makeCertificate(commonName: "localhost")
+        let (pem, certificate) = try makeSelfSignedCertificate(commonName: "localhost", directory: directory)
         let supervisor = try startSupervisor()
         let port = try freePort()
         let tlsPort = try freePort()
@@ -136,7 +118,7 @@ final class SupervisorTests: XCTestCase {
 
     func testRejectedApplyPutsBackTheLiveCertificates() throws {
         let backend = try HTTPBackend(address: "127.0.0.2", name: "secure", directory: directory)
-        let (pem, _) = try makeCertificate(commonName: "localhost")
+        let (pem, _) = try makeSelfSignedCertificate(commonName: "localhost", directory: directory)
         let supervisor = try startSupervisor()
         let port = try freePort()
         let tlsPort = try freePort()
@@ -371,7 +353,7 @@ final class SupervisorTests: XCTestCase {
         let supervisor = try startSupervisor(["KUBE_HAPROXY_GRACE": "20s"])
         let port = try freePort()
         ok(try supervisor.apply(httpConfig(port: port, servers: [(backend.address, backend.port)])))
-        let request = try slowRequest(port: port, seconds: 2)
+        let request = try slowRequest(port: port, seconds: 2, logPath: directory + "/curl.log")
         Thread.sleep(forTimeInterval: 0.5)
         let signalledAt = Date()
         supervisor.process.signal(SIGTERM)
@@ -388,7 +370,7 @@ final class SupervisorTests: XCTestCase {
         let supervisor = try startSupervisor(["KUBE_HAPROXY_GRACE": "1s"])
         let port = try freePort()
         ok(try supervisor.apply(httpConfig(port: port, servers: [(backend.address, backend.port)])))
-        let request = try slowRequest(port: port, seconds: 10)
+        let request = try slowRequest(port: port, seconds: 10, logPath: directory + "/curl.log")
         Thread.sleep(forTimeInterval: 0.5)
         supervisor.process.signal(SIGTERM)
         XCTAssertEqual(supervisor.process.waitForExit(timeout: 6), 0, supervisor.log)
@@ -403,7 +385,7 @@ final class SupervisorTests: XCTestCase {
         let config = httpConfig(port: port, servers: [(backend.address, backend.port)])
         ok(try supervisor.apply(config))
         guard let oldPid = try supervisor.status()["haproxy_pid"]?.intValue else { return XCTFail("no pid") }
-        let request = try slowRequest(port: port, seconds: 10)
+        let request = try slowRequest(port: port, seconds: 10, logPath: directory + "/curl.log")
         Thread.sleep(forTimeInterval: 0.5)
         ok(try supervisor.request(ControlRequest.reload.json))
         XCTAssertEqual(try supervisor.status()["draining_pids"], .array([.integer(oldPid)]))
@@ -522,13 +504,5 @@ final class SupervisorTests: XCTestCase {
         XCTAssertTrue(help.stdout.contains("KUBE_HAPROXY_DRAIN_TIMEOUT"))
         let unknown = try runCommand(TestPaths.supervisor, ["frobnicate"])
         XCTAssertEqual(unknown.status, 2)
-    }
-
-    private func slowRequest(port: Int, seconds: Int) throws -> BackgroundProcess {
-        try IntegrationSupport.slowRequest(port: port, seconds: seconds, logPath: directory + "/curl.log")
-    }
-
-    private func makeCertificate(commonName: String) throws -> (pem: String, certificateFile: String) {
-        try makeSelfSignedCertificate(commonName: commonName, directory: directory)
     }
 }

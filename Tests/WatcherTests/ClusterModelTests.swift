@@ -1,5 +1,6 @@
 // The watcher's cluster model, function by function: Secret values, selectors, readiness, the
 // state an etcd event leaves, durations. A failure here names the function at fault.
+import IntegrationSupport
 import Jinja
 import JSON
 import Shared
@@ -94,7 +95,8 @@ final class ClusterModelTests: XCTestCase {
 
     func testWatchEventsChangeTheStateAndSayWhetherARenderIsDue() throws {
         var state = EtcdClusterState(prefix: "/registry", lbNamespace: "lb")
-        let services = KubernetesJSON.configMap("services", [("web", #"{"namespace":"web","selector":{"app":"web"}}"#)])
+        let services = KubernetesObjects.configMap(name: "services", namespace: "lb",
+                                                   data: [("web", #"{"namespace":"web","selector":{"app":"web"}}"#)]).serialized
         state.load(.configmaps, namespace: "lb", nodes: [try XCTUnwrap(event("get", "/registry/configmaps/lb/services", services, index: 5).node)],
                    etcdIndex: 5)
         XCTAssertEqual(state.cluster.namespacesToRead, ["web"])
@@ -110,7 +112,8 @@ final class ClusterModelTests: XCTestCase {
         XCTAssertTrue(state.apply(event("delete", "/registry/pods/web/web-1", nil, index: 9)), "a selected backend went")
         XCTAssertEqual(state.cluster.pods["web"]?.count, 1)
         XCTAssertFalse(state.apply(event("set", "/registry/configmaps/other/config", "{}", index: 10)), "not the lb namespace")
-        XCTAssertTrue(state.apply(event("set", "/registry/configmaps/lb/config", KubernetesJSON.configMap("config", [("template", "x")]), index: 11)))
+        let config = KubernetesObjects.configMap(name: "config", namespace: "lb", data: [("template", "x")]).serialized
+        XCTAssertTrue(state.apply(event("set", "/registry/configmaps/lb/config", config, index: 11)))
         XCTAssertEqual(state.cluster.template, "x")
     }
 
@@ -123,13 +126,5 @@ final class ClusterModelTests: XCTestCase {
         XCTAssertNil(Environment.parseDuration("-1s"))
         XCTAssertNil(Environment.parseDuration("soon"))
         XCTAssertNil(Environment.parseDuration("inf"))
-    }
-}
-
-/// Minimal Kubernetes JSON for the model's inputs.
-enum KubernetesJSON {
-    static func configMap(_ name: String, _ data: [(String, String)]) -> String {
-        JSONValue.object([("kind", .string("ConfigMap")), ("metadata", .object([("name", .string(name)), ("namespace", .string("lb"))])),
-                          ("data", .object(data.map { ($0.0, .string($0.1)) }))]).serialized
     }
 }

@@ -48,15 +48,15 @@ final class WatchProtocolTests: XCTestCase {
     }
 
     func testWatchEventsAreReadWithTheirResourceVersions() throws {
-        let parsed = try WatchProtocolTests.events.map { try WatchEvent.parse(Array($0.utf8)) }
+        let parsed = try WatchProtocolTests.events.map { try WatchEvent.parse(Array($0.utf8), kind: .pods) }
         guard case .object(let name, let object?, let version) = parsed[0] else { return XCTFail("\(parsed[0])") }
         XCTAssertEqual(name, "web-1")
         XCTAssertEqual(version, "11")
-        XCTAssertEqual(object["metadata"]?["namespace"]?.stringValue, "web")
+        XCTAssertEqual(try JSONValue.parse(object)["metadata"]?["namespace"]?.stringValue, "web")
         guard case .object(_, let modified?, "12") = parsed[1] else { return XCTFail("\(parsed[1])") }
-        XCTAssertEqual(modified["status"]?["podIP"]?.stringValue, "10.0.0.1")
+        XCTAssertEqual(try JSONValue.parse(modified)["status"]?["podIP"]?.stringValue, "10.0.0.1")
         XCTAssertEqual(parsed[2], .bookmark(resourceVersion: "15"))
-        XCTAssertEqual(parsed[3], .object(name: "web-1", object: nil, resourceVersion: "16"), "a deletion carries no object")
+        XCTAssertEqual(parsed[3], .object(name: "web-1", json: nil, resourceVersion: "16"), "a deletion carries no object")
         XCTAssertEqual(parsed[4], .error(APIStatus(code: 410, reason: "Expired", message: "too old resource version: 16 (20)")))
         if case .error(let status) = parsed[4] { XCTAssertTrue(status.isExpired) }
     }
@@ -65,7 +65,7 @@ final class WatchProtocolTests: XCTestCase {
         let cases = [("not json", "not JSON"), (#"{"object":{}}"#, "without type"), (#"{"type":"ADDED","object":{"metadata":{}}}"#, "no metadata.name"),
                      (#"{"type":"RENAMED","object":{"metadata":{"name":"x"}}}"#, "unknown type RENAMED")]
         for (line, expected) in cases {
-            XCTAssertThrowsError(try WatchEvent.parse(Array(line.utf8)), line) { error in
+            XCTAssertThrowsError(try WatchEvent.parse(Array(line.utf8), kind: .pods), line) { error in
                 XCTAssertTrue("\(error)".contains(expected), "\(line): \(error)")
             }
         }
@@ -83,18 +83,37 @@ final class WatchProtocolTests: XCTestCase {
         XCTAssertTrue(APIStatus(httpStatus: 410, body: []).isExpired, "a bare 410 is expiry too")
     }
 
+    /// The object a MODIFIED event of a watch on `kind` hands to the model.
+    private func watched(_ object: String, kind: ObjectKind) throws -> String? {
+        guard case .object(_, let json, _) = try WatchEvent.parse(Array(#"{"type":"MODIFIED","object":\#(object)}"#.utf8), kind: kind) else {
+            return nil
+        }
+        return json
+    }
+
     func testObjectsLookAsKubectlShowsThemKindAndAPIVersionFirstAndNoManagedFields() throws {
-        let item = try JSONValue.parse(#"{"metadata":{"name":"web-1"},"spec":{},"status":{"podIP":"10.0.0.1"}}"#)
-        XCTAssertEqual(KubernetesClient.asKubectlShowsIt(item, kind: .pods).serialized,
+        XCTAssertEqual(try watched(#"{"metadata":{"name":"web-1"},"spec":{},"status":{"podIP":"10.0.0.1"}}"#, kind: .pods),
                        #"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"web-1"},"spec":{},"status":{"podIP":"10.0.0.1"}}"#)
-        let watched = try JSONValue.parse(#"{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"config"},"data":{}}"#)
-        XCTAssertEqual(KubernetesClient.asKubectlShowsIt(watched, kind: .configmaps), watched)
-        let managed = try JSONValue.parse(#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"web-1","managedFields":[{"manager":"kubelet"}],"uid":"u"}}"#)
-        XCTAssertEqual(KubernetesClient.asKubectlShowsIt(managed, kind: .pods).serialized,
+        let shown = #"{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"config"},"data":{}}"#
+        XCTAssertEqual(try watched(shown, kind: .configmaps), shown)
+        XCTAssertEqual(try watched(#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"web-1","managedFields":[{"manager":"kubelet"}],"uid":"u"}}"#,
+                                   kind: .pods),
                        #"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"web-1","uid":"u"}}"#, "managedFields hidden, as kubectl hides them")
-        let misplaced = try JSONValue.parse(#"{"metadata":{"name":"keys"},"kind":"Secret","apiVersion":"v1","data":{}}"#)
-        XCTAssertEqual(KubernetesClient.asKubectlShowsIt(misplaced, kind: .secrets).serialized,
+        XCTAssertEqual(try watched(#"{"metadata":{"name":"keys"},"kind":"Secret","apiVersion":"v1","data":{}}"#, kind: .secrets),
                        #"{"kind":"Secret","apiVersion":"v1","metadata":{"name":"keys"},"data":{}}"#)
+    }
+
+    /// The object as kubectl shows it, made from a tree of values: the reference the text cut
+    /// from a list page is held to.
+    private static func kubectlShapeOfTree(_ object: JSONValue, kind: ObjectKind) -> JSONValue {
+        guard case .object(var members) = object else { return object }
+        if let index = members.firstIndex(where: { $0.0 == "metadata" }), case .object(let metadata) = members[index].1,
+           metadata.contains(where: { $0.0 == "managedFields" }) {
+            members[index].1 = .object(metadata.filter { $0.0 != "managedFields" })
+        }
+        if members.count >= 2, members[0].0 == "kind", members[1].0 == "apiVersion" { return .object(members) }
+        return .object([("kind", .string(kind.kindName)), ("apiVersion", .string("v1"))]
+            + members.filter { $0.0 != "kind" && $0.0 != "apiVersion" })
     }
 
     func testAListPagesItemsAreCutFromItsTextAsKubectlShowsThem() throws {
@@ -122,7 +141,7 @@ final class WatchProtocolTests: XCTestCase {
         // The same objects as the tree path makes them, member for member.
         guard case .array(let items)? = try JSONValue.parse(page)["items"] else { return XCTFail("no items") }
         for (listed, item) in zip(read.items, items) {
-            XCTAssertEqual(try JSONValue.parse(listed.json), KubernetesClient.asKubectlShowsIt(item, kind: .pods), listed.json)
+            XCTAssertEqual(try JSONValue.parse(listed.json), WatchProtocolTests.kubectlShapeOfTree(item, kind: .pods), listed.json)
         }
         XCTAssertTrue(read.items[0].json.hasPrefix(#"{"kind":"Pod","apiVersion":"v1","metadata":{"name": "web-1","uid": "u1"}"#),
                       read.items[0].json)
@@ -146,14 +165,14 @@ final class WatchProtocolTests: XCTestCase {
     // MARK: Settings
 
     func testSourceIsEtcd2WithETCD2BASEElseKubernetesWithAnAPIServerElseAnErrorNamingBoth() throws {
-        XCTAssertEqual(try WatcherSettings.sourceName(Environment(["ETCD2BASE": "http://127.0.0.1:2379", "KUBERNETES_SERVICE_HOST": "10.96.0.1"])), "etcd2")
-        XCTAssertEqual(try WatcherSettings.sourceName(Environment(["KUBERNETES_SERVICE_HOST": "10.96.0.1"])), "kubernetes")
-        XCTAssertEqual(try WatcherSettings.sourceName(Environment(["KUBE_HAPROXY_API_SERVER": "http://127.0.0.1:8001"])), "kubernetes")
-        XCTAssertEqual(try WatcherSettings.sourceName(Environment(["KUBE_HAPROXY_SOURCE": "kubernetes", "ETCD2BASE": "http://e:2379"])), "kubernetes")
-        XCTAssertThrowsError(try WatcherSettings.sourceName(Environment([:]))) { error in
+        XCTAssertEqual(try WatcherSettings.sourceKind(Environment(["ETCD2BASE": "http://127.0.0.1:2379", "KUBERNETES_SERVICE_HOST": "10.96.0.1"])), .etcd2)
+        XCTAssertEqual(try WatcherSettings.sourceKind(Environment(["KUBERNETES_SERVICE_HOST": "10.96.0.1"])), .kubernetes)
+        XCTAssertEqual(try WatcherSettings.sourceKind(Environment(["KUBE_HAPROXY_API_SERVER": "http://127.0.0.1:8001"])), .kubernetes)
+        XCTAssertEqual(try WatcherSettings.sourceKind(Environment(["KUBE_HAPROXY_SOURCE": "kubernetes", "ETCD2BASE": "http://e:2379"])), .kubernetes)
+        XCTAssertThrowsError(try WatcherSettings.sourceKind(Environment([:]))) { error in
             XCTAssertTrue("\(error)".contains("ETCD2BASE") && "\(error)".contains("KUBE_HAPROXY_API_SERVER"), "\(error)")
         }
-        XCTAssertThrowsError(try WatcherSettings.sourceName(Environment(["KUBE_HAPROXY_SOURCE": "etcd3"]))) { error in
+        XCTAssertThrowsError(try WatcherSettings.sourceKind(Environment(["KUBE_HAPROXY_SOURCE": "etcd3"]))) { error in
             XCTAssertTrue("\(error)".contains("KUBE_HAPROXY_SOURCE=\"etcd3\""), "\(error)")
         }
     }

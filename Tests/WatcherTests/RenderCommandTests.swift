@@ -1,67 +1,40 @@
 import Foundation
+import IntegrationSupport
 import XCTest
 
 /// `kube-haproxy-watcher render --template FILE [--context FILE.json]`, run as a process the
 /// way users and scripts run it: output on stdout byte for byte, `FILE:LINE: message` on
 /// stderr and exit 1 on a template error, exit 2 on bad usage.
 final class RenderCommandTests: XCTestCase {
-    struct Run {
-        var status: Int32
-        var stdout: Data
-        var stderr: String
-    }
-
-    /// The watcher binary sits next to the test bundle in the build directory.
-    static var watcher: URL {
-        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-            .appendingPathComponent("kube-haproxy-watcher")
-    }
-
     /// The engine's differential cases: the command must render them as the library does.
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("JinjaTests").appendingPathComponent("Fixtures").appendingPathComponent("cases")
 
-    var directory: URL!
+    var directory = ""
 
     override func setUpWithError() throws {
-        directory = FileManager.default.temporaryDirectory
-            .appendingPathComponent("render-command-tests-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        directory = try makeTemporaryDirectory("render-command-tests")
     }
 
     override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: directory)
+        try? FileManager.default.removeItem(atPath: directory)
     }
 
     struct MissingWatcher: Error {}
 
     /// Runs the watcher in the test's temporary directory.
-    func run(_ arguments: [String]) throws -> Run {
-        let binary = Self.watcher
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
-            XCTFail("no \(binary.path): swift test builds it with the tests")
+    func run(_ arguments: [String]) throws -> CommandResult {
+        guard FileManager.default.isExecutableFile(atPath: TestPaths.watcher) else {
+            XCTFail("no \(TestPaths.watcher): swift test builds it with the tests")
             throw MissingWatcher()
         }
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
-        process.currentDirectoryURL = directory
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        // Read both pipes before waiting so a large output cannot block the child.
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Run(status: process.terminationStatus, stdout: stdout, stderr: String(decoding: stderr, as: UTF8.self))
+        return try runCommand(TestPaths.watcher, arguments, currentDirectory: directory)
     }
 
     func write(_ name: String, _ text: String) throws -> String {
-        let url = directory.appendingPathComponent(name)
-        try Data(text.utf8).write(to: url)
-        return url.path
+        let path = directory + "/" + name
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        return path
     }
 
     func testSeedSSLTemplateRendersExactlyAsJinja2() throws {
@@ -71,14 +44,14 @@ final class RenderCommandTests: XCTestCase {
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertEqual(result.stderr, "")
         let expected = try Data(contentsOf: fixture.appendingPathComponent("expected.out"))
-        XCTAssertEqual(result.stdout, expected, "stdout differs from jinja2's output")
+        XCTAssertEqual(result.stdoutData, expected, "stdout differs from jinja2's output")
     }
 
     func testWithoutContextVariablesAreUndefined() throws {
         let template = try write("t.j2", "[{{ name }}]{% for x in items %}x{% endfor %}\n")
         let result = try run(["render", "--template", template])
         XCTAssertEqual(result.status, 0, result.stderr)
-        XCTAssertEqual(String(decoding: result.stdout, as: UTF8.self), "[]")
+        XCTAssertEqual(result.stdout, "[]")
     }
 
     func testEqualsFormOfOptions() throws {
@@ -86,14 +59,14 @@ final class RenderCommandTests: XCTestCase {
         let context = try write("c.json", #"{"a": 1, "b": "two"}"#)
         let result = try run(["render", "--template=\(template)", "--context=\(context)"])
         XCTAssertEqual(result.status, 0, result.stderr)
-        XCTAssertEqual(String(decoding: result.stdout, as: UTF8.self), "1-two")
+        XCTAssertEqual(result.stdout, "1-two")
     }
 
     func testSyntaxErrorPrintsFileAsGivenLineAndMessageAndNothingOnStdout() throws {
         _ = try write("bad.j2", "line one\n{% if x %}\n{{ 1 + }}\n{% endif %}\n")
         let result = try run(["render", "--template", "./bad.j2"])
         XCTAssertEqual(result.status, 1)
-        XCTAssertEqual(result.stdout, Data())
+        XCTAssertEqual(result.stdoutData, Data())
         XCTAssertEqual(result.stderr, "./bad.j2:3: unexpected 'end of print statement'\n")
     }
 
@@ -101,7 +74,7 @@ final class RenderCommandTests: XCTestCase {
         let template = try write("filter.j2", "ok\n\n{{ name|nosuchfilter }}\n")
         let result = try run(["render", "--template", template])
         XCTAssertEqual(result.status, 1)
-        XCTAssertEqual(result.stdout, Data())
+        XCTAssertEqual(result.stdoutData, Data())
         XCTAssertEqual(result.stderr, "\(template):3: No filter named 'nosuchfilter'.\n")
     }
 
@@ -110,7 +83,7 @@ final class RenderCommandTests: XCTestCase {
         let context = try write("c.json", #"{"service": {"name": "web"}}"#)
         let result = try run(["render", "--template", template, "--context", context])
         XCTAssertEqual(result.status, 1)
-        XCTAssertEqual(result.stdout, Data(), "a failed render must not leave partial output")
+        XCTAssertEqual(result.stdoutData, Data(), "a failed render must not leave partial output")
         XCTAssertEqual(result.stderr, "\(template):3: 'dict object' has no attribute 'pods'\n")
     }
 
@@ -125,7 +98,7 @@ final class RenderCommandTests: XCTestCase {
     func testMissingTemplateOptionIsBadUsage() throws {
         let result = try run(["render"])
         XCTAssertEqual(result.status, 2)
-        XCTAssertEqual(result.stdout, Data())
+        XCTAssertEqual(result.stdoutData, Data())
         XCTAssertFalse(result.stderr.isEmpty)
     }
 
@@ -133,14 +106,14 @@ final class RenderCommandTests: XCTestCase {
         let template = try write("t.j2", "x")
         let result = try run(["render", "--template", template, "--frobnicate"])
         XCTAssertEqual(result.status, 2)
-        XCTAssertEqual(result.stdout, Data())
+        XCTAssertEqual(result.stdoutData, Data())
         XCTAssertTrue(result.stderr.contains("--frobnicate"), result.stderr)
     }
 
     func testUnreadableTemplateIsAnError() throws {
-        let result = try run(["render", "--template", directory.appendingPathComponent("absent.j2").path])
+        let result = try run(["render", "--template", directory + "/absent.j2"])
         XCTAssertEqual(result.status, 2)
-        XCTAssertEqual(result.stdout, Data())
+        XCTAssertEqual(result.stdoutData, Data())
         XCTAssertTrue(result.stderr.contains("absent.j2"), result.stderr)
     }
 
@@ -149,7 +122,7 @@ final class RenderCommandTests: XCTestCase {
         let context = try write("c.json", #"{"a": [1, 2"#)
         let result = try run(["render", "--template", template, "--context", context])
         XCTAssertEqual(result.status, 2)
-        XCTAssertEqual(result.stdout, Data())
+        XCTAssertEqual(result.stdoutData, Data())
         XCTAssertTrue(result.stderr.contains("c.json"), result.stderr)
     }
 
@@ -158,13 +131,13 @@ final class RenderCommandTests: XCTestCase {
         let context = try write("c.json", "[1, 2]")
         let result = try run(["render", "--template", template, "--context", context])
         XCTAssertEqual(result.status, 2)
-        XCTAssertEqual(result.stdout, Data())
+        XCTAssertEqual(result.stdoutData, Data())
     }
 
     func testHelpDescribesTheRenderCommand() throws {
         let result = try run(["render", "--help"])
         XCTAssertEqual(result.status, 0)
-        let help = String(decoding: result.stdout, as: UTF8.self)
+        let help = result.stdout
         XCTAssertTrue(help.contains("render --template FILE [--context FILE.json]"), help)
     }
 }
