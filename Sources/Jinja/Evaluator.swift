@@ -739,7 +739,8 @@ final class Renderer {
                     evaluated += 1
                 }
                 if let text = simplePercentFormat(format, arguments: UnsafeBufferPointer(items)) { return .success(.string(text)) }
-                return .success(try pyMod(.string(format), .tuple(Array(items))))
+                // `str % tuple`, as pyMod does it, without trying the simple form again.
+                return .success(.string(try generalPercentFormat(format, .tuple(Array(items)))))
             } catch {
                 return .failure(error)
             }

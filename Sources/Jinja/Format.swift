@@ -237,6 +237,12 @@ public func htmlEscape(_ s: String) -> String {
 /// Python's `format % values` for str (Markup callers escape arguments before).
 public func percentFormat(_ format: String, _ values: Value) throws(TemplateError) -> String {
     if let simple = simplePercentFormat(format, values) { return simple }
+    return try generalPercentFormat(format, values)
+}
+
+/// `percentFormat` for what `simplePercentFormat` leaves: flags, widths, precision, mapping
+/// keys and every conversion.
+func generalPercentFormat(_ format: String, _ values: Value) throws(TemplateError) -> String {
     var arguments: [Value]
     var mapping: DictRef? = nil
     switch values {
