@@ -49,8 +49,16 @@ final class Scope {
 
     /// Forgets every variable, for the next iteration of a loop.
     func reset() {
-        slot0 = -1; slot1 = -1; slot2 = -1
-        value0 = .none; value1 = .none; value2 = .none
+        // Slots fill in order: the first free one ends those in use.
+        guard slot0 >= 0 else { return }
+        slot0 = -1
+        value0 = .none
+        guard slot1 >= 0 else { return }
+        slot1 = -1
+        value1 = .none
+        guard slot2 >= 0 else { return }
+        slot2 = -1
+        value2 = .none
         if !moreSlots.isEmpty {
             moreSlots.removeAll(keepingCapacity: true)
             moreValues.removeAll(keepingCapacity: true)
