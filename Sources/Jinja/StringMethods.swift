@@ -66,53 +66,74 @@ struct StringMethodCall {
 typealias StringMethod = @Sendable (StringMethodCall) throws(TemplateError) -> Value
 
 /// str's methods by their Python name, as filters are; names that share a body (strip,
-/// lstrip, rstrip) tell it which one was called through `call.name`.
+/// lstrip, rstrip) give it their variant here.
 let stringMethods: [String: StringMethod] = [
-    "lower": { call throws(TemplateError) in try call.lower() },
-    "upper": { call throws(TemplateError) in try call.upper() },
-    "title": { call throws(TemplateError) in try call.title() },
-    "capitalize": { call throws(TemplateError) in try call.capitalize() },
-    "swapcase": { call throws(TemplateError) in try call.swapcase() },
-    "casefold": { call throws(TemplateError) in try call.casefold() },
-    "strip": { call throws(TemplateError) in try call.strip() },
-    "lstrip": { call throws(TemplateError) in try call.strip() },
-    "rstrip": { call throws(TemplateError) in try call.strip() },
-    "split": { call throws(TemplateError) in try call.split() },
-    "rsplit": { call throws(TemplateError) in try call.split() },
+    "lower": caseMethod(pyLower),
+    "upper": caseMethod(pyUpper),
+    "title": caseMethod(pyTitle),
+    "capitalize": caseMethod(pyCapitalize),
+    "swapcase": caseMethod(pySwapcase),
+    "casefold": caseMethod(pyCasefold),
+    "strip": { call throws(TemplateError) in try call.strip(.both) },
+    "lstrip": { call throws(TemplateError) in try call.strip(.left) },
+    "rstrip": { call throws(TemplateError) in try call.strip(.right) },
+    "split": { call throws(TemplateError) in try call.split(pySplit) },
+    "rsplit": { call throws(TemplateError) in try call.split(pyRSplit) },
     "splitlines": { call throws(TemplateError) in try call.splitlines() },
     "join": { call throws(TemplateError) in try call.join() },
     "replace": { call throws(TemplateError) in try call.replace() },
-    "find": { call throws(TemplateError) in try call.find() },
-    "rfind": { call throws(TemplateError) in try call.find() },
-    "index": { call throws(TemplateError) in try call.find() },
-    "rindex": { call throws(TemplateError) in try call.find() },
-    "count": { call throws(TemplateError) in try call.find() },
-    "startswith": { call throws(TemplateError) in try call.startswith() },
-    "endswith": { call throws(TemplateError) in try call.startswith() },
-    "center": { call throws(TemplateError) in try call.center() },
-    "ljust": { call throws(TemplateError) in try call.center() },
-    "rjust": { call throws(TemplateError) in try call.center() },
+    "find": { call throws(TemplateError) in try call.find(.forward, raising: false) },
+    "rfind": { call throws(TemplateError) in try call.find(.backward, raising: false) },
+    "index": { call throws(TemplateError) in try call.find(.forward, raising: true) },
+    "rindex": { call throws(TemplateError) in try call.find(.backward, raising: true) },
+    "count": { call throws(TemplateError) in try call.count() },
+    "startswith": { call throws(TemplateError) in try call.hasAffix(.prefix) },
+    "endswith": { call throws(TemplateError) in try call.hasAffix(.suffix) },
+    "center": { call throws(TemplateError) in try call.pad(pyCenter) },
+    "ljust": { call throws(TemplateError) in try call.pad(pyLJust) },
+    "rjust": { call throws(TemplateError) in try call.pad(pyRJust) },
     "zfill": { call throws(TemplateError) in try call.zfill() },
     "expandtabs": { call throws(TemplateError) in try call.expandtabs() },
-    "partition": { call throws(TemplateError) in try call.partition() },
-    "rpartition": { call throws(TemplateError) in try call.partition() },
-    "removeprefix": { call throws(TemplateError) in try call.removeprefix() },
-    "removesuffix": { call throws(TemplateError) in try call.removeprefix() },
-    "isdigit": { call throws(TemplateError) in try call.isCharacterClass() },
-    "isalpha": { call throws(TemplateError) in try call.isCharacterClass() },
-    "isalnum": { call throws(TemplateError) in try call.isCharacterClass() },
-    "isspace": { call throws(TemplateError) in try call.isCharacterClass() },
-    "isdecimal": { call throws(TemplateError) in try call.isCharacterClass() },
-    "isnumeric": { call throws(TemplateError) in try call.isCharacterClass() },
-    "isascii": { call throws(TemplateError) in try call.isCharacterClass() },
-    "isprintable": { call throws(TemplateError) in try call.isCharacterClass() },
-    "islower": { call throws(TemplateError) in try call.islower() },
-    "isupper": { call throws(TemplateError) in try call.isupper() },
-    "istitle": { call throws(TemplateError) in try call.istitle() },
-    "isidentifier": { call throws(TemplateError) in try call.isidentifier() },
+    "partition": { call throws(TemplateError) in try call.partition(.forward) },
+    "rpartition": { call throws(TemplateError) in try call.partition(.backward) },
+    "removeprefix": { call throws(TemplateError) in try call.removeAffix(.prefix) },
+    "removesuffix": { call throws(TemplateError) in try call.removeAffix(.suffix) },
+    "isdigit": characterClassMethod(isPyDigit),
+    "isalpha": characterClassMethod(isPyAlpha),
+    "isalnum": characterClassMethod(isPyAlnum),
+    "isspace": characterClassMethod(isPySpace),
+    "isdecimal": characterClassMethod(isPyDecimal),
+    "isnumeric": characterClassMethod(isPyNumeric),
+    "isascii": predicateMethod { s in s.unicodeScalars.allSatisfy { $0.isASCII } },
+    "isprintable": predicateMethod { s in s.unicodeScalars.allSatisfy(isPyPrintable) },
+    "islower": predicateMethod(pyIsLower),
+    "isupper": predicateMethod(pyIsUpper),
+    "istitle": predicateMethod(pyIsTitle),
+    "isidentifier": predicateMethod(pyIsIdentifier),
     "format": { call throws(TemplateError) in try call.format() },
     "format_map": { call throws(TemplateError) in try call.formatMap() },
 ]
+
+/// lower, upper, title, capitalize, swapcase and casefold: no arguments, the text changed.
+private func caseMethod(_ change: @escaping @Sendable (String) -> String) -> StringMethod {
+    { call throws(TemplateError) in
+        try call.takeNoArguments()
+        return call.text(change(call.s))
+    }
+}
+
+/// The is… methods: no arguments, a bool about the text.
+private func predicateMethod(_ test: @escaping @Sendable (String) -> Bool) -> StringMethod {
+    { call throws(TemplateError) in
+        try call.takeNoArguments()
+        return .bool(test(call.s))
+    }
+}
+
+/// isdigit, isalpha, isalnum, isspace, isdecimal and isnumeric: some text, all of the class.
+private func characterClassMethod(_ isMember: @escaping @Sendable (Unicode.Scalar) -> Bool) -> StringMethod {
+    predicateMethod { s in !s.isEmpty && s.unicodeScalars.allSatisfy(isMember) }
+}
 
 func callStringMethod(_ s: String, markup: Bool, _ name: String, _ args: Arguments) throws(TemplateError) -> Value? {
     guard let method = stringMethods[name] else { return nil }
@@ -146,50 +167,55 @@ private func pyIsAllCased(_ s: String, as wanted: (Unicode.Scalar) -> Bool, not 
     return cased
 }
 
+/// Python's str.istitle(): some cased character, uppercase (or titlecase) ones only after
+/// uncased ones, lowercase ones only after cased ones.
+func pyIsTitle(_ s: String) -> Bool {
+    var cased = false
+    var previousCased = false
+    for c in s.unicodeScalars {
+        if isPyUpper(c) || isPyTitle(c) {
+            if previousCased { return false }
+            previousCased = true
+            cased = true
+        } else if isPyLower(c) {
+            if !previousCased { return false }
+            previousCased = true
+            cased = true
+        } else {
+            previousCased = false
+        }
+    }
+    return cased
+}
+
+/// Python's str.isidentifier(): a letter or underscore, then letters, digits and underscores
+/// (Unicode's XID classes).
+func pyIsIdentifier(_ s: String) -> Bool {
+    guard let first = s.unicodeScalars.first, first == "_" || first.properties.isXIDStart else { return false }
+    return s.unicodeScalars.dropFirst().allSatisfy { $0.properties.isXIDContinue }
+}
+
+/// Which end of a str startswith/endswith and removeprefix/removesuffix look at.
+enum Affix { case prefix, suffix }
+
 extension StringMethodCall {
-    func lower() throws(TemplateError) -> Value {
+    func takeNoArguments() throws(TemplateError) {
         _ = try positionalArguments(args, name, min: 0, max: 0, owner: owner)
-        return text(pyLower(s))
-    }
-
-    func upper() throws(TemplateError) -> Value {
-        _ = try positionalArguments(args, name, min: 0, max: 0, owner: owner)
-        return text(pyUpper(s))
-    }
-
-    func title() throws(TemplateError) -> Value {
-        _ = try positionalArguments(args, name, min: 0, max: 0, owner: owner)
-        return text(pyTitle(s))
-    }
-
-    func capitalize() throws(TemplateError) -> Value {
-        _ = try positionalArguments(args, name, min: 0, max: 0, owner: owner)
-        return text(pyCapitalize(s))
-    }
-
-    func swapcase() throws(TemplateError) -> Value {
-        _ = try positionalArguments(args, name, min: 0, max: 0, owner: owner)
-        return text(pySwapcase(s))
-    }
-
-    func casefold() throws(TemplateError) -> Value {
-        _ = try positionalArguments(args, name, min: 0, max: 0, owner: owner)
-        return text(pyCasefold(s))
     }
 
     /// strip, lstrip and rstrip
-    func strip() throws(TemplateError) -> Value {
+    func strip(_ side: StripSide) throws(TemplateError) -> Value {
         let a = try positionalArguments(args, name, min: 0, max: 1, owner: owner)
         var chars: String? = nil
         if let first = a.first, !first.isNone {
             guard let c = first.stringValue else { throw TemplateError(.type, "\(name) arg must be None or str") }
             chars = c
         }
-        return text(pyStrip(s, chars, name == "strip" ? .both : name == "lstrip" ? .left : .right))
+        return text(pyStrip(s, chars, side))
     }
 
     /// split and rsplit
-    func split() throws(TemplateError) -> Value {
+    func split(_ splitter: (String, String?, Int) throws(TemplateError) -> [String]) throws(TemplateError) -> Value {
         let a = try boundArguments(args, name, ["sep", "maxsplit"])
         let maxsplit = try a[1].map(intArgument) ?? -1
         var sep: String? = nil
@@ -197,7 +223,7 @@ extension StringMethodCall {
             guard let text = value.stringValue else { throw TemplateError(.type, "must be str or None, not \(value.typeName)") }
             sep = text
         }
-        return list(name == "split" ? try pySplit(s, sep, maxsplit: maxsplit) : try pyRSplit(s, sep, maxsplit: maxsplit))
+        return list(try splitter(s, sep, maxsplit))
     }
 
     func splitlines() throws(TemplateError) -> Value {
@@ -228,8 +254,21 @@ extension StringMethodCall {
         return text(pyReplace(s, old, new, count: count))
     }
 
-    /// find, rfind, index, rindex and count
-    func find() throws(TemplateError) -> Value {
+    /// find and rfind; index and rindex, `raising` ValueError when the substring is absent
+    func find(_ direction: FindDirection, raising: Bool) throws(TemplateError) -> Value {
+        let (sub, start, end) = try substringArguments()
+        let found = pyFind(s, sub, start, end, direction)
+        if found < 0 && raising { throw TemplateError(.value, "substring not found") }
+        return .int(found)
+    }
+
+    func count() throws(TemplateError) -> Value {
+        let (sub, start, end) = try substringArguments()
+        return .int(pyCount(s, sub, start, end))
+    }
+
+    /// `(sub[, start[, end]])` of find, index and count.
+    private func substringArguments() throws(TemplateError) -> (sub: String, start: Int?, end: Int?) {
         let a = try positionalArguments(args, name, min: 1, max: 3, owner: owner, legacy: true)
         // CPython reads the slice bounds before it looks at the substring.
         let start = try sliceBound(a.count > 1 ? a[1] : nil)
@@ -237,14 +276,11 @@ extension StringMethodCall {
         guard let sub = a[0].stringValue else {
             throw TemplateError(.type, "must be str, not \(a[0].typeName)")
         }
-        if name == "count" { return .int(pyCount(s, sub, start, end)) }
-        let found = pyFind(s, sub, start, end, name.hasPrefix("r") ? .backward : .forward)
-        if found < 0 && name.hasSuffix("index") { throw TemplateError(.value, "substring not found") }
-        return .int(found)
+        return (sub, start, end)
     }
 
     /// startswith and endswith
-    func startswith() throws(TemplateError) -> Value {
+    func hasAffix(_ affix: Affix) throws(TemplateError) -> Value {
         let a = try positionalArguments(args, name, min: 1, max: 3, owner: owner, legacy: true)
         let start = try sliceBound(a.count > 1 ? a[1] : nil)
         let end = try sliceBound(a.count > 2 ? a[2] : nil)
@@ -266,7 +302,7 @@ extension StringMethodCall {
             let utf8 = s.utf8
             for candidate in candidates {
                 let needle = candidate.utf8
-                if name == "startswith" {
+                if affix == .prefix {
                     if utf8.starts(with: needle) { return .bool(true) }
                 } else if utf8.count >= needle.count && utf8.suffix(needle.count).elementsEqual(needle) {
                     return .bool(true)
@@ -279,14 +315,14 @@ extension StringMethodCall {
         for candidate in candidates {
             let needle = Array(candidate.utf8)
             if upper - lower < needle.count { continue }
-            let from = name == "startswith" ? lower : upper - needle.count
+            let from = affix == .prefix ? lower : upper - needle.count
             if bytes[from..<(from + needle.count)].elementsEqual(needle) { return .bool(true) }
         }
         return .bool(false)
     }
 
     /// center, ljust and rjust
-    func center() throws(TemplateError) -> Value {
+    func pad(_ padder: (String, Int, Unicode.Scalar) throws(TemplateError) -> String) throws(TemplateError) -> Value {
         let a = try positionalArguments(args, name, min: 1, max: 2, owner: owner)
         let width = try sizeArgument(a[0])
         var fill: Unicode.Scalar = " "
@@ -300,11 +336,7 @@ extension StringMethodCall {
             }
             fill = only
         }
-        switch name {
-        case "center": return text(try pyCenter(s, width, fill))
-        case "ljust": return text(try pyLJust(s, width, fill))
-        default: return text(try pyRJust(s, width, fill))
-        }
+        return text(try padder(s, width, fill))
     }
 
     func zfill() throws(TemplateError) -> Value {
@@ -318,83 +350,30 @@ extension StringMethodCall {
     }
 
     /// partition and rpartition
-    func partition() throws(TemplateError) -> Value {
+    func partition(_ direction: FindDirection) throws(TemplateError) -> Value {
         let a = try positionalArguments(args, name, min: 1, max: 1, owner: owner)
         guard let sep = a[0].stringValue else { throw TemplateError(.type, "must be str, not \(a[0].typeName)") }
         if sep.isEmpty { throw TemplateError(.value, "empty separator") }
         let bytes = Array(s.utf8)
         let needle = Array(sep.utf8)
-        let found = name == "partition" ? findBytes(bytes, needle) : rfindBytes(bytes, needle)
+        let found = direction == .forward ? findBytes(bytes, needle) : rfindBytes(bytes, needle)
         guard let found else {
-            return name == "partition" ? .tuple([text(s), text(""), text("")]) : .tuple([text(""), text(""), text(s)])
+            return direction == .forward ? .tuple([text(s), text(""), text("")]) : .tuple([text(""), text(""), text(s)])
         }
         return .tuple([text(string(bytes[0..<found])), text(sep), text(string(bytes[(found + needle.count)...]))])
     }
 
     /// removeprefix and removesuffix
-    func removeprefix() throws(TemplateError) -> Value {
+    func removeAffix(_ side: Affix) throws(TemplateError) -> Value {
         let a = try positionalArguments(args, name, min: 1, max: 1, owner: owner)
         let affix = try stringArgument(a[0], name, position: nil)
-        if name == "removeprefix" {
+        if side == .prefix {
             if !affix.isEmpty && s.utf8.starts(with: affix.utf8) { return text(string(Array(s.utf8)[affix.utf8.count...])) }
         } else if !affix.isEmpty && s.utf8.reversed().starts(with: affix.utf8.reversed()) {
             let bytes = Array(s.utf8)
             return text(string(bytes[0..<(bytes.count - affix.utf8.count)]))
         }
         return text(s)
-    }
-
-    /// isdigit, isalpha, isalnum, isspace, isdecimal, isnumeric, isascii and isprintable
-    func isCharacterClass() throws(TemplateError) -> Value {
-        _ = try positionalArguments(args, name, min: 0, max: 0, owner: owner)
-        let predicate: (Unicode.Scalar) -> Bool
-        switch name {
-        case "isdigit": predicate = isPyDigit
-        case "isalpha": predicate = isPyAlpha
-        case "isalnum": predicate = isPyAlnum
-        case "isspace": predicate = isPySpace
-        case "isdecimal": predicate = isPyDecimal
-        case "isnumeric": predicate = isPyNumeric
-        case "isascii": return .bool(s.unicodeScalars.allSatisfy { $0.isASCII })
-        default: return .bool(s.unicodeScalars.allSatisfy(isPyPrintable))
-        }
-        return .bool(!s.isEmpty && s.unicodeScalars.allSatisfy(predicate))
-    }
-
-    func islower() throws(TemplateError) -> Value {
-        _ = try positionalArguments(args, name, min: 0, max: 0, owner: owner)
-        return .bool(pyIsLower(s))
-    }
-
-    func isupper() throws(TemplateError) -> Value {
-        _ = try positionalArguments(args, name, min: 0, max: 0, owner: owner)
-        return .bool(pyIsUpper(s))
-    }
-
-    func istitle() throws(TemplateError) -> Value {
-        _ = try positionalArguments(args, name, min: 0, max: 0, owner: owner)
-        var cased = false
-        var previousCased = false
-        for c in s.unicodeScalars {
-            if isPyUpper(c) || isPyTitle(c) {
-                if previousCased { return .bool(false) }
-                previousCased = true
-                cased = true
-            } else if isPyLower(c) {
-                if !previousCased { return .bool(false) }
-                previousCased = true
-                cased = true
-            } else {
-                previousCased = false
-            }
-        }
-        return .bool(cased)
-    }
-
-    func isidentifier() throws(TemplateError) -> Value {
-        _ = try positionalArguments(args, name, min: 0, max: 0, owner: owner)
-        guard let first = s.unicodeScalars.first, first == "_" || first.properties.isXIDStart else { return .bool(false) }
-        return .bool(s.unicodeScalars.dropFirst().allSatisfy { $0.properties.isXIDContinue })
     }
 
     func format() throws(TemplateError) -> Value {
