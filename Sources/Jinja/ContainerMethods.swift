@@ -1,14 +1,17 @@
 // The list, tuple, range and dict methods templates call: `d.items()`, `l.append(x)` …
 
-func sequenceIndex(_ items: [Value], _ args: Arguments, owner: String, missing: String) throws(TemplateError) -> Value {
-    let a = try positionalArguments(args, "index", min: 1, max: 3, owner: owner)
+/// `index(x[, start[, end]])` of a list or tuple (a range's takes `x` alone: `maxArguments` 1);
+/// `missing` says that `x` is not there.
+func sequenceIndex(_ items: [Value], _ args: Arguments, owner: String, maxArguments: Int = 3,
+                   missing: (Value) -> String) throws(TemplateError) -> Value {
+    let a = try positionalArguments(args, "index", min: 1, max: maxArguments, owner: owner)
     let start = try sliceBound(a.count > 1 ? a[1] : nil, noneAllowed: false)
     let end = try sliceBound(a.count > 2 ? a[2] : nil, noneAllowed: false)
     let (lower, upper) = normalizedRange(start, end, count: items.count)
     if lower < upper {
         for i in lower..<upper where pyEquals(items[i], a[0]) { return .int(i) }
     }
-    throw TemplateError(.value, missing)
+    throw TemplateError(.value, missing(a[0]))
 }
 
 func sequenceCount(_ items: [Value], _ args: Arguments, owner: String) throws(TemplateError) -> Value {
@@ -19,7 +22,6 @@ func sequenceCount(_ items: [Value], _ args: Arguments, owner: String) throws(Te
 /// A call of a list method.
 struct ListMethodCall {
     let ref: ListRef
-    let name: String
     let args: Arguments
 }
 
@@ -41,13 +43,11 @@ let listMethods: [String: ListMethod] = [
 ]
 
 func callListMethod(_ ref: ListRef, _ name: String, _ args: Arguments) throws(TemplateError) -> Value? {
+    if case .list = ref.kind { return try listMethods[name]?(ListMethodCall(ref: ref, args: args)) }
     guard methodExists(.list(ref), name) else { return nil }
-    if case .range = ref.kind {
-        if name == "count" { return try sequenceCount(ref.items, args, owner: "range") }
-        let a = try positionalArguments(args, "index", min: 1, max: 1, owner: "range")
-        return try sequenceIndex(ref.items, args, owner: "range", missing: "\(repr(a[0])) is not in range")
-    }
-    return try listMethods[name]?(ListMethodCall(ref: ref, name: name, args: args))
+    // A range: index and count.
+    if name == "count" { return try sequenceCount(ref.items, args, owner: "range") }
+    return try sequenceIndex(ref.items, args, owner: "range", maxArguments: 1) { "\(repr($0)) is not in range" }
 }
 
 /// A call of a dict method.
@@ -83,8 +83,7 @@ func callDictMethod(_ ref: DictRef, _ name: String, _ args: Arguments) throws(Te
 
 extension ListMethodCall {
     func index() throws(TemplateError) -> Value {
-        let a = try positionalArguments(args, "index", min: 1, max: 3, owner: "list")
-        return try sequenceIndex(ref.items, args, owner: "list", missing: "\(repr(a[0])) is not in list")
+        try sequenceIndex(ref.items, args, owner: "list") { "\(repr($0)) is not in list" }
     }
 
     func count() throws(TemplateError) -> Value {

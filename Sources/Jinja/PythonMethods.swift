@@ -33,7 +33,7 @@ public func callMethod(_ receiver: Value, _ name: String, _ args: Arguments) thr
     case .list(let ref): return try callListMethod(ref, name, args)
     case .tuple(let items):
         switch name {
-        case "index": return try sequenceIndex(items, args, owner: "tuple", missing: "tuple.index(x): x not in tuple")
+        case "index": return try sequenceIndex(items, args, owner: "tuple") { _ in "tuple.index(x): x not in tuple" }
         case "count": return try sequenceCount(items, args, owner: "tuple")
         default: return nil
         }
