@@ -295,17 +295,19 @@ func compareSequences(_ x: [Value], _ y: [Value], _ symbol: String) throws(Templ
     return x.count < y.count ? -1 : (x.count == y.count ? 0 : 1)
 }
 
-/// Code point order (Swift's String `<` uses Unicode canonical ordering, Python does not).
-public func compareCodePoints(_ x: String, _ y: String) -> Int {
-    if pyStringEquals(x, y) { return 0 }
-    var i = x.unicodeScalars.makeIterator()
-    var j = y.unicodeScalars.makeIterator()
-    while true {
-        switch (i.next(), j.next()) {
-        case (nil, nil): return 0
-        case (nil, _): return -1
-        case (_, nil): return 1
-        case (let p?, let q?): if p != q { return p.value < q.value ? -1 : 1 }
+/// Code point order, -1, 0 or 1 (Swift's String `<` uses Unicode canonical ordering, Python
+/// does not): UTF-8 byte order is code point order.
+@inline(__always) public func compareCodePoints(_ x: String, _ y: String) -> Int {
+    var x = x
+    var y = y
+    return x.withUTF8 { p in
+        y.withUTF8 { q in
+            let common = Swift.min(p.count, q.count)
+            if common > 0, let a = p.baseAddress, let b = q.baseAddress {
+                let order = memcmp(a, b, common)
+                if order != 0 { return order < 0 ? -1 : 1 }
+            }
+            return p.count < q.count ? -1 : (p.count == q.count ? 0 : 1)
         }
     }
 }

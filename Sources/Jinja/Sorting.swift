@@ -1,32 +1,12 @@
 // Python's `sorted()`: stable, with CPython's comparison order on short lists, used by the
 // `sort`, `dictsort`, `groupby`, `unique`, `min`/`max` filters.
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// `a < b` as Python's sort sees it.
 @inline(__always) private func lessThan(_ a: Value, _ b: Value) throws(TemplateError) -> Bool {
     switch (a, b) {
     case (.int(let x), .int(let y)): return x < y
-    case (.string(let x), .string(let y)): return utf8Less(x, y)
+    case (.string(let x), .string(let y)): return compareCodePoints(x, y) < 0
     default: return try pyCompare(a, b, "<") == -1
-    }
-}
-
-/// Code point order of two strings: UTF-8 byte order is code point order.
-@inline(__always) func utf8Less(_ a: String, _ b: String) -> Bool {
-    var a = a
-    var b = b
-    return a.withUTF8 { x in
-        b.withUTF8 { y in
-            let common = Swift.min(x.count, y.count)
-            if common > 0, let p = x.baseAddress, let q = y.baseAddress {
-                let order = memcmp(p, q, common)
-                if order != 0 { return order < 0 }
-            }
-            return x.count < y.count
-        }
     }
 }
 
@@ -39,9 +19,9 @@ func pySorted(_ items: [Value], reverse: Bool, key: (Value) throws(TemplateError
     // CPython sorts a reversed list and reverses the result, which keeps equal keys in order.
     var order = reverse ? Array((0..<items.count).reversed()) : Array(0..<items.count)
     let n = order.count
-    if n >= 64, let strings = homogeneousStrings(keys) {
-        order = mergeSorted(order) { strings[$0] < strings[$1] }
-    } else if n >= 64, let ints = homogeneousInts(keys) {
+    if n >= 64, let strings = homogeneousKeys(keys, { if case .string(let s) = $0 { s } else { nil } }) {
+        order = mergeSorted(order) { compareCodePoints(strings[$0], strings[$1]) < 0 }
+    } else if n >= 64, let ints = homogeneousKeys(keys, { if case .int(let i) = $0 { i } else { nil } }) {
         order = mergeSorted(order) { ints[$0] < ints[$1] }
     } else if n >= 2 {
         // CPython's first run (the whole list when short): the same comparisons in the same
@@ -99,13 +79,6 @@ private func sortFirstRun(_ order: inout [Int], _ keys: [Value], minimum: Int) t
     }
 }
 
-/// A string key compared by code point through its UTF-8 bytes.
-private struct CodePointKey: Comparable {
-    let text: String
-    static func < (a: CodePointKey, b: CodePointKey) -> Bool { utf8Less(a.text, b.text) }
-    static func == (a: CodePointKey, b: CodePointKey) -> Bool { a.text.utf8.elementsEqual(b.text.utf8) }
-}
-
 /// `sort(attribute=...)` keys are one-element lists (Jinja2's multi-attribute getter); for
 /// str and int items comparing the lists is comparing the items.
 @inline(__always) private func unwrappedKey(_ key: Value) -> Value {
@@ -113,22 +86,13 @@ private struct CodePointKey: Comparable {
     return key
 }
 
-private func homogeneousStrings(_ keys: [Value]) -> [CodePointKey]? {
-    var out: [CodePointKey] = []
+/// The keys as `T` when every one of them (unwrapped) is one, nil otherwise.
+@inline(__always) private func homogeneousKeys<T>(_ keys: [Value], _ cast: (Value) -> T?) -> [T]? {
+    var out: [T] = []
     out.reserveCapacity(keys.count)
     for key in keys {
-        guard case .string(let s) = unwrappedKey(key) else { return nil }
-        out.append(CodePointKey(text: s))
-    }
-    return out
-}
-
-private func homogeneousInts(_ keys: [Value]) -> [Int]? {
-    var out: [Int] = []
-    out.reserveCapacity(keys.count)
-    for key in keys {
-        guard case .int(let i) = unwrappedKey(key) else { return nil }
-        out.append(i)
+        guard let typed = cast(unwrappedKey(key)) else { return nil }
+        out.append(typed)
     }
     return out
 }
