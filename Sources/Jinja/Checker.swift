@@ -1,27 +1,28 @@
 /// Compile-time checks Jinja2's code generator makes: unknown filters and tests are errors,
 /// except inside `if` statements and conditional expressions (there they fail when run).
 struct Checker {
-    /// "block 'x' defined twice", checked before anything else as Jinja2's compiler does.
-    func checkBlocks(_ nodes: [Node], _ seen: inout Set<String>) throws(TemplateError) {
+    /// The template's blocks by name, gathered as Jinja2's compiler does before anything else,
+    /// and as it refuses a repeated name: "block 'x' defined twice".
+    func collectBlocks(_ nodes: [Node], into blocks: inout [String: BlockDefinition]) throws(TemplateError) {
         for node in nodes {
             switch node {
             case .block(let block):
-                if seen.contains(block.name) {
+                if blocks[block.name] != nil {
                     throw TemplateError(kind: .assertion, message: "block \(reprString(block.name)) defined twice", line: block.line)
                 }
-                seen.insert(block.name)
-                try checkBlocks(block.body, &seen)
+                blocks[block.name] = block
+                try collectBlocks(block.body, into: &blocks)
             case .if(let ifNode):
-                for branch in ifNode.branches { try checkBlocks(branch.body, &seen) }
-                try checkBlocks(ifNode.else_, &seen)
+                for branch in ifNode.branches { try collectBlocks(branch.body, into: &blocks) }
+                try collectBlocks(ifNode.else_, into: &blocks)
             case .for(let forNode):
-                try checkBlocks(forNode.body, &seen)
-                try checkBlocks(forNode.else_, &seen)
+                try collectBlocks(forNode.body, into: &blocks)
+                try collectBlocks(forNode.else_, into: &blocks)
             case .assignBlock(_, _, let body, _), .filterBlock(_, let body, _), .with(_, let body, _),
                  .scopedAutoescape(_, let body, _):
-                try checkBlocks(body, &seen)
-            case .macro(let macro): try checkBlocks(macro.body, &seen)
-            case .callBlock(let call): try checkBlocks(call.caller.body, &seen)
+                try collectBlocks(body, into: &blocks)
+            case .macro(let macro): try collectBlocks(macro.body, into: &blocks)
+            case .callBlock(let call): try collectBlocks(call.caller.body, into: &blocks)
             default: continue
             }
         }

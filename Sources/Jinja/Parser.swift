@@ -11,7 +11,6 @@ struct Parser {
     /// the name's identity, so `service.name` in several places finds the same entry.
     var attributeNames: [String: AttributeName] = [:]
     var names: [String] = []
-    var blocks: [String: BlockDefinition] = [:]
     /// Names loaded inside the macro bodies being parsed (innermost last).
     var macroLoads: [Set<String>] = []
     var depth = 0
@@ -38,10 +37,10 @@ struct Parser {
         var parser = Parser(tokens: try Lexer.tokenize(source))
         let body = try parser.subparse(nil)
         var checker = Checker()
-        var blocks = Set<String>()
-        try checker.checkBlocks(body, &blocks)
+        var blocks: [String: BlockDefinition] = [:]
+        try checker.collectBlocks(body, into: &blocks)
         try checker.check(body, soft: false)
-        return Program(body: body, names: parser.names, blocks: parser.blocks)
+        return Program(body: body, names: parser.names, blocks: blocks)
     }
 
     init(tokens: [Token]) {
@@ -353,10 +352,8 @@ struct Parser {
             }
         }
         _ = skipIfName(name)
-        let block = BlockDefinition(name: name, body: body, scoped: scoped, line: line)
-        // A repeated name is refused by the Checker before the template is used.
-        if blocks[name] == nil { blocks[name] = block }
-        return .block(block)
+        // A repeated name is refused by the Checker, which gathers the blocks by name.
+        return .block(BlockDefinition(name: name, body: body, scoped: scoped, line: line))
     }
 
     mutating func parsePrint() throws(TemplateError) -> [Node] {
