@@ -20,6 +20,11 @@ public struct Undefined {
         self.hint = hint; self.owner = nil; self.name = ""; self.nameIsString = true
     }
 
+    /// `super` in a block (`super()`, `self.name.super`): a single template has no parent block.
+    init(superOf block: BlockDefinition) {
+        self.init(hint: "there is no parent block called \(reprString(block.name)).")
+    }
+
     /// A failed attribute or item lookup on `object`.
     public init(owner object: Value, key: Value) {
         self.hint = nil

@@ -301,7 +301,7 @@ public func getAttribute(_ object: Value, _ name: String) -> Value {
         if case .block(let block) = f.kind {
             switch name {
             case "name": return .string(block.name)
-            case "super": return .undefined(Undefined(hint: "there is no parent block called \(reprString(block.name))."))
+            case "super": return .undefined(Undefined(superOf: block))
             default: break
             }
         }
