@@ -102,9 +102,20 @@ func pySwapcase(_ s: String) -> String {
     return out
 }
 
+/// Whether UTF-8 text is all ASCII: then its bytes are its code points.
+@inline(__always) func isASCII(_ utf8: UnsafeBufferPointer<UInt8>) -> Bool {
+    for byte in utf8 where byte >= 0x80 { return false }
+    return true
+}
+
+@inline(__always) func isASCII(_ s: String) -> Bool {
+    var s = s
+    return s.withUTF8 { isASCII($0) }
+}
+
 /// Python's `str.casefold()`: Unicode full case folding.
 func pyCasefold(_ s: String) -> String {
-    if s.utf8.allSatisfy({ $0 < 0x80 }) { return pyLower(s) }
+    if isASCII(s) { return pyLower(s) }
     var out = ""
     for scalar in s.unicodeScalars {
         if let folded = caseFoldingExceptions[scalar.value] { out += folded } else { out += scalar.properties.lowercaseMapping }

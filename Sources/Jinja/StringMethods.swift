@@ -104,7 +104,7 @@ let stringMethods: [String: StringMethod] = [
     "isspace": characterClassMethod(isPySpace),
     "isdecimal": characterClassMethod(isPyDecimal),
     "isnumeric": characterClassMethod(isPyNumeric),
-    "isascii": predicateMethod { s in s.unicodeScalars.allSatisfy { $0.isASCII } },
+    "isascii": predicateMethod(isASCII),
     "isprintable": predicateMethod { s in s.unicodeScalars.allSatisfy(isPyPrintable) },
     "islower": predicateMethod(pyIsLower),
     "isupper": predicateMethod(pyIsUpper),
