@@ -88,13 +88,34 @@ extension JSONReader {
     /// counting brackets outside strings.
     public static func endOfValidatedValue(_ bytes: UnsafeBufferPointer<UInt8>, from position: Int,
                                            containerEnds: JSONContainerEnds) -> Int {
+        var hint = 0
+        return endOfValidatedValue(bytes, from: position, containerEnds: containerEnds, hint: &hint)
+    }
+
+    /// `endOfValidatedValue`, a container's end searched for from `hint` on, as
+    /// `JSONContainerEnds.end(ofContainerAt:hint:)` searches (and leaves `hint`). Inlined, so
+    /// that reading an object's members steps to the noted end of each large one without a
+    /// call in between.
+    @inlinable @inline(__always)
+    public static func endOfValidatedValue(_ bytes: UnsafeBufferPointer<UInt8>, from position: Int,
+                                           containerEnds: JSONContainerEnds, hint: inout Int) -> Int {
+        if position < bytes.count, bytes[position] == UInt8(ascii: "{") || bytes[position] == UInt8(ascii: "["),
+           let end = containerEnds.end(ofContainerAt: position, hint: &hint) {
+            return end
+        }
+        return endOfValueScanned(bytes, from: position)
+    }
+
+    /// The end of the value at `position` found by reading it: a container's by counting
+    /// brackets outside strings.
+    @usableFromInline
+    static func endOfValueScanned(_ bytes: UnsafeBufferPointer<UInt8>, from position: Int) -> Int {
         var position = position
         guard position < bytes.count else { return position }
         switch bytes[position] {
         case UInt8(ascii: "\""):
             return endOfValidatedString(bytes, from: position)
         case UInt8(ascii: "{"), UInt8(ascii: "["):
-            if let end = containerEnds.end(ofContainerAt: position) { return end }
             var depth = 0
             while position < bytes.count {
                 switch bytes[position] {
@@ -275,15 +296,8 @@ public struct JSONContainerEnds: Sendable {
 
     /// The position after the object or array that starts at `start`, if it was noted.
     public func end(ofContainerAt start: Int) -> Int? {
-        var low = 0
-        var high = spans.count
-        let wanted = UInt32(truncatingIfNeeded: start)
-        while low < high {
-            let middle = (low + high) / 2
-            if spans[middle].start < wanted { low = middle + 1 } else { high = middle }
-        }
-        guard low < spans.count, spans[low].start == wanted else { return nil }
-        return Int(spans[low].end)
+        var hint = 0
+        return end(ofContainerAt: start, hint: &hint)
     }
 
     /// `end(ofContainerAt:)` searching forward from `hint`, an index no further than the

@@ -74,21 +74,8 @@ public final class JSONDocument {
         }
         let start = JSONReader.skipValidatedWhitespace(bytes, from: 0)
         var hint = 0
-        let end = JSONDocument.endOfValue(bytes, containerEnds, from: start, hint: &hint)
+        let end = JSONReader.endOfValidatedValue(bytes, from: start, containerEnds: containerEnds, hint: &hint)
         return lazyJSONValue(self, from: start, to: end, spanHint: hint)
-    }
-
-    /// The end of the value at `position`: a large container's from the noted `ends`, searched
-    /// from `hint` on (see `JSONContainerEnds.end(ofContainerAt:hint:)`), anything else scanned.
-    @inline(__always)
-    static func endOfValue(_ bytes: UnsafeBufferPointer<UInt8>, _ ends: JSONContainerEnds, from position: Int, hint: inout Int) -> Int {
-        let first = bytes[position]
-        if first == UInt8(ascii: "{") || first == UInt8(ascii: "[") {
-            if let end = ends.end(ofContainerAt: position, hint: &hint) { return end }
-            // A small container: scanned, not searched for again.
-            return JSONReader.endOfValidatedValue(bytes, from: position, containerEnds: JSONContainerEnds(recording: false))
-        }
-        return JSONReader.endOfValidatedValue(bytes, from: position, containerEnds: ends)
     }
 }
 
@@ -236,7 +223,7 @@ struct LazyJSONObject {
             // Strings, most values, are stepped over here without a call.
             let valueEnd = bytes[valueStart] == UInt8(ascii: "\"")
                 ? JSONReader.endOfValidatedString(bytes, from: valueStart)
-                : JSONDocument.endOfValue(bytes, ends, from: valueStart, hint: &hint)
+                : JSONReader.endOfValidatedValue(bytes, from: valueStart, containerEnds: ends, hint: &hint)
             body(Member(keyStart: UInt32(keyStart), keyEnd: UInt32(keyEnd | (plain ? 0 : Member.escapedKey)),
                         valueStart: UInt32(valueStart), valueEnd: UInt32(valueEnd)))
             position = JSONReader.skipValidatedWhitespace(bytes, from: valueEnd)
@@ -432,7 +419,7 @@ struct LazyJSONArray {
         var position = JSONReader.skipValidatedWhitespace(bytes, from: start + 1)
         guard bytes[position] != UInt8(ascii: "]") else { return elements }
         while true {
-            let end = JSONDocument.endOfValue(bytes, ends, from: position, hint: &hint)
+            let end = JSONReader.endOfValidatedValue(bytes, from: position, containerEnds: ends, hint: &hint)
             elements.append(lazyJSONValue(document, from: position, to: end, spanHint: hint))
             position = JSONReader.skipValidatedWhitespace(bytes, from: end)
             if bytes[position] == UInt8(ascii: "]") { return elements }

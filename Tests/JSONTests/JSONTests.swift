@@ -50,10 +50,15 @@ final class JSONTests: XCTestCase {
         let noted = starts.filter { ends.end(ofContainerAt: $0) != nil }
         XCTAssertEqual(noted.count, 1 + 6 * 3, "the outer array, and each item, its inner object and its list")
         for start in starts {
+            // Counted bracket by bracket, without the noted ends.
+            let scanned = bytes.withUnsafeBufferPointer {
+                JSONReader.endOfValidatedValue($0, from: start, containerEnds: JSONContainerEnds(recording: false))
+            }
             for hint in 0...noted.count + 1 {
                 var moved = hint
                 let found = ends.end(ofContainerAt: start, hint: &moved)
                 XCTAssertEqual(found, ends.end(ofContainerAt: start), "container at \(start) from hint \(hint)")
+                if let found { XCTAssertEqual(found, scanned, "container at \(start) ends where its brackets do") }
                 if let index = noted.firstIndex(of: start) { XCTAssertEqual(found == nil ? -1 : moved, index) }
             }
         }
