@@ -259,6 +259,7 @@ struct LazyJSONObject {
     /// look into have few members, and comparing a member's length first makes each miss cheap.
     mutating func lookup(utf8 wanted: UnsafeBufferPointer<UInt8>, _ key: String, naming name: Int = 0) -> Value? {
         lookups += 1
+        var hint = spanHint
         if memberTable == nil && lookups == 1 {
             // Most objects are asked for one member (`pod.status`), found in one pass over the
             // text without the table of every member.
@@ -272,12 +273,12 @@ struct LazyJSONObject {
                 }
                 index += 1
             }
-            return found < 0 ? nil : value(of: found, foundMember, naming: name)
+            return found < 0 ? nil : value(of: found, foundMember, naming: name, hint: &hint)
         }
         let members = table
         var index = members.count - 1
         while index >= 0 {
-            if matches(members[index], wanted, key) { return value(of: index, members[index], naming: name) }
+            if matches(members[index], wanted, key) { return value(of: index, members[index], naming: name, hint: &hint) }
             index -= 1
         }
         return nil
@@ -313,13 +314,14 @@ struct LazyJSONObject {
         return (try? JSONReader.parse(UnsafeBufferPointer(rebasing: document.bytes[quoted]), as: JSONValueBuilder.self))?.stringValue ?? ""
     }
 
-    private mutating func value(of index: Int, _ member: Member, naming name: Int) -> Value {
+    /// The value handed out for member `index` before, or made now (`hint` as `memberValue`
+    /// takes it) and kept.
+    private mutating func value(of index: Int, _ member: Member, naming name: Int, hint: inout Int) -> Value {
         if let given = handedOutValue(of: index) {
             // Found again under a name of its own: kept under that name too.
             if name != 0 { keepHandedOut(index, given, naming: name) }
             return given
         }
-        var hint = spanHint
         let created = memberValue(member, hint: &hint)
         keepHandedOut(index, created, naming: name)
         return created
@@ -370,15 +372,7 @@ struct LazyJSONObject {
         if firstHandedOut == nil { handedOut.reserveCapacity(members.count - 1) }
         // In document order, each container's end is searched for from the one before.
         var hint = spanHint
-        for index in members.indices {
-            if let given = handedOutValue(of: index) {
-                values.append(given)
-                continue
-            }
-            let created = memberValue(members[index], hint: &hint)
-            keepHandedOut(index, created)
-            values.append(created)
-        }
+        for index in members.indices { values.append(value(of: index, members[index], naming: 0, hint: &hint)) }
         return values
     }
 
@@ -389,8 +383,9 @@ struct LazyJSONObject {
         let given = Dictionary(((firstHandedOut.map { [$0] } ?? []) + handedOut).map { ($0.member, $0.value) }, uniquingKeysWith: { first, _ in first })
         var pairs: [(String, Value)] = []
         pairs.reserveCapacity(members.count)
+        // In document order, as in valuesIfKeysAreUnique.
+        var hint = spanHint
         for (index, member) in members.enumerated() {
-            var hint = spanHint
             let value = given[index] ?? memberValue(member, hint: &hint)
             pairs.append((decodedKey(member), value))
         }
