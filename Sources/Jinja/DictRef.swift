@@ -158,16 +158,15 @@ public final class DictRef {
     }
 
     public var values: [Value] {
-        if lazyJSON != nil {
-            // `pods.values()` of a JSON object: its values without decoding its keys.
-            if let cachedValues { return cachedValues }
-            if let values = lazyJSON!.valuesIfKeysAreUnique() {
-                cachedValues = values
-                return values
-            }
+        // A cached list stays right through settle(): a JSON object's values are cached
+        // before it is decoded only when no key repeats.
+        if let cachedValues { return cachedValues }
+        // `pods.values()` of a JSON object: its values without decoding its keys.
+        if lazyJSON != nil, let values = lazyJSON!.valuesIfKeysAreUnique() {
+            cachedValues = values
+            return values
         }
         settle()
-        if let cachedValues { return cachedValues }
         let built: [Value] = general.map { $0.map { $0.1 } } ?? strings.map { $0.1 }
         cachedValues = built
         return built
@@ -241,7 +240,7 @@ public final class DictRef {
 
     public subscript(key: Value) -> Value? {
         get {
-            if lazyJSON?.prefersDecoding == false, let text = key.stringValue { return lazyJSON!.lookup(text) }
+            if let text = key.stringValue { return lookup(text) }
             return position(of: key).map { value(at: $0) }
         }
         set {
