@@ -119,7 +119,7 @@ struct Output: ~Copyable {
     mutating func append(_ text: String, changing change: ASCIICaseChange) -> Bool {
         var text = text
         return text.withUTF8 { utf8 -> Bool in
-            for byte in utf8 where byte >= 0x80 { return false }
+            guard isASCII(utf8) else { return false }
             if count + utf8.count > capacity { reserve(utf8.count) }
             for i in 0..<utf8.count { base[count + i] = change.apply(utf8[i]) }
             count += utf8.count
@@ -377,7 +377,7 @@ final class Renderer {
         if let selfSlot, let reference = templateReference { scope.set(selfSlot, .templateReference(reference)) }
         // `super()` in a block: a single template has no parent block.
         if let superSlot {
-            scope.set(superSlot, .undefined(Undefined(hint: "there is no parent block called \(reprString(block.name)).")))
+            scope.set(superSlot, .undefined(Undefined(superOf: block)))
         }
         return scope
     }
@@ -986,7 +986,7 @@ final class Renderer {
             // `hostname[1:]` of ASCII text: its bytes are its code points.
             var text = s
             let asciiSlice = stepValue != 1 ? nil : text.withUTF8 { utf8 -> String? in
-                for byte in utf8 where byte >= 0x80 { return nil }
+                guard isASCII(utf8) else { return nil }
                 let (lower, upper) = bounds(utf8.count)
                 guard lower < upper else { return "" }
                 return String(decoding: UnsafeBufferPointer(rebasing: utf8[lower..<upper]), as: UTF8.self)
