@@ -2,11 +2,6 @@
 // its own words or answers with nothing; anything else is an error message.
 
 public enum AdminAnswer {
-    /// Whether the answer to a plan's command (not `del server`) says it worked.
-    public static func isSuccess(command: String, answer: String) -> Bool {
-        failure(command: command, answer: answer) == nil
-    }
-
     /// What the answer to a plan's command (not `del server`) says, without the blanks around
     /// it, when it does not say the command worked; nil when it does.
     public static func failure(command: String, answer: String) -> String? {

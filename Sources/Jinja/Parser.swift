@@ -8,7 +8,7 @@ struct Parser {
     var endTokenStack: [[String]] = []
     var slots: [String: Int] = [:]
     /// One AttributeName per attribute text: a JSON object remembers what it handed out by
-    /// the name's identity, so `service.name` in several places finds the same entry.
+    /// the name's serial, so `service.name` in several places finds the same entry.
     var attributeNames: [String: AttributeName] = [:]
     var names: [String] = []
     /// Names loaded inside the macro bodies being parsed (innermost last).

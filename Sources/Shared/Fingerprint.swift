@@ -9,9 +9,15 @@ public struct Fingerprint: Sendable {
         for part in parts { mix(part) }
     }
 
+    /// `text`, then a byte no UTF-8 text holds: parts mixed one after the other stay apart.
     public mutating func mix(_ text: String) {
-        for byte in text.utf8 { value = (value ^ UInt64(byte)) &* 0x100000001b3 }
+        mixBytes(of: text)
         value = (value ^ 0xff) &* 0x100000001b3
+    }
+
+    /// The bytes of `text` alone (FNV-1a as is, without `mix`'s separator).
+    public mutating func mixBytes(of text: String) {
+        for byte in text.utf8 { value = (value ^ UInt64(byte)) &* 0x100000001b3 }
     }
 
     /// Sixteen hex digits.

@@ -117,7 +117,9 @@ struct EventSender {
 
     /// The same problem always gets the same name, so a restarted watcher counts on.
     static func eventName(_ problem: ClusterProblem) -> String {
-        let fingerprint = Fingerprint([problem.object.kind.rawValue, problem.object.name, problem.reason, problem.message])
+        // FNV-1a of "kind/name/reason/message", as Event names have always been made.
+        var fingerprint = Fingerprint()
+        fingerprint.mixBytes(of: "\(problem.object.kind.rawValue)/\(problem.object.name)/\(problem.reason)/\(problem.message)")
         return "\(problem.object.name).kube-haproxy.\(fingerprint.hex)"
     }
 

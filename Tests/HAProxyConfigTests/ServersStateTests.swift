@@ -76,17 +76,17 @@ final class ServersStateTests: XCTestCase {
 final class AdminAnswerTests: XCTestCase {
     // The answers below are HAProxy 2.6's, as its admin socket gave them.
     func testEachCommandIsJudgedByItsOwnAnswer() {
-        XCTAssertTrue(AdminAnswer.isSuccess(command: "add server pods/b 10.0.0.2:80", answer: "New server registered.\n\n"))
-        XCTAssertFalse(AdminAnswer.isSuccess(command: "add server pods/b 10.0.0.2:80 cookie x",
-                                             answer: "'cookie' option is not accepted for dynamic server\n\n"))
-        XCTAssertTrue(AdminAnswer.isSuccess(command: "set server pods/a addr 10.0.0.3 port 80",
+        XCTAssertNil(AdminAnswer.failure(command: "add server pods/b 10.0.0.2:80", answer: "New server registered.\n\n"))
+        XCTAssertEqual(AdminAnswer.failure(command: "add server pods/b 10.0.0.2:80 cookie x",
+                                             answer: "'cookie' option is not accepted for dynamic server\n\n"), "'cookie' option is not accepted for dynamic server")
+        XCTAssertNil(AdminAnswer.failure(command: "set server pods/a addr 10.0.0.3 port 80",
                                             answer: "IP changed from '10.0.0.2' to '10.0.0.3', no need to change the port by 'stats socket command'\n\n"))
-        XCTAssertTrue(AdminAnswer.isSuccess(command: "set server pods/a addr 10.0.0.3 port 80",
+        XCTAssertNil(AdminAnswer.failure(command: "set server pods/a addr 10.0.0.3 port 80",
                                             answer: "no need to change the addr, no need to change the port by 'stats socket command'\n\n"))
-        XCTAssertFalse(AdminAnswer.isSuccess(command: "set server pods/a addr 10.0.0.3 port 80", answer: "No such server.\n\n"))
-        XCTAssertTrue(AdminAnswer.isSuccess(command: "set server pods/a weight 7", answer: "\n"))
-        XCTAssertFalse(AdminAnswer.isSuccess(command: "set server pods/a weight 300", answer: "Absolute weight can only be between 0 and 256 inclusive.\n\n"))
-        XCTAssertTrue(AdminAnswer.isSuccess(command: "enable health pods/a", answer: "\n"))
+        XCTAssertEqual(AdminAnswer.failure(command: "set server pods/a addr 10.0.0.3 port 80", answer: "No such server.\n\n"), "No such server.")
+        XCTAssertNil(AdminAnswer.failure(command: "set server pods/a weight 7", answer: "\n"))
+        XCTAssertEqual(AdminAnswer.failure(command: "set server pods/a weight 300", answer: "Absolute weight can only be between 0 and 256 inclusive.\n\n"), "Absolute weight can only be between 0 and 256 inclusive.")
+        XCTAssertNil(AdminAnswer.failure(command: "enable health pods/a", answer: "\n"))
     }
 
     func testDeletionTellsBusyFromFailed() {
