@@ -270,13 +270,21 @@ public struct JSONContainerEnds: Sendable {
     private var recording: Bool
     /// (start, end) by start: an entry is made when a container opens (after its parent's)
     /// and dropped when it closes short, by which time its smaller children are dropped too.
-    private var spans: [(start: UInt32, end: UInt32)] = []
+    private var spans: [Span] = []
+
+    /// A noted container: where it starts and ends, and the index of the first entry after
+    /// the entries of the containers inside it (where the search for its next sibling starts).
+    private struct Span {
+        var start: UInt32
+        var end: UInt32
+        var next: UInt32
+    }
 
     public init(recording: Bool = true) { self.recording = recording }
 
     @inline(__always) mutating func open(at position: Int) -> Int {
         guard recording else { return -1 }
-        spans.append((UInt32(truncatingIfNeeded: position), 0))
+        spans.append(Span(start: UInt32(truncatingIfNeeded: position), end: 0, next: 0))
         return spans.count - 1
     }
 
@@ -286,6 +294,7 @@ public struct JSONContainerEnds: Sendable {
             spans.removeLast()
         } else {
             spans[note].end = UInt32(truncatingIfNeeded: end)
+            spans[note].next = UInt32(truncatingIfNeeded: spans.count)
         }
     }
 
@@ -307,6 +316,20 @@ public struct JSONContainerEnds: Sendable {
     public func end(ofContainerAt start: Int, hint: inout Int) -> Int? {
         let wanted = UInt32(truncatingIfNeeded: start)
         var low = hint
+        if low >= 0 && low < spans.count {
+            // Reading members in order, the container wanted is most often the hint's first
+            // child (the hint is their object) or its next sibling (the hint is the member
+            // before): one step, where a search would go through the entries in between.
+            let span = spans[low]
+            if span.start == wanted { return Int(span.end) }
+            if span.start < wanted {
+                low = wanted < span.end ? low + 1 : Int(span.next)
+                if low < spans.count && spans[low].start == wanted {
+                    hint = low
+                    return Int(spans[low].end)
+                }
+            }
+        }
         if low < 0 || low > spans.count || (low > 0 && spans[low - 1].start >= wanted) {
             low = 0
         }

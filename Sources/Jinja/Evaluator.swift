@@ -199,14 +199,22 @@ final class Renderer {
     let templateReference: TemplateReference?
     let superSlot: Int?
 
+    /// `program.text`, kept here for the renderer's life: template text is written from it
+    /// without reference counting.
+    private let text: UnsafeMutableBufferPointer<UInt8>
+
     init(program: Program) {
         self.program = program
+        text = .allocate(capacity: program.text.count)
+        _ = text.initialize(from: program.text)
         self.stackLimit = Jinja.stackLimit()
         self.globals = Array(repeating: nil, count: program.names.count)
         self.selfSlot = program.names.firstIndex(of: "self")
         self.templateReference = selfSlot == nil ? nil : TemplateReference(blocks: program.blocks)
         self.superSlot = program.names.firstIndex(of: "super")
     }
+
+    deinit { text.deallocate() }
 
     func render(_ context: [(String, Value)]) throws(TemplateError) -> String {
         var slotOf: [String: Int] = [:]
@@ -228,11 +236,15 @@ final class Renderer {
     // MARK: Statements
 
     func execute(_ nodes: [Node], _ scope: Scope?, _ out: inout Output) throws(TemplateError) {
-        // Each node borrowed from the array's storage, not copied out of it.
         try nodes.withUnsafeBufferPointer { (buffer) throws(TemplateError) in
             var i = 0
             while i < buffer.count {
-                try execute(buffer[i], scope, &out)
+                // Text, most nodes, is written here: passing a node to a call retains it.
+                if case .templateData(let range) = buffer[i] {
+                    out.append(UnsafeBufferPointer(rebasing: text[range]))
+                } else {
+                    try execute(buffer[i], scope, &out)
+                }
                 i += 1
             }
         }
@@ -248,8 +260,8 @@ final class Renderer {
     func execute(_ node: Node, _ scope: Scope?, _ out: inout Output) throws(TemplateError) {
         if stackPosition() < stackLimit { throw TemplateError(.recursion, "maximum recursion depth exceeded") }
         switch node {
-        case .templateData(let bytes):
-            out.append(bytes)
+        case .templateData(let range):
+            out.append(UnsafeBufferPointer(rebasing: text[range]))
         case .output(let expr, let line):
             do {
                 try writeOutput(expr, scope, &out)

@@ -152,8 +152,9 @@ indirect enum Target: Sendable {
 }
 
 indirect enum Node: Sendable {
-    /// Text between tags, as UTF-8: appended to the output without a String in between.
-    case templateData([UInt8])
+    /// Text between tags: where its UTF-8 lies in the program's `text`. Bytes of its own
+    /// would cost a retain and a release each time the text is written.
+    case templateData(Range<Int>)
     case output(Expr, line: Int)
     case `if`(IfNode)
     case `for`(ForNode)
@@ -269,9 +270,11 @@ public final class BlockDefinition: Sendable {
     }
 }
 
-/// A parsed template: the body, the names its slots stand for, and its blocks by name.
+/// A parsed template: the body, the names its slots stand for, its blocks by name, and the
+/// text outside its tags, one piece after another.
 struct Program: Sendable {
     let body: [Node]
     let names: [String]
     let blocks: [String: BlockDefinition]
+    let text: [UInt8]
 }

@@ -11,6 +11,8 @@ struct Parser {
     /// the name's serial, so `service.name` in several places finds the same entry.
     var attributeNames: [String: AttributeName] = [:]
     var names: [String] = []
+    /// The text outside tags, each piece appended as a `templateData` node is made.
+    var text: [UInt8] = []
     /// Names loaded inside the macro bodies being parsed (innermost last).
     var macroLoads: [Set<String>] = []
     var depth = 0
@@ -40,7 +42,7 @@ struct Parser {
         var blocks: [String: BlockDefinition] = [:]
         try checker.collectBlocks(body, into: &blocks)
         try checker.check(body, soft: false)
-        return Program(body: body, names: parser.names, blocks: blocks)
+        return Program(body: body, names: parser.names, blocks: blocks, text: parser.text)
     }
 
     init(tokens: [Token]) {
@@ -146,7 +148,9 @@ struct Parser {
             let token = current
             switch token.kind {
             case .data:
-                body.append(.templateData(Array(token.text.utf8)))
+                let start = text.count
+                text.append(contentsOf: token.text.utf8)
+                body.append(.templateData(start..<text.count))
                 next()
             case .variableBegin:
                 next()
@@ -346,8 +350,8 @@ struct Parser {
         let body = try parseStatements(["endblock"], dropNeedle: true)
         if required {
             for node in body {
-                if case .templateData(let bytes) = node, !bytes.isEmpty,
-                   String(decoding: bytes, as: UTF8.self).unicodeScalars.allSatisfy({ $0.properties.isWhitespace }) { continue }
+                if case .templateData(let range) = node, !range.isEmpty,
+                   String(decoding: text[range], as: UTF8.self).unicodeScalars.allSatisfy({ $0.properties.isWhitespace }) { continue }
                 throw fail("Required blocks can only contain comments or whitespace")
             }
         }
