@@ -108,8 +108,7 @@ extension JSONReader {
 
     /// The end of the value at `position` found by reading it: a container's by counting
     /// brackets outside strings.
-    @usableFromInline
-    static func endOfValueScanned(_ bytes: UnsafeBufferPointer<UInt8>, from position: Int) -> Int {
+    public static func endOfValueScanned(_ bytes: UnsafeBufferPointer<UInt8>, from position: Int) -> Int {
         var position = position
         guard position < bytes.count else { return position }
         switch bytes[position] {

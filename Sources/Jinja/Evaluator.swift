@@ -111,20 +111,25 @@ struct Output: ~Copyable {
     }
 
     @inline(__always) mutating func append(_ text: String) {
-        var text = text
-        text.withUTF8 { append($0) }
+        // A native string's bytes are read where they are; only another kind is copied.
+        if text.utf8.withContiguousStorageIfAvailable({ append($0) }) != nil { return }
+        var copy = text
+        copy.withUTF8 { append($0) }
     }
 
     /// `text` with its case changed; false, and nothing written, when it is not all ASCII.
     mutating func append(_ text: String, changing change: ASCIICaseChange) -> Bool {
-        var text = text
-        return text.withUTF8 { utf8 -> Bool in
-            guard isASCII(utf8) else { return false }
-            if count + utf8.count > capacity { reserve(utf8.count) }
-            for i in 0..<utf8.count { base[count + i] = change.apply(utf8[i]) }
-            count += utf8.count
-            return true
-        }
+        if let written = text.utf8.withContiguousStorageIfAvailable({ append($0, changing: change) }) { return written }
+        var copy = text
+        return copy.withUTF8 { append($0, changing: change) }
+    }
+
+    private mutating func append(_ utf8: UnsafeBufferPointer<UInt8>, changing change: ASCIICaseChange) -> Bool {
+        guard isASCII(utf8) else { return false }
+        if count + utf8.count > capacity { reserve(utf8.count) }
+        for i in 0..<utf8.count { base[count + i] = change.apply(utf8[i]) }
+        count += utf8.count
+        return true
     }
 
     /// An int in decimal, without building a String for it.

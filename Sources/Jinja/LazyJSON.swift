@@ -194,41 +194,66 @@ struct LazyJSONObject {
     }
 
     /// Calls `body` with each member in document order.
+    ///
+    /// The text was checked whole: every object ends with its brace inside it, so positions
+    /// move with `&+` and each step looks at one byte before it calls anything (the commonest
+    /// separators, `": "` and `", "`, have one space or none).
     @inline(__always)
     private func forEachMember(_ body: (Member) -> Void) {
         let bytes = document.bytes
         let ends = document.containerEnds
         var hint = spanHint
-        var position = JSONReader.skipValidatedWhitespace(bytes, from: start + 1)
+        var position = Self.skipSpace(bytes, start &+ 1)
         guard bytes[position] != UInt8(ascii: "}") else { return }
         while true {
             // Keys are short: one pass finds the closing quote and whether the key is plain,
             // eight bytes at a time while they are plain ASCII.
-            let keyStart = position + 1
-            var keyEnd = keyStart + JSONReader.plainBytes(bytes, from: keyStart, stoppingAtControlCharacters: false, stoppingAtNonASCII: true)
+            let keyStart = position &+ 1
+            var keyEnd = keyStart &+ JSONReader.plainBytes(bytes, from: keyStart, stoppingAtControlCharacters: false, stoppingAtNonASCII: true)
             var plain = true
             while true {
                 let byte = bytes[keyEnd]
                 if byte == UInt8(ascii: "\"") { break }
                 if byte == UInt8(ascii: "\\") {
                     plain = false
-                    keyEnd += 2
+                    keyEnd &+= 2
                     continue
                 }
                 if byte >= 0x80 { plain = false }
-                keyEnd += 1
+                keyEnd &+= 1
             }
-            position = JSONReader.skipValidatedWhitespace(bytes, from: keyEnd + 1) + 1 // past ':'
-            let valueStart = JSONReader.skipValidatedWhitespace(bytes, from: position)
-            // Strings, most values, are stepped over here without a call.
-            let valueEnd = bytes[valueStart] == UInt8(ascii: "\"")
-                ? JSONReader.endOfValidatedString(bytes, from: valueStart)
-                : JSONReader.endOfValidatedValue(bytes, from: valueStart, containerEnds: ends, hint: &hint)
-            body(Member(keyStart: UInt32(keyStart), keyEnd: UInt32(keyEnd | (plain ? 0 : Member.escapedKey)),
-                        valueStart: UInt32(valueStart), valueEnd: UInt32(valueEnd)))
-            position = JSONReader.skipValidatedWhitespace(bytes, from: valueEnd)
+            position = Self.skipSpace(bytes, keyEnd &+ 1) &+ 1 // past ':'
+            let valueStart = Self.skipSpace(bytes, position)
+            let first = bytes[valueStart]
+            let valueEnd: Int
+            if first == UInt8(ascii: "\"") {
+                valueEnd = JSONReader.endOfValidatedString(bytes, from: valueStart)
+            } else if first == UInt8(ascii: "{") || first == UInt8(ascii: "["),
+                      let end = ends.end(ofContainerAt: valueStart, hint: &hint) {
+                valueEnd = end
+            } else {
+                valueEnd = JSONReader.endOfValueScanned(bytes, from: valueStart)
+            }
+            body(Member(keyStart: UInt32(truncatingIfNeeded: keyStart),
+                        keyEnd: UInt32(truncatingIfNeeded: keyEnd | (plain ? 0 : Member.escapedKey)),
+                        valueStart: UInt32(truncatingIfNeeded: valueStart), valueEnd: UInt32(truncatingIfNeeded: valueEnd)))
+            position = Self.skipSpace(bytes, valueEnd)
             if bytes[position] == UInt8(ascii: "}") { return }
-            position = JSONReader.skipValidatedWhitespace(bytes, from: position + 1) // past ','
+            position = Self.skipSpace(bytes, position &+ 1) // past ','
+        }
+    }
+
+    /// The first position from `position` on that is not JSON whitespace: the text ends
+    /// with a bracket, so the scan stops inside it.
+    @inline(__always)
+    private static func skipSpace(_ bytes: UnsafeBufferPointer<UInt8>, _ position: Int) -> Int {
+        var position = position
+        while true {
+            let byte = bytes[position]
+            // Space, tab, line feed and carriage return are the bytes at or below ' ' that a
+            // checked text has outside strings.
+            if byte > 0x20 { return position }
+            position &+= 1
         }
     }
 
@@ -369,9 +394,19 @@ struct LazyJSONObject {
         }
         var values: [Value] = []
         values.reserveCapacity(members.count)
-        if firstHandedOut == nil { handedOut.reserveCapacity(members.count - 1) }
         // In document order, each container's end is searched for from the one before.
         var hint = spanHint
+        if firstHandedOut == nil {
+            // Nothing handed out yet (`service.pods.values()` before any pod was looked up):
+            // each value is made here, without looking for one handed out before.
+            handedOut.reserveCapacity(members.count - 1)
+            for index in members.indices {
+                let created = memberValue(members[index], hint: &hint)
+                keepHandedOut(index, created)
+                values.append(created)
+            }
+            return values
+        }
         for index in members.indices { values.append(value(of: index, members[index], naming: 0, hint: &hint)) }
         return values
     }
