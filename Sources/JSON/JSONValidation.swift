@@ -65,8 +65,9 @@ extension JSONReader {
         let ones: UInt64 = 0x0101_0101_0101_0101
         let highBits: UInt64 = 0x8080_8080_8080_8080
         var offset = 0
-        while position + offset + 8 <= bytes.count {
-            let word = UnsafeRawPointer(base + position + offset).loadUnaligned(as: UInt64.self)
+        // Positions inside a buffer: the sums cannot overflow.
+        while position &+ offset &+ 8 <= bytes.count {
+            let word = UnsafeRawPointer(base + (position &+ offset)).loadUnaligned(as: UInt64.self)
             // A byte's high bit is set in `found` where that byte of `quote` or `backslash` is
             // zero (or, for the control test, the byte is below 0x20). The lowest flag is
             // exact; a borrow can raise false ones above it, which are never read.
@@ -76,8 +77,8 @@ extension JSONReader {
             if stoppingAtControlCharacters { found |= (word &- ones &* 0x20) & ~word }
             if stoppingAtNonASCII { found |= word }
             found &= highBits
-            if found != 0 { return offset + found.trailingZeroBitCount / 8 }
-            offset += 8
+            if found != 0 { return offset &+ found.trailingZeroBitCount &>> 3 }
+            offset &+= 8
         }
         return offset
         #endif
@@ -218,44 +219,56 @@ extension JSONReader.Parser {
 
     /// `parseString`'s checks (control characters, escapes, `\uXXXX` and surrogate pairs,
     /// termination) without decoding.
+    @inline(__always)
     mutating func skipString() throws(JSONError) {
         let start = position
-        position += 1
-        while position < bytes.count {
-            position += JSONReader.plainBytes(bytes, from: position, stoppingAtControlCharacters: true)
-            guard position < bytes.count else { break }
-            let byte = bytes[position]
+        // Most strings are short and plain: they are stepped over in a local position (the
+        // parser's own is stored back only to leave, or for an escape or an error).
+        var scan = position &+ 1
+        let count = bytes.count
+        while scan < count {
+            scan &+= JSONReader.plainBytes(bytes, from: scan, stoppingAtControlCharacters: true)
+            guard scan < count else { break }
+            let byte = bytes[scan]
             if byte == UInt8(ascii: "\"") {
-                position += 1
+                position = scan &+ 1
                 return
             }
+            if byte != UInt8(ascii: "\\") && byte >= 0x20 {
+                scan &+= 1
+                continue
+            }
+            position = scan
             if byte < 0x20 { throw error("Invalid control character in string") }
-            if byte != UInt8(ascii: "\\") {
-                position += 1
-                continue
-            }
-            position += 1
-            guard position < bytes.count else { break }
-            let escape = bytes[position]
-            position += 1
-            switch escape {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
-                 UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
-                continue
-            case UInt8(ascii: "u"):
-                let scalar = try parseHex4()
-                if (0xD800..<0xDC00).contains(scalar), position + 1 < bytes.count,
-                   bytes[position] == UInt8(ascii: "\\"), bytes[position + 1] == UInt8(ascii: "u") {
-                    let save = position
-                    position += 2
-                    let low = try parseHex4()
-                    if !(0xDC00..<0xE000).contains(low) { position = save }
-                }
-            default:
-                throw error("Invalid \\escape", at: position - 2)
-            }
+            if try skipEscape() { scan = position } else { break }
         }
+        position = count
         throw error("Unterminated string starting", at: start)
+    }
+
+    /// The escape whose backslash is at `position`, stepped over (false: the text ends first).
+    private mutating func skipEscape() throws(JSONError) -> Bool {
+        position += 1
+        guard position < bytes.count else { return false }
+        let escape = bytes[position]
+        position += 1
+        switch escape {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
+             UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+            return true
+        case UInt8(ascii: "u"):
+            let scalar = try parseHex4()
+            if (0xD800..<0xDC00).contains(scalar), position + 1 < bytes.count,
+               bytes[position] == UInt8(ascii: "\\"), bytes[position + 1] == UInt8(ascii: "u") {
+                let save = position
+                position += 2
+                let low = try parseHex4()
+                if !(0xDC00..<0xE000).contains(low) { position = save }
+            }
+            return true
+        default:
+            throw error("Invalid \\escape", at: position - 2)
+        }
     }
 }
 
