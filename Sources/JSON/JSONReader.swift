@@ -244,18 +244,7 @@ public enum JSONReader {
                 case UInt8(ascii: "r"): utf8.append(0x0D)
                 case UInt8(ascii: "t"): utf8.append(0x09)
                 case UInt8(ascii: "u"):
-                    var scalar = try parseHex4()
-                    if (0xD800..<0xDC00).contains(scalar), position + 1 < bytes.count,
-                       bytes[position] == UInt8(ascii: "\\"), bytes[position + 1] == UInt8(ascii: "u") {
-                        let save = position
-                        position += 2
-                        let low = try parseHex4()
-                        if (0xDC00..<0xE000).contains(low) {
-                            scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                        } else {
-                            position = save
-                        }
-                    }
+                    let scalar = try parseUnicodeEscape()
                     // A lone surrogate cannot be held by a Swift String: it becomes U+FFFD.
                     let unicode = Unicode.Scalar(scalar) ?? "\u{FFFD}"
                     utf8.append(contentsOf: String(Character(unicode)).utf8)
@@ -264,6 +253,21 @@ public enum JSONReader {
                 }
             }
             throw error("Unterminated string starting", at: start)
+        }
+
+        /// The code point of the `\uXXXX` escape whose digits start at `position`, with the
+        /// escape after it when the two are a surrogate pair (a lone surrogate is returned as is).
+        mutating func parseUnicodeEscape() throws(JSONError) -> UInt32 {
+            let scalar = try parseHex4()
+            if (0xD800..<0xDC00).contains(scalar), position + 1 < bytes.count,
+               bytes[position] == UInt8(ascii: "\\"), bytes[position + 1] == UInt8(ascii: "u") {
+                let save = position
+                position += 2
+                let low = try parseHex4()
+                if (0xDC00..<0xE000).contains(low) { return 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00) }
+                position = save
+            }
+            return scalar
         }
 
         mutating func parseHex4() throws(JSONError) -> UInt32 {

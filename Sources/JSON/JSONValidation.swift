@@ -257,14 +257,7 @@ extension JSONReader.Parser {
              UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
             return true
         case UInt8(ascii: "u"):
-            let scalar = try parseHex4()
-            if (0xD800..<0xDC00).contains(scalar), position + 1 < bytes.count,
-               bytes[position] == UInt8(ascii: "\\"), bytes[position + 1] == UInt8(ascii: "u") {
-                let save = position
-                position += 2
-                let low = try parseHex4()
-                if !(0xDC00..<0xE000).contains(low) { position = save }
-            }
+            _ = try parseUnicodeEscape()
             return true
         default:
             throw error("Invalid \\escape", at: position - 2)
@@ -319,6 +312,26 @@ public struct JSONContainerEnds: Sendable {
     public func end(ofContainerAt start: Int) -> Int? {
         var hint = 0
         return end(ofContainerAt: start, hint: &hint)
+    }
+
+    /// The start of the noted container that ends at `end` (the position after it) directly
+    /// inside the noted container that starts at `parentStart`, whose entry `hint` may be; nil
+    /// when there is none (a small container is not noted, nor is any inside one). Its
+    /// siblings are stepped through, not searched: an object has few large members.
+    public func startOfChild(endingAt end: Int, inContainerAt parentStart: Int, hint: Int) -> Int? {
+        var parent = hint
+        if parent < 0 || parent >= spans.count || spans[parent].start != UInt32(truncatingIfNeeded: parentStart) {
+            parent = 0
+            guard self.end(ofContainerAt: parentStart, hint: &parent) != nil else { return nil }
+        }
+        let wanted = UInt32(truncatingIfNeeded: end)
+        let after = Int(spans[parent].next)
+        var child = parent + 1
+        while child < after {
+            if spans[child].end == wanted { return Int(spans[child].start) }
+            child = Int(spans[child].next)
+        }
+        return nil
     }
 
     /// `end(ofContainerAt:)` searching forward from `hint`, an index no further than the

@@ -100,7 +100,7 @@ func lazyJSONValue(_ document: JSONDocument, from start: Int, to end: Int, spanH
     case UInt8(ascii: "{"):
         let ref = DictRef()
         if bytes[JSONReader.skipValidatedWhitespace(bytes, from: start + 1)] != UInt8(ascii: "}") {
-            ref.lazyJSON = LazyJSONObject(document: document, start: start, spanHint: spanHint)
+            ref.lazyJSON = LazyJSONObject(document: document, start: start, end: end, spanHint: spanHint)
         }
         return .dict(ref)
     case UInt8(ascii: "["):
@@ -152,6 +152,8 @@ struct LazyJSONObject {
     let document: JSONDocument
     /// The position of the opening brace.
     let start: Int
+    /// The position after the closing brace.
+    let end: Int
     let spanHint: Int
     private var memberTable: [Member]? = nil
     /// The first value handed out, and any after it (most objects hand out one, if any), with
@@ -161,6 +163,7 @@ struct LazyJSONObject {
     private var handedOut: [HandedOut] = []
 
     private struct HandedOut {
+        /// Where the member's value starts: what names a member, however it was found.
         var member: Int
         /// `AttributeName.serial`, 0 for none.
         var name: Int
@@ -168,9 +171,10 @@ struct LazyJSONObject {
     }
     private var lookups = 0
 
-    init(document: JSONDocument, start: Int, spanHint: Int) {
+    init(document: JSONDocument, start: Int, end: Int, spanHint: Int) {
         self.document = document
         self.start = start
+        self.end = end
         self.spanHint = spanHint
     }
 
@@ -257,6 +261,121 @@ struct LazyJSONObject {
         }
     }
 
+    /// The last member whose key is `wanted`, found reading from the last member back: the
+    /// first found is the one Python keeps, so the members before it are not read (a pod's
+    /// `status` is its last member, found without stepping over its `metadata` and `spec`).
+    private func lastMember(matching wanted: UnsafeBufferPointer<UInt8>, _ key: String) -> Member? {
+        let bytes = document.bytes
+        // The last byte of the last value (the text was checked: the scans back stop at the
+        // object's own brace at the latest).
+        var last = Self.skipSpaceBack(bytes, end &- 2)
+        while last > start {
+            let valueEnd = last &+ 1
+            let valueStart: Int
+            switch bytes[last] {
+            case UInt8(ascii: "\""):
+                valueStart = Self.openingQuote(bytes, before: last)
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                valueStart = containerStart(endingAt: valueEnd)
+            default:
+                // A number or a literal: back to the colon or space before it.
+                var position = last
+                while bytes[position &- 1] > 0x20 && bytes[position &- 1] != UInt8(ascii: ":") { position &-= 1 }
+                valueStart = position
+            }
+            let colon = Self.skipSpaceBack(bytes, valueStart &- 1)
+            let keyEnd = Self.skipSpaceBack(bytes, colon &- 1)
+            let keyOpening = Self.openingQuote(bytes, before: keyEnd)
+            var plain = true
+            for position in (keyOpening &+ 1)..<keyEnd where bytes[position] == UInt8(ascii: "\\") || bytes[position] >= 0x80 {
+                plain = false
+                break
+            }
+            let member = Member(keyStart: UInt32(truncatingIfNeeded: keyOpening &+ 1),
+                                keyEnd: UInt32(truncatingIfNeeded: keyEnd | (plain ? 0 : Member.escapedKey)),
+                                valueStart: UInt32(truncatingIfNeeded: valueStart), valueEnd: UInt32(truncatingIfNeeded: valueEnd))
+            if matches(member, wanted, key) { return member }
+            // The comma before this member, or the object's brace.
+            let before = Self.skipSpaceBack(bytes, keyOpening &- 1)
+            if before == start { return nil }
+            last = Self.skipSpaceBack(bytes, before &- 1)
+        }
+        return nil
+    }
+
+    /// Where the object or array that ends before `valueEnd` (a member's) starts: a large one
+    /// as the check noted it, a small one by counting its brackets back.
+    private func containerStart(endingAt valueEnd: Int) -> Int {
+        if let noted = document.containerEnds.startOfChild(endingAt: valueEnd, inContainerAt: start, hint: spanHint) {
+            return noted
+        }
+        let bytes = document.bytes
+        var position = valueEnd &- 1
+        var depth = 0
+        while true {
+            let byte = bytes[position]
+            if byte == UInt8(ascii: "\"") {
+                position = Self.openingQuote(bytes, before: position) &- 1
+                continue
+            }
+            if byte == UInt8(ascii: "}") || byte == UInt8(ascii: "]") {
+                depth &+= 1
+            } else if byte == UInt8(ascii: "{") || byte == UInt8(ascii: "[") {
+                depth &-= 1
+                if depth == 0 { return position }
+            }
+            position &-= 1
+        }
+    }
+
+    /// The opening quote of the string whose closing quote is at `closing`: the nearest quote
+    /// before it with an even number of backslashes before it (an escaped quote has an odd
+    /// number; the opening one follows a colon, comma, bracket or space).
+    @inline(__always)
+    private static func openingQuote(_ bytes: UnsafeBufferPointer<UInt8>, before closing: Int) -> Int {
+        var position = closing
+        while true {
+            position = quote(bytes, before: position)
+            var backslashes = 0
+            while bytes[position &- 1 &- backslashes] == UInt8(ascii: "\\") { backslashes &+= 1 }
+            if backslashes & 1 == 0 { return position }
+        }
+    }
+
+    /// The last quote before `position`, eight bytes at a time (there is one: an object's text
+    /// has its first key's opening quote).
+    @inline(__always)
+    private static func quote(_ bytes: UnsafeBufferPointer<UInt8>, before position: Int) -> Int {
+        var position = position
+        #if _endian(little)
+        // The last byte in memory is a word's highest only on little-endian machines.
+        if let base = bytes.baseAddress {
+            let ones: UInt64 = 0x0101_0101_0101_0101
+            let low7 = ones &* 0x7F
+            while position >= 8 {
+                let word = UnsafeRawPointer(base + (position &- 8)).loadUnaligned(as: UInt64.self)
+                // 0x80 in exactly the bytes that are a quote: no carry crosses a byte, so the
+                // highest flag (the last quote in memory) is exact.
+                let x = word ^ (ones &* 0x22)
+                let found = ~(((x & low7) &+ low7) | x | low7)
+                if found != 0 { return position &- 8 &+ (63 &- found.leadingZeroBitCount) &>> 3 }
+                position &-= 8
+            }
+        }
+        #endif
+        repeat { position &-= 1 } while bytes[position] != UInt8(ascii: "\"")
+        return position
+    }
+
+    /// `skipSpace` backwards: the last position from `position` down that is not JSON
+    /// whitespace.
+    @inline(__always)
+    private static func skipSpaceBack(_ bytes: UnsafeBufferPointer<UInt8>, _ position: Int) -> Int {
+        var position = position
+        while bytes[position] <= 0x20 { position &-= 1 }
+        return position
+    }
+
     /// True once a large object has been searched several times: decoded, it gets the
     /// dict's hash index, where each search here goes through every member.
     var prefersDecoding: Bool {
@@ -286,24 +405,15 @@ struct LazyJSONObject {
         lookups += 1
         var hint = spanHint
         if memberTable == nil && lookups == 1 {
-            // Most objects are asked for one member (`pod.status`), found in one pass over the
-            // text without the table of every member.
-            var found = -1
-            var foundMember = Member(keyStart: 0, keyEnd: 0, valueStart: 0, valueEnd: 0)
-            var index = 0
-            forEachMember { member in
-                if matches(member, wanted, key) {
-                    found = index
-                    foundMember = member
-                }
-                index += 1
-            }
-            return found < 0 ? nil : value(of: found, foundMember, naming: name, hint: &hint)
+            // Most objects are asked for one member (`pod.status`), found without the table
+            // of every member, from the last member back.
+            guard let found = lastMember(matching: wanted, key) else { return nil }
+            return value(of: found, naming: name, hint: &hint)
         }
         let members = table
         var index = members.count - 1
         while index >= 0 {
-            if matches(members[index], wanted, key) { return value(of: index, members[index], naming: name, hint: &hint) }
+            if matches(members[index], wanted, key) { return value(of: members[index], naming: name, hint: &hint) }
             index -= 1
         }
         return nil
@@ -339,28 +449,29 @@ struct LazyJSONObject {
         return (try? JSONReader.parse(UnsafeBufferPointer(rebasing: document.bytes[quoted]), as: JSONValueBuilder.self))?.stringValue ?? ""
     }
 
-    /// The value handed out for member `index` before, or made now (`hint` as `memberValue`
+    /// The value handed out for the member before, or made now (`hint` as `memberValue`
     /// takes it) and kept.
-    private mutating func value(of index: Int, _ member: Member, naming name: Int, hint: inout Int) -> Value {
-        if let given = handedOutValue(of: index) {
+    private mutating func value(of member: Member, naming name: Int, hint: inout Int) -> Value {
+        if let given = handedOutValue(of: member) {
             // Found again under a name of its own: kept under that name too.
-            if name != 0 { keepHandedOut(index, given, naming: name) }
+            if name != 0 { keepHandedOut(member, given, naming: name) }
             return given
         }
         let created = memberValue(member, hint: &hint)
-        keepHandedOut(index, created, naming: name)
+        keepHandedOut(member, created, naming: name)
         return created
     }
 
-    private func handedOutValue(of index: Int) -> Value? {
+    private func handedOutValue(of member: Member) -> Value? {
         guard let firstHandedOut else { return nil }
-        if firstHandedOut.member == index { return firstHandedOut.value }
-        for entry in handedOut where entry.member == index { return entry.value }
+        let wanted = Int(member.valueStart)
+        if firstHandedOut.member == wanted { return firstHandedOut.value }
+        for entry in handedOut where entry.member == wanted { return entry.value }
         return nil
     }
 
-    private mutating func keepHandedOut(_ index: Int, _ value: Value, naming name: Int = 0) {
-        let entry = HandedOut(member: index, name: name, value: value)
+    private mutating func keepHandedOut(_ member: Member, _ value: Value, naming name: Int = 0) {
+        let entry = HandedOut(member: Int(member.valueStart), name: name, value: value)
         if firstHandedOut == nil { firstHandedOut = entry } else { handedOut.append(entry) }
     }
 
@@ -400,14 +511,14 @@ struct LazyJSONObject {
             // Nothing handed out yet (`service.pods.values()` before any pod was looked up):
             // each value is made here, without looking for one handed out before.
             handedOut.reserveCapacity(members.count - 1)
-            for index in members.indices {
-                let created = memberValue(members[index], hint: &hint)
-                keepHandedOut(index, created)
+            for member in members {
+                let created = memberValue(member, hint: &hint)
+                keepHandedOut(member, created)
                 values.append(created)
             }
             return values
         }
-        for index in members.indices { values.append(value(of: index, members[index], naming: 0, hint: &hint)) }
+        for member in members { values.append(value(of: member, naming: 0, hint: &hint)) }
         return values
     }
 
@@ -420,8 +531,8 @@ struct LazyJSONObject {
         pairs.reserveCapacity(members.count)
         // In document order, as in valuesIfKeysAreUnique.
         var hint = spanHint
-        for (index, member) in members.enumerated() {
-            let value = given[index] ?? memberValue(member, hint: &hint)
+        for member in members {
+            let value = given[Int(member.valueStart)] ?? memberValue(member, hint: &hint)
             pairs.append((decodedKey(member), value))
         }
         return pairs

@@ -128,6 +128,33 @@ final class LazyJSONTests: XCTestCase {
         }
     }
 
+    /// A first lookup reads an object from its last member back: the member Python keeps is
+    /// found whatever stands after it (large noted containers, small ones holding brackets and
+    /// quotes in strings, escaped quotes, numbers, literals, any spacing), and a repeated key
+    /// gives its last value.
+    func testAFirstLookupFindsTheLastMemberOfItsName() throws {
+        let long = String(repeating: "{[\\\"x", count: 60)
+        let afters = [
+            #""big": {"k": "\#(long)", "a": 1}"#, #""list": ["\#(long)", {"a": 2}]"#,
+            #""small": {"s": "]}\"[{", "t": ["\\"]}"#, #""n": -1.5e3"#, #""t": true"#, #""z": null"#,
+            #""e": "say \"hi\"\\""#, #""\u0062": "escaped b""#, #""": """#,
+        ]
+        let spacing = ["", " ", "\n  ", "\t "]
+        var generator = SplitMix(seed: 0xB4C)
+        for _ in 0..<400 {
+            var members: [String] = []
+            for _ in 0..<generator.next(5) { members.append(afters[generator.next(afters.count)]) }
+            // The key looked up, once or twice, anywhere among the others.
+            for value in ["\"first\"", "{\"b\": \"\(long)\"}"].prefix(1 + generator.next(2)) {
+                members.insert("\"a\": \(value)", at: generator.next(members.count + 1))
+            }
+            let pad = spacing[generator.next(spacing.count)]
+            let text = "{" + pad + members.joined(separator: pad + "," + pad) + pad + "}"
+            let template = "{{ v.a }}|{{ v.b }}|{{ v.a.b if v.a is mapping else '' }}|{{ v.n }}|{{ v[''] }}"
+            XCTAssertEqual(try show(try lazy(text).get(), template), try show(try eager(text).get(), template), text)
+        }
+    }
+
     /// Random documents with one byte changed or cut short: the same error or the same value.
     func testDamagedDocumentsFailAsTheReaderFails() throws {
         var generator = SplitMix(seed: 0xBAD)
