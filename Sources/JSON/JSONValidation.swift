@@ -189,7 +189,12 @@ extension JSONReader.Parser {
             }
             position += 1
             skipWhitespace()
-            try skipValue(depth: depth, &ends)
+            // A string, the commonest value, is stepped over here, without a call.
+            if position < bytes.count, bytes[position] == UInt8(ascii: "\"") {
+                try skipString()
+            } else {
+                try skipValue(depth: depth, &ends)
+            }
             skipWhitespace()
             guard position < bytes.count else { throw error("Expecting ',' delimiter") }
             if bytes[position] == UInt8(ascii: ",") { position += 1; continue }
