@@ -478,7 +478,7 @@ final class Renderer {
                 var testScope = Scope(parent: scope)
                 for item in items {
                     if testScope.captured { testScope = Scope(parent: scope) }
-                    try assign(node.target, item, testScope)
+                    if case .name(let slot) = node.target { testScope.set(slot, item) } else { try assign(node.target, item, testScope) }
                     let keep: Bool
                     do throws(TemplateError) { keep = try evaluate(test, testScope).isTruthy } catch { throw located(error, node.testLine) }
                     if keep { kept.append(item) }
@@ -560,6 +560,8 @@ final class Renderer {
     static let maximumEvaluationDepth = 1000
 
     @inline(__always) func evaluate(_ expr: Expr, _ scope: Scope?) throws(TemplateError) -> Value {
+        // A bound name, the commonest expression, nests nothing.
+        if case .name(let slot) = expr, let value = lookup(slot, scope) { return value }
         evaluationDepth += 1
         defer { evaluationDepth -= 1 }
         if evaluationDepth > Renderer.maximumEvaluationDepth || stackPosition() < stackLimit {
@@ -728,6 +730,15 @@ final class Renderer {
                 case .string(let text), .markup(let text):
                     if let method = name.stringMethod {
                         let isMarkup = if case .markup = object { true } else { false }
+                        if let affix = name.affix, let argumentExpr = arguments.single {
+                            // `hostname.startswith('^')`: the common form, without the
+                            // method's argument handling.
+                            let argument = try evaluate(argumentExpr, scope)
+                            switch argument {
+                            case .string(let candidate), .markup(let candidate): return .bool(affix.matches(text, candidate))
+                            default: return try callStringMethod(method, text, markup: isMarkup, name.text, Arguments([argument]))
+                            }
+                        }
                         return try callStringMethod(method, text, markup: isMarkup, name.text, try evaluateArguments(arguments, scope))
                     }
                 case .loop, .cycler, .joiner, .namespace, .function:

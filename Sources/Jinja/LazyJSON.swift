@@ -286,11 +286,7 @@ struct LazyJSONObject {
             let colon = Self.skipSpaceBack(bytes, valueStart &- 1)
             let keyEnd = Self.skipSpaceBack(bytes, colon &- 1)
             let keyOpening = Self.openingQuote(bytes, before: keyEnd)
-            var plain = true
-            for position in (keyOpening &+ 1)..<keyEnd where bytes[position] == UInt8(ascii: "\\") || bytes[position] >= 0x80 {
-                plain = false
-                break
-            }
+            let plain = Self.isPlain(bytes, from: keyOpening &+ 1, to: keyEnd)
             let member = Member(keyStart: UInt32(truncatingIfNeeded: keyOpening &+ 1),
                                 keyEnd: UInt32(truncatingIfNeeded: keyEnd | (plain ? 0 : Member.escapedKey)),
                                 valueStart: UInt32(truncatingIfNeeded: valueStart), valueEnd: UInt32(truncatingIfNeeded: valueEnd))
@@ -365,6 +361,36 @@ struct LazyJSONObject {
         #endif
         repeat { position &-= 1 } while bytes[position] != UInt8(ascii: "\"")
         return position
+    }
+
+    /// Whether the bytes from `start` to `end` hold no backslash and no byte above 0x7F (a
+    /// key's text that is its UTF-8 as is), eight at a time.
+    @inline(__always)
+    private static func isPlain(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int, to end: Int) -> Bool {
+        #if _endian(little)
+        if end >= 8, let base = bytes.baseAddress {
+            let ones: UInt64 = 0x0101_0101_0101_0101
+            let highBits = ones &* 0x80
+            func flagged(_ word: UInt64) -> Bool {
+                let backslash = word ^ (ones &* 0x5C)
+                return (word | ((backslash &- ones) & ~backslash)) & highBits != 0
+            }
+            var position = start
+            while position &+ 8 <= end {
+                if flagged(UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self)) { return false }
+                position &+= 8
+            }
+            let left = end &- position
+            if left == 0 { return true }
+            // The last bytes, read in the eight that end with them, those before shifted out.
+            let last = UnsafeRawPointer(base + (end &- 8)).loadUnaligned(as: UInt64.self) &>> UInt64((8 &- left) &* 8)
+            let backslash = last ^ (ones &* 0x5C)
+            let mask = UInt64.max &>> UInt64((8 &- left) &* 8)
+            return (last | ((backslash &- ones) & ~backslash)) & highBits & mask == 0
+        }
+        #endif
+        for position in start..<end where bytes[position] == UInt8(ascii: "\\") || bytes[position] >= 0x80 { return false }
+        return true
     }
 
     /// `skipSpace` backwards: the last position from `position` down that is not JSON

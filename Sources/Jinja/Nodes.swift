@@ -71,6 +71,8 @@ final class AttributeName: Sendable {
     let stringMethod: StringMethod?
     let dictMethod: DictMethod?
     let loopAttribute: LoopAttribute?
+    /// For `startswith` and `endswith`, which a template calls on every hostname.
+    let affix: Affix?
     /// Unique in the process, never reused (an object's address may be, once it is freed):
     /// what a JSON object remembers its handed-out values by.
     let serial: Int
@@ -84,6 +86,7 @@ final class AttributeName: Sendable {
         self.stringMethod = stringMethods[text]
         self.dictMethod = dictMethods[text]
         self.loopAttribute = LoopAttribute(rawValue: text)
+        self.affix = Affix(method: text)
     }
 }
 
@@ -96,6 +99,8 @@ final class CallArguments: Sendable {
     let dynArgs: Expr?
     let dynKwargs: Expr?
     let isEmpty: Bool
+    /// The argument of a call with one positional argument and nothing else.
+    let single: Expr?
 
     init(args: [Expr] = [], kwargs: [(String, Expr)] = [], dynArgs: Expr? = nil, dynKwargs: Expr? = nil) {
         self.args = args
@@ -103,6 +108,7 @@ final class CallArguments: Sendable {
         self.dynArgs = dynArgs
         self.dynKwargs = dynKwargs
         self.isEmpty = args.isEmpty && kwargs.isEmpty && dynArgs == nil && dynKwargs == nil
+        self.single = args.count == 1 && kwargs.isEmpty && dynArgs == nil && dynKwargs == nil ? args[0] : nil
     }
 }
 

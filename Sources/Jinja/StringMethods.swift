@@ -196,7 +196,27 @@ func pyIsIdentifier(_ s: String) -> Bool {
 }
 
 /// Which end of a str startswith/endswith and removeprefix/removesuffix look at.
-enum Affix { case prefix, suffix }
+enum Affix {
+    case prefix, suffix
+
+    /// The end `startswith` and `endswith` look at, by the method's name.
+    init?(method name: String) {
+        switch name {
+        case "startswith": self = .prefix
+        case "endswith": self = .suffix
+        default: return nil
+        }
+    }
+
+    /// Whether `text` starts (or ends) with `affix`. Comparing UTF-8 bytes is comparing code
+    /// points: a whole string's bytes match at a code point boundary or not at all.
+    func matches(_ text: String, _ affix: String) -> Bool {
+        let utf8 = text.utf8
+        let needle = affix.utf8
+        if self == .prefix { return utf8.starts(with: needle) }
+        return utf8.count >= needle.count && utf8.suffix(needle.count).elementsEqual(needle)
+    }
+}
 
 extension StringMethodCall {
     func takeNoArguments() throws(TemplateError) {
@@ -299,16 +319,7 @@ extension StringMethodCall {
         }
         if start == nil && end == nil {
             // The common case, without copying the string.
-            let utf8 = s.utf8
-            for candidate in candidates {
-                let needle = candidate.utf8
-                if affix == .prefix {
-                    if utf8.starts(with: needle) { return .bool(true) }
-                } else if utf8.count >= needle.count && utf8.suffix(needle.count).elementsEqual(needle) {
-                    return .bool(true)
-                }
-            }
-            return .bool(false)
+            return .bool(candidates.contains { affix.matches(s, $0) })
         }
         let bytes = Array(s.utf8)
         guard let (lower, upper) = byteWindow(bytes, start, end) else { return .bool(false) }
