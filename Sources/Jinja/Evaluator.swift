@@ -12,8 +12,12 @@ import Glibc
 final class Scope {
     private var slot0 = -1, slot1 = -1, slot2 = -1
     private var value0 = Value.none, value1 = Value.none, value2 = Value.none
+    /// Variables past the third: the first `moreCount` entries (the arrays keep their
+    /// length across iterations, so that a loop setting many variables does not shrink and
+    /// grow them every time).
     private var moreSlots: [Int] = []
     private var moreValues: [Value] = []
+    private var moreCount = 0
     private(set) var parent: Scope?
     /// Set when a macro or caller (or a recursive loop) keeps this scope alive past its block.
     var captured = false
@@ -30,8 +34,8 @@ final class Scope {
         if slot0 == slot { return value0 }
         if slot1 == slot { return value1 }
         if slot2 == slot { return value2 }
-        if moreSlots.isEmpty { return nil }
-        for i in moreSlots.indices where moreSlots[i] == slot { return moreValues[i] }
+        if moreCount == 0 { return nil }
+        for i in 0..<moreCount where moreSlots[i] == slot { return moreValues[i] }
         return nil
     }
 
@@ -39,12 +43,18 @@ final class Scope {
         if slot0 == slot || slot0 < 0 { slot0 = slot; value0 = value; return }
         if slot1 == slot || slot1 < 0 { slot1 = slot; value1 = value; return }
         if slot2 == slot || slot2 < 0 { slot2 = slot; value2 = value; return }
-        for i in moreSlots.indices where moreSlots[i] == slot {
+        for i in 0..<moreCount where moreSlots[i] == slot {
             moreValues[i] = value
             return
         }
-        moreSlots.append(slot)
-        moreValues.append(value)
+        if moreCount < moreSlots.count {
+            moreSlots[moreCount] = slot
+            moreValues[moreCount] = value
+        } else {
+            moreSlots.append(slot)
+            moreValues.append(value)
+        }
+        moreCount += 1
     }
 
     /// Forgets every variable, for the next iteration of a loop.
@@ -59,9 +69,10 @@ final class Scope {
         guard slot2 >= 0 else { return }
         slot2 = -1
         value2 = .none
-        if !moreSlots.isEmpty {
-            moreSlots.removeAll(keepingCapacity: true)
-            moreValues.removeAll(keepingCapacity: true)
+        if moreCount > 0 {
+            // The values are let go; the slots are overwritten when used again.
+            for i in 0..<moreCount { moreValues[i] = .none }
+            moreCount = 0
         }
     }
 
