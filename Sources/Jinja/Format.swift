@@ -459,53 +459,65 @@ where Arguments.Index == Int {
         default: return nil
         }
     }
-    var format = format
-    return format.withUTF8 { (utf8: UnsafeBufferPointer<UInt8>) -> String? in
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: capacity) { buffer -> String? in
-            guard let base = buffer.baseAddress else { return nil }
-            var length = 0
-            func write(_ bytes: UnsafeBufferPointer<UInt8>) {
-                guard let source = bytes.baseAddress else { return }
-                (base + length).update(from: source, count: bytes.count)
-                length += bytes.count
-            }
-            var next = 0
-            var literalStart = 0
-            var index = 0
-            while index < utf8.count {
-                if utf8[index] != UInt8(ascii: "%") {
-                    index += 1
-                    continue
-                }
-                write(UnsafeBufferPointer(rebasing: utf8[literalStart..<index]))
-                guard index + 1 < utf8.count else { return nil }
-                switch utf8[index + 1] {
-                case UInt8(ascii: "%"):
-                    base[length] = UInt8(ascii: "%")
-                    length += 1
-                case UInt8(ascii: "s"):
-                    guard next < arguments.count else { return nil }
-                    switch arguments[next] {
-                    case .string(var text): text.withUTF8 { write($0) }
-                    case .int(let i): length += Output.writeDecimal(i, to: base + length)
-                    default: return nil
-                    }
-                    next += 1
-                case UInt8(ascii: "d"):
-                    guard next < arguments.count, case .int(let i) = arguments[next] else { return nil }
-                    length += Output.writeDecimal(i, to: base + length)
-                    next += 1
-                default:
-                    return nil
-                }
-                index += 2
-                literalStart = index
-            }
-            guard next == arguments.count else { return nil }
-            write(UnsafeBufferPointer(rebasing: utf8[literalStart...]))
-            return String(decoding: UnsafeBufferPointer(start: base, count: length), as: UTF8.self)
+    if let result = format.utf8.withContiguousStorageIfAvailable({ utf8 in
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: capacity) { buffer in
+            simplePercentFormat(utf8, arguments: arguments, into: buffer)
+        }
+    }) { return result }
+    var copy = format
+    return copy.withUTF8 { utf8 in
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: capacity) { buffer in
+            simplePercentFormat(utf8, arguments: arguments, into: buffer)
         }
     }
+}
+
+/// The formatting itself, into `buffer` (large enough): nil for anything but `%s`, `%d` and
+/// `%%` with as many arguments as they take.
+@inline(__always)
+private func simplePercentFormat<Arguments: RandomAccessCollection<Value>>(
+    _ utf8: UnsafeBufferPointer<UInt8>, arguments: Arguments, into buffer: UnsafeMutableBufferPointer<UInt8>
+) -> String? where Arguments.Index == Int {
+    guard let base = buffer.baseAddress else { return nil }
+    var length = 0
+    var next = 0
+    var index = 0
+    while index < utf8.count {
+        let byte = utf8[index]
+        index += 1
+        // Literal text, byte by byte: formats are short.
+        if byte != UInt8(ascii: "%") {
+            base[length] = byte
+            length += 1
+            continue
+        }
+        guard index < utf8.count else { return nil }
+        let conversion = utf8[index]
+        index += 1
+        switch conversion {
+        case UInt8(ascii: "%"):
+            base[length] = UInt8(ascii: "%")
+            length += 1
+        case UInt8(ascii: "s"), UInt8(ascii: "d"):
+            guard next < arguments.count else { return nil }
+            switch arguments[arguments.startIndex + next] {
+            case .int(let i):
+                length += Output.writeDecimal(i, to: base + length)
+            case .string(let text) where conversion == UInt8(ascii: "s"):
+                for unit in text.utf8 {
+                    base[length] = unit
+                    length += 1
+                }
+            default:
+                return nil
+            }
+            next += 1
+        default:
+            return nil
+        }
+    }
+    guard next == arguments.count else { return nil }
+    return String(decoding: UnsafeBufferPointer(start: base, count: length), as: UTF8.self)
 }
 
 func floatToInteger(_ d: Double) -> Value {
