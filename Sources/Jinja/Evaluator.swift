@@ -122,17 +122,12 @@ struct Output: ~Copyable {
     }
 
     @inline(__always) mutating func append(_ text: String) {
-        // A native string's bytes are read where they are; only another kind is copied.
-        if text.utf8.withContiguousStorageIfAvailable({ append($0) }) != nil { return }
-        var copy = text
-        copy.withUTF8 { append($0) }
+        text.withUTF8Bytes { append($0) }
     }
 
     /// `text` with its case changed; false, and nothing written, when it is not all ASCII.
     mutating func append(_ text: String, changing change: ASCIICaseChange) -> Bool {
-        if let written = text.utf8.withContiguousStorageIfAvailable({ append($0, changing: change) }) { return written }
-        var copy = text
-        return copy.withUTF8 { append($0, changing: change) }
+        text.withUTF8Bytes { append($0, changing: change) }
     }
 
     private mutating func append(_ utf8: UnsafeBufferPointer<UInt8>, changing change: ASCIICaseChange) -> Bool {
@@ -480,6 +475,11 @@ final class Renderer {
 
     // MARK: Loops
 
+    /// A loop's item bound to its target: a plain name without `assign`'s unpacking.
+    @inline(__always) func bind(_ target: Target, _ item: Value, _ scope: Scope) throws(TemplateError) {
+        if case .name(let slot) = target { scope.set(slot, item) } else { try assign(target, item, scope) }
+    }
+
     func runLoop(_ node: ForNode, _ iterable: Value, _ scope: Scope?, depth0: Int, _ out: inout Output) throws(TemplateError) {
         var items: [Value]
         do throws(TemplateError) {
@@ -489,7 +489,7 @@ final class Renderer {
                 var testScope = Scope(parent: scope)
                 for item in items {
                     if testScope.captured { testScope = Scope(parent: scope) }
-                    if case .name(let slot) = node.target { testScope.set(slot, item) } else { try assign(node.target, item, testScope) }
+                    try bind(node.target, item, testScope)
                     let keep: Bool
                     do throws(TemplateError) { keep = try evaluate(test, testScope).isTruthy } catch { throw located(error, node.testLine) }
                     if keep { kept.append(item) }
@@ -542,14 +542,10 @@ final class Renderer {
             loop.index0 = index
             if iterationScope.captured { iterationScope = Scope(parent: scope) } else if index > 0 { iterationScope.reset() }
             iterationScope.set(loopSlot, loopValue)
-            if case .name(let slot) = target {
-                iterationScope.set(slot, items[index])
-            } else {
-                do {
-                    try assign(target, items[index], iterationScope)
-                } catch {
-                    throw located(error, node.line)
-                }
+            do {
+                try bind(target, items[index], iterationScope)
+            } catch {
+                throw located(error, node.line)
             }
             try execute(body, iterationScope, &out)
         }

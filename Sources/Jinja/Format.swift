@@ -459,13 +459,7 @@ where Arguments.Index == Int {
         default: return nil
         }
     }
-    if let result = format.utf8.withContiguousStorageIfAvailable({ utf8 in
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: capacity) { buffer in
-            simplePercentFormat(utf8, arguments: arguments, into: buffer)
-        }
-    }) { return result }
-    var copy = format
-    return copy.withUTF8 { utf8 in
+    return format.withUTF8Bytes { utf8 in
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: capacity) { buffer in
             simplePercentFormat(utf8, arguments: arguments, into: buffer)
         }

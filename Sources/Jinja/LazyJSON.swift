@@ -363,33 +363,16 @@ struct LazyJSONObject {
         return position
     }
 
-    /// Whether the bytes from `start` to `end` hold no backslash and no byte above 0x7F (a
-    /// key's text that is its UTF-8 as is), eight at a time.
+    /// Whether the key text from `start` to its closing quote at `end` holds no backslash
+    /// and no byte above 0x7F: the reader's eight-byte scan, which stops at the closing
+    /// quote when the key is plain, then the few bytes it leaves.
     @inline(__always)
     private static func isPlain(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int, to end: Int) -> Bool {
-        #if _endian(little)
-        if end >= 8, let base = bytes.baseAddress {
-            let ones: UInt64 = 0x0101_0101_0101_0101
-            let highBits = ones &* 0x80
-            func flagged(_ word: UInt64) -> Bool {
-                let backslash = word ^ (ones &* 0x5C)
-                return (word | ((backslash &- ones) & ~backslash)) & highBits != 0
-            }
-            var position = start
-            while position &+ 8 <= end {
-                if flagged(UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self)) { return false }
-                position &+= 8
-            }
-            let left = end &- position
-            if left == 0 { return true }
-            // The last bytes, read in the eight that end with them, those before shifted out.
-            let last = UnsafeRawPointer(base + (end &- 8)).loadUnaligned(as: UInt64.self) &>> UInt64((8 &- left) &* 8)
-            let backslash = last ^ (ones &* 0x5C)
-            let mask = UInt64.max &>> UInt64((8 &- left) &* 8)
-            return (last | ((backslash &- ones) & ~backslash)) & highBits & mask == 0
+        var position = start &+ JSONReader.plainBytes(bytes, from: start, stoppingAtControlCharacters: false, stoppingAtNonASCII: true)
+        while position < end {
+            if bytes[position] == UInt8(ascii: "\\") || bytes[position] >= 0x80 { return false }
+            position &+= 1
         }
-        #endif
-        for position in start..<end where bytes[position] == UInt8(ascii: "\\") || bytes[position] >= 0x80 { return false }
         return true
     }
 
@@ -410,8 +393,7 @@ struct LazyJSONObject {
 
     /// The value of `key`, or nil: the last member of that name, as Python keeps it.
     mutating func lookup(_ key: String) -> Value? {
-        var utf8Key = key
-        return utf8Key.withUTF8 { lookup(utf8: $0, key) }
+        key.withUTF8Bytes { lookup(utf8: $0, key) }
     }
 
     /// `x.name`: the value handed out for this name before, or the member's found in the text.

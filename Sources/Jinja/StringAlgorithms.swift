@@ -109,8 +109,19 @@ func pySwapcase(_ s: String) -> String {
 }
 
 @inline(__always) func isASCII(_ s: String) -> Bool {
-    var s = s
-    return s.withUTF8 { isASCII($0) }
+    s.withUTF8Bytes { isASCII($0) }
+}
+
+extension String {
+    /// `body` with the string's UTF-8: a native string's own bytes, read where they are
+    /// (`withUTF8` needs a mutable copy, a retain and a release each time), another kind's
+    /// in a copy.
+    @inline(__always)
+    func withUTF8Bytes<Result>(_ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
+        if let result = utf8.withContiguousStorageIfAvailable(body) { return result }
+        var copy = self
+        return copy.withUTF8(body)
+    }
 }
 
 /// Python's `str.casefold()`: Unicode full case folding.
