@@ -139,21 +139,19 @@ enum WatchEvent: Equatable {
         } catch {
             throw Malformed(description: "a watch event that is not JSON: \(error)")
         }
-        guard let type = walk.member("type", ofObjectAt: walk.root).flatMap({ walk.value($0)?.stringValue }),
-              let object = walk.member("object", ofObjectAt: walk.root) else {
+        // The event's members, then its object's and their metadata's, are each listed once.
+        let members = walk.isObject(at: walk.root) ? walk.members(ofObjectAt: walk.root) : []
+        guard let type = walk.string("type", of: members), let object = walk.member("object", of: members) else {
             throw Malformed(description: "a watch event without type and object")
         }
-        let metadata = walk.member("metadata", ofObjectAt: object.lowerBound)
-        func metadataString(_ name: StaticString) -> String? {
-            metadata.flatMap { walk.member(name, ofObjectAt: $0.lowerBound) }.flatMap { walk.value($0)?.stringValue }
-        }
-        let resourceVersion = metadataString("resourceVersion") ?? ""
+        let parts = walk.kubernetesObject(object)
+        let resourceVersion = parts.flatMap { walk.string("resourceVersion", of: $0.metadataMembers) } ?? ""
         switch type {
         case "ADDED", "MODIFIED", "DELETED":
             let nameless = Malformed(description: "a \(type) event whose object has no metadata.name")
-            guard let name = metadataString("name"), !name.isEmpty else { throw nameless }
+            guard let parts, let name = walk.string("name", of: parts.metadataMembers), !name.isEmpty else { throw nameless }
             if type == "DELETED" { return .object(name: name, json: nil, resourceVersion: resourceVersion) }
-            guard let shown = walk.kubectlShape(object, kind: kind) else { throw nameless }
+            guard let shown = walk.kubectlShape(parts, kind: kind) else { throw nameless }
             return .object(name: name, json: shown.json, resourceVersion: resourceVersion)
         case "BOOKMARK":
             return .bookmark(resourceVersion: resourceVersion)

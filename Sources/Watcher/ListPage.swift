@@ -42,7 +42,7 @@ struct ListPage {
             } else if walk.key(member, is: "items") {
                 guard bytes[member.value.lowerBound] == UInt8(ascii: "[") else { throw .malformed("\"items\" is not an array") }
                 for item in walk.elements(ofArrayAt: member.value.lowerBound) {
-                    if let object = walk.kubectlShape(item, kind: kind) { items.append(object) }
+                    if let object = walk.kubernetesObject(item).flatMap({ walk.kubectlShape($0, kind: kind) }) { items.append(object) }
                 }
             }
         }
@@ -119,11 +119,32 @@ struct JSONWalk {
         }
     }
 
-    /// The value of the object's member `name` (the first, if repeated); nil when the value at
-    /// `position` is not an object or has no such member.
-    func member(_ name: StaticString, ofObjectAt position: Int) -> Range<Int>? {
-        guard isObject(at: position) else { return nil }
-        return members(ofObjectAt: position).first { key($0, is: name) }?.value
+    /// The value of the member `name` among `members` (the first, if repeated).
+    func member(_ name: StaticString, of members: [Member]) -> Range<Int>? {
+        members.first { key($0, is: name) }?.value
+    }
+
+    /// The string value of the member `name` among `members`; nil when absent or not a string.
+    func string(_ name: StaticString, of members: [Member]) -> String? {
+        member(name, of: members).flatMap { value($0)?.stringValue }
+    }
+
+    /// An object's members and its metadata's, each listed once: what `kubectlShape` copies and
+    /// a watch event's name and resourceVersion are read from.
+    struct KubernetesObject {
+        var range: Range<Int>
+        var members: [Member]
+        var metadata: Member
+        var metadataMembers: [Member]
+    }
+
+    /// The object at `range`; nil when it is not an object or its metadata is not one.
+    func kubernetesObject(_ range: Range<Int>) -> KubernetesObject? {
+        guard isObject(at: range.lowerBound) else { return nil }
+        let members = members(ofObjectAt: range.lowerBound)
+        guard let metadata = members.first(where: { key($0, is: "metadata") }), isObject(at: metadata.value.lowerBound) else { return nil }
+        return KubernetesObject(range: range, members: members, metadata: metadata,
+                                metadataMembers: self.members(ofObjectAt: metadata.value.lowerBound))
     }
 
     func value(_ range: Range<Int>) -> JSONValue? {
@@ -136,16 +157,11 @@ struct JSONWalk {
 
     /// One object (a list's item, a watch event's object) as kubectl shows it, and its name; nil
     /// for an object without a name.
-    func kubectlShape(_ item: Range<Int>, kind: ObjectKind) -> ListedObject? {
-        guard bytes[item.lowerBound] == UInt8(ascii: "{") else { return nil }
-        let members = members(ofObjectAt: item.lowerBound)
-        guard let metadata = members.first(where: { key($0, is: "metadata") }),
-              bytes[metadata.value.lowerBound] == UInt8(ascii: "{") else { return nil }
-        let metadataMembers = self.members(ofObjectAt: metadata.value.lowerBound)
-        guard let nameMember = metadataMembers.first(where: { key($0, is: "name") }),
-              let name = value(nameMember.value)?.stringValue else { return nil }
+    func kubectlShape(_ object: KubernetesObject, kind: ObjectKind) -> ListedObject? {
+        let (members, metadata, metadataMembers) = (object.members, object.metadata, object.metadataMembers)
+        guard let name = string("name", of: metadataMembers) else { return nil }
         var output: [UInt8] = []
-        output.reserveCapacity(item.count + 40)
+        output.reserveCapacity(object.range.count + 40)
         output.append(UInt8(ascii: "{"))
         var first = true
         func separate() {
