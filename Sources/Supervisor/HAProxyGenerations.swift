@@ -36,9 +36,9 @@ final class HAProxyGenerations: Sendable {
         /// one is made current, and that is no crash.
         var superseded: (pid: pid_t, exited: Bool)?
         var shuttingDown = false
-        /// The live config as sections, kept from the last runtime update until a reload
-        /// replaces the live config.
-        var liveSections: (config: String, file: ConfigFile)?
+        /// `live`'s config as sections, kept from the last runtime update (which set both) until
+        /// a reload replaces the live config (which clears it).
+        var liveSections: ConfigFile?
         /// Removed servers the serving process keeps in maintenance until their connections end.
         var pendingDeletions: [PendingDeletion] = []
         var deletionRetryScheduled = false

@@ -34,7 +34,7 @@ extension HAProxyGenerations {
         let began = monotonicSeconds()
         let (cached, pending, current) = state.withLock { ($0.liveSections, $0.pendingDeletions, $0.current) }
         guard let current else { return .needsReload }
-        let old = cached.flatMap { $0.config == live.config ? $0.file : nil } ?? ConfigFile(live.config)
+        let old = cached ?? ConfigFile(live.config)
         let new = ConfigFile(desired.config)
         let plan: RuntimePlan
         switch RuntimePlanner.plan(from: old, to: new, pending: pending) {
@@ -57,17 +57,17 @@ extension HAProxyGenerations {
             // A reload or crash restart must give the same servers: the file follows at once.
             try FileIO.writeAtomically(paths.liveConfig, desired.config, mode: 0o644, durable: false)
         } catch {
-            metrics.recordRuntimeUpdate("fallback")
+            metrics.recordRuntimeUpdate(.fallback)
             Log.warning("runtime update failed; reloading with the new config", ["error": "\(error)"])
             return .failed
         }
         state.withLock { state in
             state.live = desired
-            state.liveSections = (desired.config, new)
+            state.liveSections = new
             state.pendingDeletions = stillPending
             state.lastError = nil
         }
-        metrics.recordRuntimeUpdate("success")
+        metrics.recordRuntimeUpdate(.success)
         history.record(desired, path: .runtime, generation: current.number)
         let commands = plan.updates.reduce(0) { $0 + $1.commands.count + 2 * $1.removals.count }
         Log.info("servers changed at run time", ["generation": String(current.number), "backends": String(plan.updates.count),
