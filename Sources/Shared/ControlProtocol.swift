@@ -302,7 +302,8 @@ public enum UnixSocket {
         return address
     }
 
-    public static func connect(_ path: String) throws(SystemError) -> Int32 {
+    /// A connected stream socket, closed when the value ends.
+    public static func connect(_ path: String) throws(SystemError) -> FileDescriptor {
         var address = try self.address(path)
         let socket = try FileDescriptor(Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0), from: "socket")
         let result = withUnsafePointer(to: &address) { pointer in
@@ -311,7 +312,7 @@ public enum UnixSocket {
             }
         }
         if result != 0 { throw SystemError("connect", detail: path) }
-        return socket.release()
+        return socket
     }
 
     /// Sends all bytes without raising SIGPIPE when the peer has gone.
@@ -335,17 +336,15 @@ public enum UnixSocket {
 
 /// A client of the control socket: the CLI's `status` and `reload`, and the watcher.
 public struct ControlClient: ~Copyable {
-    let fd: Int32
+    let socket: FileDescriptor
     var reader: LineReader
 
     public static let maximumReplyLength = 16 << 20
 
     public init(path: String) throws(SystemError) {
-        fd = try UnixSocket.connect(path)
-        reader = LineReader(fd: fd, maximumLength: ControlClient.maximumReplyLength)
+        socket = try UnixSocket.connect(path)
+        reader = LineReader(fd: socket.raw, maximumLength: ControlClient.maximumReplyLength)
     }
-
-    deinit { close(fd) }
 
     /// Sends one request and waits for its reply.
     public mutating func send(_ request: ControlRequest) throws(SystemError) -> ControlReply {
@@ -359,7 +358,7 @@ public struct ControlClient: ~Copyable {
 
     /// Sends one line as it is and returns the reply line: the wire itself, for tests and tools.
     public mutating func exchange(_ line: String) throws(SystemError) -> [UInt8] {
-        try UnixSocket.send(fd, line + "\n")
+        try UnixSocket.send(socket.raw, line + "\n")
         switch try reader.next() {
         case .line(let bytes):
             return bytes

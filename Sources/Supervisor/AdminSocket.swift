@@ -37,7 +37,7 @@ enum AdminSocket {
     /// A connection whose reads time out: without the limit a silent HAProxy would hold the
     /// apply queue forever.
     private static func connect(_ path: String, timeout: Double) throws(SystemError) -> FileDescriptor {
-        let fd = try FileDescriptor(UnixSocket.connect(path), from: "connect", detail: path)
+        let fd = try UnixSocket.connect(path)
         try fd.setTimeout(SO_RCVTIMEO, "SO_RCVTIMEO", seconds: timeout, detail: path)
         return fd
     }

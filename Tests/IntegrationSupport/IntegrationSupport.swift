@@ -369,7 +369,7 @@ public func makeSelfSignedCertificate(commonName: String, directory: String) thr
 
 /// Sends one command to an HAProxy admin socket and returns the whole answer.
 public func haproxyAdmin(_ socket: String, _ command: String) throws -> String {
-    let fd = try UnixSocket.connect(socket)
+    let fd = try UnixSocket.connect(socket).release()
     defer { close(fd) }
     try UnixSocket.send(fd, command + "\n")
     var answer = Data()

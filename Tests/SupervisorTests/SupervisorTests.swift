@@ -399,7 +399,7 @@ final class SupervisorTests: SupervisorTestCase {
 
     func testMalformedUnknownAndOversizedRequestsGetErrorsAndTheSupervisorCarriesOn() throws {
         let supervisor = try startSupervisor(["KUBE_HAPROXY_MAX_REQUEST_BYTES": "2048"])
-        let fd = try UnixSocket.connect(supervisor.controlSocket)
+        let fd = try UnixSocket.connect(supervisor.controlSocket).release()
         defer { close(fd) }
         var reader = LineReader(fd: fd, maximumLength: 1 << 20)
         func exchange(_ line: String) throws -> JSONValue {
