@@ -218,13 +218,9 @@ final class KubePipeline: ClusterPipeline {
 }
 
 /// Common set-up and tear-down of the watcher tests.
-class PipelineTestCase: XCTestCase {
-    var directory = ""
+/// A supervisor test case (its own directory, `startSupervisor`) whose pipelines stop after it.
+class PipelineTestCase: SupervisorTestCase {
     var pipelines: [ClusterPipeline] = []
-
-    override func setUpWithError() throws {
-        directory = try makeTemporaryDirectory("kube-haproxy-watcher-test")
-    }
 
     override func tearDown() {
         // The whole story of a failed test (or of every test, with WATCHER_TESTS_LOG=1).
@@ -233,7 +229,7 @@ class PipelineTestCase: XCTestCase {
         }
         for pipeline in pipelines { pipeline.stop() }
         pipelines = []
-        try? FileManager.default.removeItem(atPath: directory)
+        super.tearDown()
     }
 
     func makePipeline(tls: EtcdServer.TLS? = nil) throws -> Pipeline {

@@ -104,7 +104,7 @@ final class ResilienceTests: PipelineTestCase {
         try pipeline.putWebPod("web-2", address: "127.0.0.3")
         Thread.sleep(forTimeInterval: 0.3)
 
-        let supervisor = try SupervisorProcess(directory: directory, environment: [:], watcher: "none")
+        let supervisor = try startSupervisor()
         XCTAssertTrue(waitUntil(timeout: 10) { pipeline.answering() == ["web-1", "web-2"] }, watcher.log + supervisor.log)
         XCTAssertTrue(watcher.log.contains("config applied"), watcher.log)
         XCTAssertEqual(try supervisor.status()["reloads"], .integer(1), "one apply with everything, not one per change")
