@@ -39,7 +39,7 @@ final class Metrics: Sendable {
         var applies: [String: Int] = ["changed": 0, "unchanged": 0, "rejected": 0, "error": 0]
         var reloads: [String: Int] = ["success": 0, "failure": 0]
         var reloadDuration = Histogram()
-        var runtimeUpdates: [RuntimeUpdateResult: Int] = [.success: 0, .fallback: 0]
+        var runtimeUpdates: [String: Int] = [RuntimeUpdateResult.success.rawValue: 0, RuntimeUpdateResult.fallback.rawValue: 0]
         var lastSuccessfulApply: Double?
         var haproxyRestarts = 0
         // Reported by the watcher.
@@ -79,12 +79,12 @@ final class Metrics: Sendable {
     }
 
     func recordRuntimeUpdate(_ result: RuntimeUpdateResult) {
-        state.withLock { $0.runtimeUpdates[result, default: 0] += 1 }
+        state.withLock { $0.runtimeUpdates[result.rawValue, default: 0] += 1 }
     }
 
     /// The runtime updates so far: applied, and tried but replaced by a reload.
     func runtimeUpdateCounts() -> (applied: Int, fallbacks: Int) {
-        state.withLock { ($0.runtimeUpdates[.success] ?? 0, $0.runtimeUpdates[.fallback] ?? 0) }
+        state.withLock { ($0.runtimeUpdates[RuntimeUpdateResult.success.rawValue] ?? 0, $0.runtimeUpdates[RuntimeUpdateResult.fallback.rawValue] ?? 0) }
     }
 
     func recordHAProxyRestart() {
@@ -125,7 +125,7 @@ final class Metrics: Sendable {
                                    help: "Time from starting a new HAProxy generation to it serving.", to: &text)
         family("kube_haproxy_runtime_updates_total", "counter",
                "Changes applied through HAProxy's runtime API without a reload: success, fallback (a command failed or the result differed, so a reload followed).",
-               labelled(Dictionary(uniqueKeysWithValues: state.runtimeUpdates.map { ($0.key.rawValue, $0.value) }), "result"))
+               labelled(state.runtimeUpdates, "result"))
         family("kube_haproxy_config_generation", "gauge", "The serving HAProxy generation (0 before the first).", [("", Double(generation))])
         family("kube_haproxy_last_apply_success_timestamp_seconds", "gauge", "Unix time of the last successful apply (0: none yet).",
                [("", state.lastSuccessfulApply ?? 0)])

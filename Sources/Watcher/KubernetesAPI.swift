@@ -149,10 +149,14 @@ enum WatchEvent: Equatable {
         switch type {
         case "ADDED", "MODIFIED", "DELETED":
             let nameless = Malformed(description: "a \(type) event whose object has no metadata.name")
-            guard let parts, let name = walk.string("name", of: parts.metadataMembers), !name.isEmpty else { throw nameless }
-            if type == "DELETED" { return .object(name: name, json: nil, resourceVersion: resourceVersion) }
-            guard let shown = walk.kubectlShape(parts, kind: kind) else { throw nameless }
-            return .object(name: name, json: shown.json, resourceVersion: resourceVersion)
+            guard let parts else { throw nameless }
+            if type == "DELETED" {
+                guard let name = walk.string("name", of: parts.metadataMembers), !name.isEmpty else { throw nameless }
+                return .object(name: name, json: nil, resourceVersion: resourceVersion)
+            }
+            // The shape reads the name; it is not read twice.
+            guard let shown = walk.kubectlShape(parts, kind: kind), !shown.name.isEmpty else { throw nameless }
+            return .object(name: shown.name, json: shown.json, resourceVersion: resourceVersion)
         case "BOOKMARK":
             return .bookmark(resourceVersion: resourceVersion)
         case "ERROR":
