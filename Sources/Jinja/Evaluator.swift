@@ -19,6 +19,10 @@ final class Scope {
     private var moreValues: [Value] = []
     private var moreCount = 0
     private(set) var parent: Scope?
+    /// `parent`, for walking the chain without reference counting while a child holds it.
+    var unretainedParent: Unmanaged<Scope>? {
+        @inline(__always) get { parent.map { Unmanaged.passUnretained($0) } }
+    }
     /// Set when a macro or caller (or a recursive loop) keeps this scope alive past its block.
     var captured = false
 
@@ -438,12 +442,15 @@ final class Renderer {
     }
 
     @inline(__always) func lookup(_ slot: Int, _ scope: Scope?) -> Value? {
-        var current = scope
-        while let s = current {
-            if let value = s.get(slot) { return value }
-            current = s.parent
+        // The chain is walked without reference counting: the caller's `scope` keeps each
+        // parent alive, and reading a variable changes no scope's parent.
+        guard let scope else { return globals[slot] }
+        var current = Unmanaged.passUnretained(scope)
+        while true {
+            if let value = current._withUnsafeGuaranteedRef({ $0.get(slot) }) { return value }
+            guard let parent = current._withUnsafeGuaranteedRef({ $0.unretainedParent }) else { return globals[slot] }
+            current = parent
         }
-        return globals[slot]
     }
 
     func assign(_ target: Target, _ value: Value, _ scope: Scope?) throws(TemplateError) {
