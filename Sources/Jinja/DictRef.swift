@@ -65,6 +65,12 @@ public final class DictRef {
         strings = []
     }
 
+    /// A JSON object with members, read as it is used.
+    init(lazyJSON: LazyJSONObject) {
+        strings = []
+        self.lazyJSON = lazyJSON
+    }
+
     public init(_ pairs: [(Value, Value)]) {
         strings = []
         strings.reserveCapacity(pairs.count)
@@ -134,6 +140,10 @@ public final class DictRef {
         settle()
         return general?.count ?? strings.count
     }
+
+    /// Whether the dict has no members; a dict still JSON text has some (an empty object is
+    /// never read lazily), so `{% if pod.status %}` decodes nothing.
+    public var isEmpty: Bool { lazyJSON == nil && count == 0 }
 
     /// The key at `position` (insertion order).
     public func key(at position: Int) -> Value {

@@ -98,17 +98,11 @@ func lazyJSONValue(_ document: JSONDocument, from start: Int, to end: Int, spanH
     let bytes = document.bytes
     switch bytes[start] {
     case UInt8(ascii: "{"):
-        let ref = DictRef()
-        if bytes[JSONReader.skipValidatedWhitespace(bytes, from: start + 1)] != UInt8(ascii: "}") {
-            ref.lazyJSON = LazyJSONObject(document: document, start: start, end: end, spanHint: spanHint)
-        }
-        return .dict(ref)
+        if bytes[JSONReader.skipValidatedWhitespace(bytes, from: start + 1)] == UInt8(ascii: "}") { return .dict(DictRef()) }
+        return .dict(DictRef(lazyJSON: LazyJSONObject(document: document, start: start, end: end, spanHint: spanHint)))
     case UInt8(ascii: "["):
-        let ref = ListRef()
-        if bytes[JSONReader.skipValidatedWhitespace(bytes, from: start + 1)] != UInt8(ascii: "]") {
-            ref.lazyJSON = LazyJSONArray(document: document, start: start, spanHint: spanHint)
-        }
-        return .list(ref)
+        if bytes[JSONReader.skipValidatedWhitespace(bytes, from: start + 1)] == UInt8(ascii: "]") { return .list(ListRef()) }
+        return .list(ListRef(lazyJSON: LazyJSONArray(document: document, start: start, spanHint: spanHint)))
     case UInt8(ascii: "\""):
         // The common string, without escapes, is its bytes.
         var plain = true

@@ -40,5 +40,16 @@ public final class ListRef {
         self.kind = kind
     }
 
+    /// A JSON array with elements, decoded on first use.
+    init(lazyJSON: LazyJSONArray) {
+        storage = []
+        kind = .list
+        self.lazyJSON = lazyJSON
+    }
+
+    /// Whether the list has no items; a list still JSON text has some (an empty array is
+    /// never read lazily), so `{% if pod.spec.containers %}` decodes nothing.
+    public var isEmpty: Bool { lazyJSON == nil && storage.isEmpty }
+
     public var isList: Bool { if case .list = kind { return true } else { return false } }
 }

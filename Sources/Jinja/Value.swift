@@ -108,9 +108,9 @@ extension Value {
         case .string(let s), .markup(let s): return !s.isEmpty
         case .list(let ref):
             if case .iterator = ref.kind { return true }
-            return !ref.items.isEmpty
+            return !ref.isEmpty
         case .tuple(let items): return !items.isEmpty
-        case .dict(let ref): return ref.count > 0
+        case .dict(let ref): return !ref.isEmpty
         default: return true
         }
     }
