@@ -24,8 +24,12 @@ struct AttributeGetter {
         if let path = attribute.stringValue {
             let markup: Bool
             if case .markup = attribute { markup = true } else { markup = false }
-            parts = path.split(separator: ".", omittingEmptySubsequences: false).map { part in
-                if !part.isEmpty, part.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let i = Int(part) { return .int(i) }
+            // Split at each "." code point, as Python's str.split: on the UTF-8, where a "."
+            // is always a byte of its own (splitting Characters would keep ".\u{301}" whole,
+            // and costs a grapheme search per character).
+            parts = path.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false).map { bytes in
+                let part = Substring(bytes)
+                if !bytes.isEmpty, bytes.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let i = Int(part) { return .int(i) }
                 return markup ? .markup(String(part)) : .string(String(part))
             }
         } else {
@@ -50,6 +54,8 @@ func multiAttributeKey(_ attribute: Value?, lowercase: Bool) -> (Value) -> Value
         let getter = AttributeGetter(attribute, lowercase: lowercase)
         return { .makeList([getter.get($0)]) }
     }
-    let getters = text.split(separator: ",", omittingEmptySubsequences: false).map { AttributeGetter(.string(String($0)), lowercase: lowercase) }
+    let getters = text.utf8.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false).map {
+        AttributeGetter(.string(String(Substring($0))), lowercase: lowercase)
+    }
     return { item in .makeList(getters.map { $0.get(item) }) }
 }
