@@ -169,10 +169,7 @@ extension DictMethodCall {
     /// items and iteritems
     func items() throws(TemplateError) -> Value {
         _ = try positionalArguments(args, "\(name)", min: 0, max: 0, owner: "dict")
-        var pairs: [Value] = []
-        pairs.reserveCapacity(ref.count)
-        for i in 0..<ref.count { pairs.append(.tuple([ref.keys[i], ref.values[i]])) }
-        return .list(ListRef(pairs, kind: .dictItems))
+        return .list(ListRef(ref.itemTuples, kind: .dictItems))
     }
 
     /// keys and iterkeys

@@ -187,6 +187,14 @@ public final class DictRef {
         return general ?? strings.map { (.string($0.0), $0.1) }
     }
 
+    /// The members as `(key, value)` tuples in order, as `items()` lists them, made in one
+    /// pass without the cached key and value lists.
+    public var itemTuples: [Value] {
+        settle()
+        if let general { return general.map { .tuple([$0.0, $0.1]) } }
+        return strings.map { .tuple([.string($0.0), $0.1]) }
+    }
+
     public func copy() -> DictRef {
         settle()
         let other = DictRef()

@@ -277,10 +277,7 @@ private func integerArgument(_ value: Value) throws(TemplateError) -> Int {
         if case .undefined(let u) = call.value { throw u.error }
         throw TemplateError(.attribute, "'\(call.value.typeName)' object has no attribute 'items'")
     }
-    var pairs: [Value] = []
-    pairs.reserveCapacity(ref.count)
-    for i in 0..<ref.count { pairs.append(.tuple([ref.keys[i], ref.values[i]])) }
-    return .makeList(try pySorted(pairs, reverse: a[2]?.isTruthy ?? false) { pair in
+    return .makeList(try pySorted(ref.itemTuples, reverse: a[2]?.isTruthy ?? false) { pair in
         guard case .tuple(let items) = pair else { return pair }
         return caseSensitive ? items[position] : ignoreCase(items[position])
     })
@@ -484,10 +481,7 @@ private func roundTowardZero(_ d: Double) throws(TemplateError) -> String {
     switch call.value {
     case .undefined: return generator([])
     case .dict(let ref):
-        var pairs: [Value] = []
-        pairs.reserveCapacity(ref.count)
-        for i in 0..<ref.count { pairs.append(.tuple([ref.keys[i], ref.values[i]])) }
-        return generator(pairs)
+        return generator(ref.itemTuples)
     default: throw TemplateError(.type, "Can only get item pairs from a mapping.")
     }
 }

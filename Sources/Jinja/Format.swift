@@ -78,11 +78,12 @@ func writeRepr(_ value: Value, to out: inout String, _ reprStack: inout [ObjectI
         out += ")"
     case .dict(let ref):
         out += "{"
-        for i in 0..<ref.count {
+        let keys = ref.keys, values = ref.values
+        for i in keys.indices {
             if i > 0 { out += ", " }
-            writeRepr(ref.keys[i], to: &out, &reprStack)
+            writeRepr(keys[i], to: &out, &reprStack)
             out += ": "
-            writeRepr(ref.values[i], to: &out, &reprStack)
+            writeRepr(values[i], to: &out, &reprStack)
         }
         out += "}"
     case .undefined: out += "Undefined"

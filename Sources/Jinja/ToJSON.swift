@@ -23,15 +23,16 @@ func writeJSON(_ value: Value, indent: String?, level: Int, to out: inout String
         out += "]"
     case .dict(let ref):
         if ref.count == 0 { out += "{}"; return }
-        let order = try pySorted(Array(0..<ref.count).map { Value.int($0) }, reverse: false) { position in
-            ref.keys[position.intValue ?? 0]
+        let keys = ref.keys, values = ref.values
+        let order = try pySorted(keys.indices.map { Value.int($0) }, reverse: false) { position in
+            keys[position.intValue ?? 0]
         }
         out += "{"
         for (n, position) in order.enumerated() {
             let i = position.intValue ?? 0
             if n > 0 { out += indent == nil ? ", " : "," }
             if let indent { out += "\n" + String(repeating: indent, count: level + 1) }
-            let key = ref.keys[i]
+            let key = keys[i]
             switch key {
             case .string(let s), .markup(let s): writeJSONString(s, to: &out)
             case .none: out += "\"null\""
@@ -41,7 +42,7 @@ func writeJSON(_ value: Value, indent: String?, level: Int, to out: inout String
             default: throw TemplateError(.type, "keys must be str, int, float, bool or None, not \(key.typeName)")
             }
             out += ": "
-            try writeJSON(ref.values[i], indent: indent, level: level + 1, to: &out)
+            try writeJSON(values[i], indent: indent, level: level + 1, to: &out)
         }
         if let indent { out += "\n" + String(repeating: indent, count: level) }
         out += "}"
