@@ -452,7 +452,8 @@ func simplePercentFormat<Arguments: RandomAccessCollection<Value>>(_ format: Str
 where Arguments.Index == Int {
     // Written straight into a buffer as long as the longest result can be (on the stack for a
     // `"%d_%d"` of a loop's counters), and the String made from it once.
-    var capacity = format.utf8.count
+    // Each conversion may pad its field to `maximumSimpleWidth`.
+    var capacity = format.utf8.count + arguments.count * maximumSimpleWidth
     for argument in arguments {
         switch argument {
         case .int: capacity += Output.maximumDecimalLength
@@ -467,8 +468,12 @@ where Arguments.Index == Int {
     }
 }
 
+/// The widest field `simplePercentFormat` pads (`%03d`, `%-20s`); wider ones go the general way.
+private let maximumSimpleWidth = 64
+
 /// The formatting itself, into `buffer` (large enough): nil for anything but `%s`, `%d` and
-/// `%%` with as many arguments as they take.
+/// `%%` with as many arguments as they take; `%s` and `%d` may have the flags `0` and `-` and
+/// a width (of an ASCII str or an int: Python counts code points).
 @inline(__always)
 private func simplePercentFormat<Arguments: RandomAccessCollection<Value>>(
     _ utf8: UnsafeBufferPointer<UInt8>, arguments: Arguments, into buffer: UnsafeMutableBufferPointer<UInt8>
@@ -487,24 +492,58 @@ private func simplePercentFormat<Arguments: RandomAccessCollection<Value>>(
             continue
         }
         guard index < utf8.count else { return nil }
+        var zeroPadding = false, leftAligned = false, width = 0
+        if utf8[index] == UInt8(ascii: "-") || (utf8[index] >= UInt8(ascii: "0") && utf8[index] <= UInt8(ascii: "9")) {
+            flags: while index < utf8.count {
+                switch utf8[index] {
+                case UInt8(ascii: "0"): zeroPadding = true
+                case UInt8(ascii: "-"): leftAligned = true
+                default: break flags
+                }
+                index += 1
+            }
+            while index < utf8.count, utf8[index] >= UInt8(ascii: "0"), utf8[index] <= UInt8(ascii: "9") {
+                width = width * 10 + Int(utf8[index] - UInt8(ascii: "0"))
+                guard width <= maximumSimpleWidth else { return nil }
+                index += 1
+            }
+            guard index < utf8.count else { return nil }
+        }
         let conversion = utf8[index]
         index += 1
         switch conversion {
         case UInt8(ascii: "%"):
+            guard width == 0, !zeroPadding, !leftAligned else { return nil }
             base[length] = UInt8(ascii: "%")
             length += 1
         case UInt8(ascii: "s"), UInt8(ascii: "d"):
             guard next < arguments.count else { return nil }
+            let field = length
             switch arguments[arguments.startIndex + next] {
             case .int(let i):
                 length += Output.writeDecimal(i, to: base + length)
             case .string(let text) where conversion == UInt8(ascii: "s"):
                 for unit in text.utf8 {
+                    if width > 0 && unit >= 0x80 { return nil }
                     base[length] = unit
                     length += 1
                 }
             default:
                 return nil
+            }
+            if width > length - field {
+                let padding = width - (length - field)
+                if leftAligned {
+                    (base + length).initialize(repeating: UInt8(ascii: " "), count: padding)
+                } else {
+                    // Zeros go after the sign, and only for numbers (`%05s` pads with spaces).
+                    let zeros = zeroPadding && conversion == UInt8(ascii: "d")
+                    let sign = zeros && base[field] == UInt8(ascii: "-") ? 1 : 0
+                    let moved = length - field - sign
+                    memmove(base + field + sign + padding, base + field + sign, moved)
+                    (base + field + sign).initialize(repeating: zeros ? UInt8(ascii: "0") : UInt8(ascii: " "), count: padding)
+                }
+                length += padding
             }
             next += 1
         default:
