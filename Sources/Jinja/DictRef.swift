@@ -137,6 +137,8 @@ public final class DictRef {
     }
 
     public var count: Int {
+        // `len(service.pods)` of a JSON object: its members counted without decoding them.
+        if lazyJSON != nil, let count = lazyJSON!.countIfKeysAreUnique() { return count }
         settle()
         return general?.count ?? strings.count
     }

@@ -164,6 +164,8 @@ struct LazyJSONObject {
         var value: Value
     }
     private var lookups = 0
+    /// Whether no key repeats, once `keysAreUnique` has checked.
+    private var uniqueKeys: Bool? = nil
 
     init(document: JSONDocument, start: Int, end: Int, spanHint: Int) {
         self.document = document
@@ -493,18 +495,7 @@ struct LazyJSONObject {
     /// the bytes of keys without escapes or non-ASCII bytes); nil otherwise.
     mutating func valuesIfKeysAreUnique() -> [Value]? {
         let members = table
-        guard members.count <= 64 else { return nil }
-        let bytes = document.bytes
-        for i in members.indices {
-            guard members[i].isPlain else { return nil }
-            let range = members[i].keyRange
-            for j in 0..<i {
-                // Keys such as pod names differ near their ends: the last byte rules out most.
-                let other = members[j].keyRange
-                if other.count == range.count, range.isEmpty || bytes[other.upperBound - 1] == bytes[range.upperBound - 1],
-                   Self.sameBytes(bytes, other, UnsafeBufferPointer(rebasing: bytes[range])) { return nil }
-            }
-        }
+        guard keysAreUnique(members) else { return nil }
         var values: [Value] = []
         values.reserveCapacity(members.count)
         // In document order, each container's end is searched for from the one before.
@@ -522,6 +513,38 @@ struct LazyJSONObject {
         }
         for member in members { values.append(value(of: member, naming: 0, hint: &hint)) }
         return values
+    }
+
+    /// The number of members, without decoding a key or value, when no key repeats (as
+    /// `valuesIfKeysAreUnique` checks it); nil otherwise.
+    mutating func countIfKeysAreUnique() -> Int? {
+        let members = table
+        return keysAreUnique(members) ? members.count : nil
+    }
+
+    /// Whether no two of `members` (the table) have the same key, checked once on the bytes
+    /// of keys without escapes or non-ASCII bytes; false for more than 64 members or any
+    /// other key.
+    private mutating func keysAreUnique(_ members: [Member]) -> Bool {
+        if let uniqueKeys { return uniqueKeys }
+        let unique = Self.keysAreUnique(members, document.bytes)
+        uniqueKeys = unique
+        return unique
+    }
+
+    private static func keysAreUnique(_ members: [Member], _ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard members.count <= 64 else { return false }
+        for i in members.indices {
+            guard members[i].isPlain else { return false }
+            let range = members[i].keyRange
+            for j in 0..<i {
+                // Keys such as pod names differ near their ends: the last byte rules out most.
+                let other = members[j].keyRange
+                if other.count == range.count, range.isEmpty || bytes[other.upperBound - 1] == bytes[range.upperBound - 1],
+                   Self.sameBytes(bytes, other, UnsafeBufferPointer(rebasing: bytes[range])) { return false }
+            }
+        }
+        return true
     }
 
     /// Every member in document order, repeats included, for the dict to take as its own;
