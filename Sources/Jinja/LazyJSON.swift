@@ -157,8 +157,11 @@ struct LazyJSONObject {
     private var handedOut: [HandedOut] = []
 
     private struct HandedOut {
+        /// Where the member's key starts, as `Member.keyStart`, with the high bit of
+        /// `Member.keyEnd` (a lookup by a str key finds the member again by its key's bytes).
+        var keyStart: UInt32
         /// Where the member's value starts: what names a member, however it was found.
-        var member: Int
+        var valueStart: UInt32
         /// `AttributeName.serial`, 0 for none.
         var name: Int
         var value: Value
@@ -414,6 +417,10 @@ struct LazyJSONObject {
             guard let found = lastMember(matching: wanted, key) else { return nil }
             return value(of: found, naming: name, hint: &hint)
         }
+        // A str key (`x['podIP']`, a filter's attribute) asked again: a member handed out
+        // before was the last of its key, or its key is unique. (`x.name` asked again was
+        // answered by the name, before this.)
+        if name == 0, let given = handedOutValue(matching: wanted, key) { return given }
         let members = table
         var index = members.count - 1
         while index >= 0 {
@@ -468,14 +475,37 @@ struct LazyJSONObject {
 
     private func handedOutValue(of member: Member) -> Value? {
         guard let firstHandedOut else { return nil }
-        let wanted = Int(member.valueStart)
-        if firstHandedOut.member == wanted { return firstHandedOut.value }
-        for entry in handedOut where entry.member == wanted { return entry.value }
+        let wanted = member.valueStart
+        if firstHandedOut.valueStart == wanted { return firstHandedOut.value }
+        for entry in handedOut where entry.valueStart == wanted { return entry.value }
         return nil
     }
 
+    /// The value handed out before for the key `wanted`, if any.
+    @inline(never)
+    private func handedOutValue(matching wanted: UnsafeBufferPointer<UInt8>, _ key: String) -> Value? {
+        guard let firstHandedOut else { return nil }
+        if keyMatches(firstHandedOut, wanted, key) { return firstHandedOut.value }
+        for entry in handedOut where keyMatches(entry, wanted, key) { return entry.value }
+        return nil
+    }
+
+    /// Whether the key of a member handed out is `key`; its end is found again before its
+    /// value (the closing quote before the colon).
+    @inline(__always)
+    private func keyMatches(_ entry: HandedOut, _ wanted: UnsafeBufferPointer<UInt8>, _ key: String) -> Bool {
+        let bytes = document.bytes
+        let colon = Self.skipSpaceBack(bytes, Int(entry.valueStart) &- 1)
+        let keyEnd = Self.skipSpaceBack(bytes, colon &- 1)
+        let flags = Int(entry.keyStart) & Member.escapedKey
+        let member = Member(keyStart: UInt32(truncatingIfNeeded: Int(entry.keyStart) & (Member.escapedKey - 1)),
+                            keyEnd: UInt32(truncatingIfNeeded: keyEnd | flags), valueStart: entry.valueStart, valueEnd: 0)
+        return matches(member, wanted, key)
+    }
+
     private mutating func keepHandedOut(_ member: Member, _ value: Value, naming name: Int = 0) {
-        let entry = HandedOut(member: Int(member.valueStart), name: name, value: value)
+        let entry = HandedOut(keyStart: member.keyStart | (member.keyEnd & UInt32(Member.escapedKey)),
+                              valueStart: member.valueStart, name: name, value: value)
         if firstHandedOut == nil { firstHandedOut = entry } else { handedOut.append(entry) }
     }
 
@@ -551,7 +581,7 @@ struct LazyJSONObject {
     /// values already handed out by lookups are kept.
     mutating func members() -> [(String, Value)] {
         let members = table
-        let given = Dictionary(((firstHandedOut.map { [$0] } ?? []) + handedOut).map { ($0.member, $0.value) }, uniquingKeysWith: { first, _ in first })
+        let given = Dictionary(((firstHandedOut.map { [$0] } ?? []) + handedOut).map { (Int($0.valueStart), $0.value) }, uniquingKeysWith: { first, _ in first })
         var pairs: [(String, Value)] = []
         pairs.reserveCapacity(members.count)
         // In document order, as in valuesIfKeysAreUnique.
