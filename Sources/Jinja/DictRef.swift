@@ -184,11 +184,6 @@ public final class DictRef {
         return built
     }
 
-    public var pairs: [(Value, Value)] {
-        settle()
-        return general ?? strings.map { (.string($0.0), $0.1) }
-    }
-
     /// The members as `(key, value)` tuples in order, as `items()` lists them, made in one
     /// pass without the cached key and value lists.
     public var itemTuples: [Value] {
