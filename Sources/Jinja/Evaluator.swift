@@ -492,16 +492,25 @@ final class Renderer {
         do throws(TemplateError) {
             items = try iterable.iterate()
             if let test = node.test {
-                var kept: [Value] = []
+                // The items are copied only from the first one left out: when the test keeps
+                // every item (every pod has its IP), the list is used as it came.
+                var kept: [Value]? = nil
                 var testScope = Scope(parent: scope)
-                for item in items {
+                for index in items.indices {
                     if testScope.captured { testScope = Scope(parent: scope) }
-                    try bind(node.target, item, testScope)
+                    try bind(node.target, items[index], testScope)
                     let keep: Bool
                     do throws(TemplateError) { keep = try evaluate(test, testScope).isTruthy } catch { throw located(error, node.testLine) }
-                    if keep { kept.append(item) }
+                    if kept != nil {
+                        if keep { kept?.append(items[index]) }
+                    } else if !keep {
+                        var first: [Value] = []
+                        first.reserveCapacity(items.count - 1)
+                        first.append(contentsOf: items[..<index])
+                        kept = first
+                    }
                 }
-                items = kept
+                if let kept { items = kept }
             }
         } catch {
             throw located(error, node.line)
