@@ -533,9 +533,9 @@ final class Renderer {
                 return output.string
             }
         }
+        // The spares are taken, not copied: no reference counting for them.
         var loop: LoopContext
-        if let spare = spareLoop {
-            spareLoop = nil
+        if let spare = spareLoop.take() {
             spare.reuse(items: items, depth0: depth0, recurse: recurse)
             loop = spare
         } else {
@@ -543,8 +543,7 @@ final class Renderer {
         }
         var loopValue = Value.loop(loop)
         var iterationScope: Scope
-        if let spare = spareScope {
-            spareScope = nil
+        if let spare = spareScope.take() {
             spare.reuse(parent: scope)
             iterationScope = spare
         } else {
@@ -552,16 +551,20 @@ final class Renderer {
         }
         // The node's parts read once, not once per item.
         let body = node.body
-        let target = node.target
+        let targetSlot = node.targetSlot
         let loopSlot = node.loopSlot
         for index in items.indices {
             loop.index0 = index
             if iterationScope.captured { iterationScope = Scope(parent: scope) } else if index > 0 { iterationScope.reset() }
             iterationScope.set(loopSlot, loopValue)
-            do {
-                try bind(target, items[index], iterationScope)
-            } catch {
-                throw located(error, node.line)
+            if targetSlot >= 0 {
+                iterationScope.set(targetSlot, items[index])
+            } else {
+                do {
+                    try assign(node.target, items[index], iterationScope)
+                } catch {
+                    throw located(error, node.line)
+                }
             }
             try execute(body, iterationScope, &out)
         }
@@ -570,9 +573,9 @@ final class Renderer {
         loopValue = .none
         if !iterationScope.captured {
             iterationScope.reuse(parent: nil)
-            if isKnownUniquelyReferenced(&iterationScope) { spareScope = iterationScope }
+            if isKnownUniquelyReferenced(&iterationScope) { spareScope = consume iterationScope }
         }
-        if isKnownUniquelyReferenced(&loop) { spareLoop = loop }
+        if isKnownUniquelyReferenced(&loop) { spareLoop = consume loop }
     }
 
     // MARK: Expressions

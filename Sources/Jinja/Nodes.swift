@@ -199,6 +199,8 @@ final class ForNode: Sendable {
     let recursive: Bool
     /// Slot of the name `loop` (bound in the body).
     let loopSlot: Int
+    /// The target's slot when it is one name (the common `for x in ...`), else -1.
+    let targetSlot: Int
     let line: Int
 
     init(target: Target, iter: Expr, body: [Node], else_: [Node], test: Expr?, testLine: Int, recursive: Bool, loopSlot: Int, line: Int) {
@@ -210,6 +212,7 @@ final class ForNode: Sendable {
         self.test = test
         self.recursive = recursive
         self.loopSlot = loopSlot
+        if case .name(let slot) = target { targetSlot = slot } else { targetSlot = -1 }
         self.line = line
     }
 }
