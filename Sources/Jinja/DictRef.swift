@@ -305,6 +305,13 @@ public final class DictRef {
         return lookup(name.text)
     }
 
+    /// `x.first.second` read through this JSON object's text (LazyJSONObject.lookupPath); nil:
+    /// go step by step.
+    @inline(__always) func lookupPath(_ first: AttributeName, _ second: AttributeName) -> Value? {
+        if lazyJSON?.prefersDecoding == false { return lazyJSON!.lookupPath(first, second) }
+        return nil
+    }
+
     public subscript(string key: String) -> Value? {
         get { lookup(key) }
         set { self[.string(key)] = newValue }

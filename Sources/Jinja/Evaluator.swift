@@ -611,19 +611,16 @@ final class Renderer {
             if let value = lookup(slot, scope) { return value }
             return .undefined(Undefined(name: program.names[slot]))
         case .getattr(let objectExpr, let name):
-            let object = try evaluate(objectExpr, scope)
-            switch object {
-            case .dict(let ref) where name.dictMethod == nil:
-                if let value = ref.lookup(name) { return value }
-                return .undefined(Undefined(owner: object, attribute: name.text))
-            case .loop(let loop):
-                if let attribute = name.loopAttribute { return attribute.value(of: loop) }
-                return getAttribute(object, name.text)
-            case .undefined(let u):
-                throw u.error
-            default:
-                return getAttribute(object, name.text)
+            if case .getattr(let baseExpr, let first) = objectExpr {
+                // `x.first.second` of a JSON object: read without making the dict between,
+                // where that changes nothing a template can see (DictRef.lookupPath).
+                let base = try evaluate(baseExpr, scope)
+                if case .dict(let ref) = base, first.dictMethod == nil, name.dictMethod == nil, let value = ref.lookupPath(first, name) {
+                    return value
+                }
+                return try attribute(try attribute(base, first), name)
             }
+            return try attribute(try evaluate(objectExpr, scope), name)
         case .getitem(let objectExpr, let argument):
             let object = try evaluate(objectExpr, scope)
             if case .undefined(let u) = object { throw u.error }
@@ -780,6 +777,23 @@ final class Renderer {
             }
             let callee = try evaluate(calleeExpr, scope)
             return try callValue(callee, try evaluateArguments(arguments, scope), calleeExpr: calleeExpr)
+        }
+    }
+
+    /// `object.name`: a dict's member (its methods come first), a loop's attribute, or what
+    /// `getAttribute` finds.
+    func attribute(_ object: Value, _ name: AttributeName) throws(TemplateError) -> Value {
+        switch object {
+        case .dict(let ref) where name.dictMethod == nil:
+            if let value = ref.lookup(name) { return value }
+            return .undefined(Undefined(owner: object, attribute: name.text))
+        case .loop(let loop):
+            if let attribute = name.loopAttribute { return attribute.value(of: loop) }
+            return getAttribute(object, name.text)
+        case .undefined(let u):
+            throw u.error
+        default:
+            return getAttribute(object, name.text)
         }
     }
 

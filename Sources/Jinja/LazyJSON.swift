@@ -162,10 +162,24 @@ struct LazyJSONObject {
         var keyStart: UInt32
         /// Where the member's value starts: what names a member, however it was found.
         var valueStart: UInt32
-        /// `AttributeName.serial`, 0 for none.
+        /// `AttributeName.serial`, 0 for none; or for a value read by `x.first.second`
+        /// (`lookupPath`), `pathName` of both, and `keyStart` and `valueStart` are those of
+        /// `second`'s member inside `first`'s object (no member of this object starts there).
         var name: Int
         var value: Value
+
+        var isPath: Bool { name < 0 }
+        /// The serial of a path's second name.
+        var secondName: Int { -name & (1 << 31 - 1) }
+        /// The name of a path: negative, one for each pair of serials below 2^31 (`lookupPath`
+        /// reads no path of names made after those, which serials never reach in practice).
+        static func pathName(_ first: Int, _ second: Int) -> Int? {
+            guard first < 1 << 31, second < 1 << 31 else { return nil }
+            return -(first << 31 | second)
+        }
     }
+    /// Whether a value read by `x.first.second` is among those handed out (see `lookupPath`).
+    private var hasPathValues = false
     private var lookups = 0
     /// Whether no key repeats, once `keysAreUnique` has checked.
     private var uniqueKeys: Bool? = nil
@@ -409,25 +423,125 @@ struct LazyJSONObject {
     /// `lookup(key)` with the key's UTF-8 at hand. A linear search: the objects templates
     /// look into have few members, and comparing a member's length first makes each miss cheap.
     mutating func lookup(utf8 wanted: UnsafeBufferPointer<UInt8>, _ key: String, naming name: Int = 0) -> Value? {
-        lookups += 1
-        var hint = spanHint
-        if memberTable == nil && lookups == 1 {
-            // Most objects are asked for one member (`pod.status`), found without the table
-            // of every member, from the last member back.
-            guard let found = lastMember(matching: wanted, key) else { return nil }
-            return value(of: found, naming: name, hint: &hint)
-        }
         // A str key (`x['podIP']`, a filter's attribute) asked again: a member handed out
         // before was the last of its key, or its key is unique. (`x.name` asked again was
         // answered by the name, before this.)
-        if name == 0, let given = handedOutValue(matching: wanted, key) { return given }
+        if name == 0, lookups > 0 || memberTable != nil, let given = handedOutValue(matching: wanted, key) {
+            lookups += 1
+            return given
+        }
+        guard let found = member(matching: wanted, key) else { return nil }
+        var hint = spanHint
+        return value(of: found, naming: name, hint: &hint)
+    }
+
+    /// The last member whose key is `key`, or nil.
+    private mutating func member(matching wanted: UnsafeBufferPointer<UInt8>, _ key: String) -> Member? {
+        lookups += 1
+        if memberTable == nil && lookups == 1 {
+            // Most objects are asked for one member (`pod.status`), found without the table
+            // of every member, from the last member back.
+            return lastMember(matching: wanted, key)
+        }
         let members = table
         var index = members.count - 1
         while index >= 0 {
-            if matches(members[index], wanted, key) { return value(of: members[index], naming: name, hint: &hint) }
+            if matches(members[index], wanted, key) { return members[index] }
             index -= 1
         }
         return nil
+    }
+
+    /// `x.first.second`, where `first` names a member of this object that is an object still
+    /// text and not handed out, and `second` a member of that one that is a str, number, bool
+    /// or null: that value, read from the text without making `first`'s dict, and kept for the
+    /// next time (`pod.status.podIP` on every server line). nil for anything else, and the
+    /// caller goes step by step: only containers have an identity a template could see, and
+    /// no container is made or kept here.
+    mutating func lookupPath(_ first: AttributeName, _ second: AttributeName) -> Value? {
+        let firstSerial = first.serial
+        guard let pathName = HandedOut.pathName(firstSerial, second.serial) else { return nil }
+        if firstHandedOut != nil {
+            if hasPathValues {
+                if firstHandedOut?.name == pathName { return firstHandedOut?.value }
+                for index in handedOut.indices where handedOut[index].name == pathName { return handedOut[index].value }
+            }
+            // `first` handed out under its name: its dict answers.
+            if isHandedOut(naming: firstSerial) { return nil }
+        }
+        // Found from the last member back unless the table is there: paths do not count as
+        // lookups that the table would pay for (a pod asked for `status.podIP` and
+        // `status.containerStatuses` finds `status` at its end both times).
+        guard let member = first.utf8.withUnsafeBufferPointer({ wanted in
+            memberTable == nil ? lastMember(matching: wanted, first.text) : member(matching: wanted, first.text)
+        }) else { return nil }
+        let bytes = document.bytes
+        let start = Int(member.valueStart)
+        guard bytes[start] == UInt8(ascii: "{"), !isHandedOut(member) else { return nil }
+        var hint = spanHint
+        _ = document.containerEnds.end(ofContainerAt: start, hint: &hint)
+        let inner = LazyJSONObject(document: document, start: start, end: Int(member.valueEnd), spanHint: hint)
+        let found = second.utf8.withUnsafeBufferPointer { inner.lastMember(matching: $0, second.text) }
+        guard let found, bytes[Int(found.valueStart)] != UInt8(ascii: "{") && bytes[Int(found.valueStart)] != UInt8(ascii: "[") else {
+            // `second` is missing or a container: step by step after all, with what was found.
+            // `first`'s dict is made and kept, then `second`'s value is made in it and kept
+            // there, or its absence reported as `x.first.second` reports it.
+            // Both count as the lookups they stand for (the second one of an object makes its
+            // table of members, for the lookups after it).
+            lookups += 1
+            hint = spanHint
+            let firstValue = value(of: member, naming: firstSerial, hint: &hint)
+            guard let found else { return .undefined(Undefined(owner: firstValue, attribute: second.text)) }
+            guard case .dict(let ref) = firstValue, let innerSpanHint = ref.lazyJSON?.spanHint else { return nil }
+            var innerHint = innerSpanHint
+            ref.lazyJSON?.lookups += 1
+            return ref.lazyJSON?.value(of: found, naming: second.serial, hint: &innerHint)
+        }
+        let value = lazyJSONValue(document, from: Int(found.valueStart), to: Int(found.valueEnd), spanHint: hint)
+        let entry = HandedOut(keyStart: found.keyStart | (found.keyEnd & UInt32(Member.escapedKey)), valueStart: found.valueStart,
+                              name: pathName, value: value)
+        if firstHandedOut == nil { firstHandedOut = entry } else { handedOut.append(entry) }
+        hasPathValues = true
+        return value
+    }
+
+    /// Hands the values `lookupPath` read inside `member`'s value, now handed out as `value`,
+    /// to that value's object (where `first.second` then finds them by the second name), and
+    /// forgets them here.
+    private mutating func movePathValues(inside member: Member, to value: Value) {
+        let range = member.valueStart..<member.valueEnd
+        var receiver: DictRef? = nil
+        if case .dict(let ref) = value, ref.lazyJSON != nil { receiver = ref }
+        if let first = firstHandedOut, first.isPath, range.contains(first.valueStart) {
+            receiver?.lazyJSON?.adopt(first)
+            firstHandedOut = handedOut.isEmpty ? nil : handedOut.removeFirst()
+        }
+        if !handedOut.isEmpty {
+            handedOut.removeAll { entry in
+                guard entry.isPath && range.contains(entry.valueStart) else { return false }
+                receiver?.lazyJSON?.adopt(entry)
+                return true
+            }
+        }
+        hasPathValues = firstHandedOut?.isPath == true || handedOut.contains { $0.isPath }
+    }
+
+    /// A value another object's `lookupPath` read inside this one, now handed out by this one
+    /// under the path's second name.
+    private mutating func adopt(_ entry: HandedOut) {
+        let own = HandedOut(keyStart: entry.keyStart, valueStart: entry.valueStart, name: entry.secondName, value: entry.value)
+        if firstHandedOut == nil { firstHandedOut = own } else { handedOut.append(own) }
+    }
+
+    private func isHandedOut(naming name: Int) -> Bool {
+        if firstHandedOut?.name == name { return true }
+        return handedOut.contains { $0.name == name }
+    }
+
+    private func isHandedOut(_ member: Member) -> Bool {
+        let wanted = member.valueStart
+        if firstHandedOut?.valueStart == wanted { return true }
+        return handedOut.contains { $0.valueStart == wanted }
     }
 
     /// Whether the member's key is `key`: plain keys compared by their bytes, length first.
@@ -494,6 +608,8 @@ struct LazyJSONObject {
     /// value (the closing quote before the colon).
     @inline(__always)
     private func keyMatches(_ entry: HandedOut, _ wanted: UnsafeBufferPointer<UInt8>, _ key: String) -> Bool {
+        // A value read through a member's object has no key in this one.
+        if entry.isPath { return false }
         let bytes = document.bytes
         let colon = Self.skipSpaceBack(bytes, Int(entry.valueStart) &- 1)
         let keyEnd = Self.skipSpaceBack(bytes, colon &- 1)
@@ -504,6 +620,8 @@ struct LazyJSONObject {
     }
 
     private mutating func keepHandedOut(_ member: Member, _ value: Value, naming name: Int = 0) {
+        // Read from now on through the dict handed out, which the template may change.
+        if hasPathValues { movePathValues(inside: member, to: value) }
         let entry = HandedOut(keyStart: member.keyStart | (member.keyEnd & UInt32(Member.escapedKey)),
                               valueStart: member.valueStart, name: name, value: value)
         if firstHandedOut == nil { firstHandedOut = entry } else { handedOut.append(entry) }
