@@ -482,9 +482,9 @@ final class Renderer {
 
     // MARK: Loops
 
-    /// A loop's item bound to its target: a plain name without `assign`'s unpacking.
-    @inline(__always) func bind(_ target: Target, _ item: Value, _ scope: Scope) throws(TemplateError) {
-        if case .name(let slot) = target { scope.set(slot, item) } else { try assign(target, item, scope) }
+    /// A loop's item bound to its target: a plain name by its slot, without `assign`'s unpacking.
+    @inline(__always) func bind(_ node: ForNode, _ item: Value, _ scope: Scope) throws(TemplateError) {
+        if node.targetSlot >= 0 { scope.set(node.targetSlot, item) } else { try assign(node.target, item, scope) }
     }
 
     func runLoop(_ node: ForNode, _ iterable: Value, _ scope: Scope?, depth0: Int, _ out: inout Output) throws(TemplateError) {
@@ -498,7 +498,7 @@ final class Renderer {
                 var testScope = Scope(parent: scope)
                 for index in items.indices {
                     if testScope.captured { testScope = Scope(parent: scope) }
-                    try bind(node.target, items[index], testScope)
+                    try bind(node, items[index], testScope)
                     let keep: Bool
                     do throws(TemplateError) { keep = try evaluate(test, testScope).isTruthy } catch { throw located(error, node.testLine) }
                     if kept != nil {
@@ -551,20 +551,15 @@ final class Renderer {
         }
         // The node's parts read once, not once per item.
         let body = node.body
-        let targetSlot = node.targetSlot
         let loopSlot = node.loopSlot
         for index in items.indices {
             loop.index0 = index
             if iterationScope.captured { iterationScope = Scope(parent: scope) } else if index > 0 { iterationScope.reset() }
             iterationScope.set(loopSlot, loopValue)
-            if targetSlot >= 0 {
-                iterationScope.set(targetSlot, items[index])
-            } else {
-                do {
-                    try assign(node.target, items[index], iterationScope)
-                } catch {
-                    throw located(error, node.line)
-                }
+            do {
+                try bind(node, items[index], iterationScope)
+            } catch {
+                throw located(error, node.line)
             }
             try execute(body, iterationScope, &out)
         }
